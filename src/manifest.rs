@@ -1,0 +1,386 @@
+//! Manifests as the registry returned them: the exact bytes plus the MIME
+//! type, parsed (with `oci-spec`'s types) only when something must be read
+//! from them. Digests are always computed over [`Manifest::bytes`], never over
+//! re-serialised JSON.
+//!
+//! Formats: OCI image manifest and index, Docker schema 2 manifest and
+//! manifest list are read and written unchanged. Docker schema 1 is refused
+//! with [`ManifestError::Schema1`] (deprecated since 2019 and not
+//! content-addressable after re-signing). [`to_docker_v2s2`] is the one
+//! conversion, used when a destination holds Docker schema 2 only
+//! (`docker-archive:`).
+
+use std::fmt;
+
+use bytes::Bytes;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use serde_json::Value;
+
+use crate::digest::{self, Digest};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const DOCKER_V2S2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_V2S1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+pub const DOCKER_V2S1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+
+/// Registries (and we) refuse manifests larger than this.
+pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
+
+/// Every manifest type we can read, for an HTTP `Accept` header.
+pub const ACCEPTED: &[&str] = &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_V2S2];
+
+/// What can be wrong with a manifest.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("manifest is {0} bytes, over the {MAX_MANIFEST_SIZE}-byte limit")]
+    TooLarge(usize),
+    #[error(
+        "Docker schema 1 manifests are not supported (deprecated); re-push the image with a current client"
+    )]
+    Schema1,
+    #[error("unsupported manifest media type {0:?}")]
+    UnsupportedType(String),
+    #[error("invalid manifest: {0}")]
+    Invalid(String),
+    #[error("cannot convert to Docker schema 2: {0}")]
+    Conversion(String),
+}
+
+/// A manifest exactly as stored: bytes and MIME type.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub bytes: Bytes,
+    pub media_type: String,
+}
+
+impl fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manifest")
+            .field("media_type", &self.media_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// A parsed manifest: one image, or an index of images.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
+}
+
+impl Manifest {
+    /// Wrap bytes as a manifest. `media_type` is what the store said (an HTTP
+    /// `Content-Type`, an index descriptor); when it is missing or generic the
+    /// type is taken from the document (`mediaType`, else its shape). Checks
+    /// the size limit and refuses schema 1.
+    pub fn new(bytes: Bytes, media_type: Option<&str>) -> Result<Self, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_SIZE {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let declared = media_type
+            .map(|m| m.split(';').next().unwrap_or(m).trim())
+            .filter(|m| !m.is_empty() && *m != "application/json" && *m != "text/plain");
+        let media_type = match declared {
+            Some(m) => m.to_string(),
+            None => guess_media_type(&bytes)?,
+        };
+        if media_type == DOCKER_V2S1 || media_type == DOCKER_V2S1_SIGNED {
+            return Err(ManifestError::Schema1);
+        }
+        Ok(Manifest { bytes, media_type })
+    }
+
+    /// The digest of the exact bytes.
+    pub fn digest(&self) -> Digest {
+        digest::sha256(&self.bytes)
+    }
+
+    /// Whether this is an index / manifest list.
+    pub fn is_index(&self) -> bool {
+        is_index_type(&self.media_type)
+    }
+
+    /// Parse into OCI types (Docker schema 2 shares their shape).
+    pub fn parse(&self) -> Result<Parsed, ManifestError> {
+        let invalid = |e: serde_json::Error| ManifestError::Invalid(e.to_string());
+        if self.is_index() {
+            Ok(Parsed::Index(Box::new(
+                serde_json::from_slice(&self.bytes).map_err(invalid)?,
+            )))
+        } else if is_image_type(&self.media_type) {
+            Ok(Parsed::Image(Box::new(
+                serde_json::from_slice(&self.bytes).map_err(invalid)?,
+            )))
+        } else {
+            Err(ManifestError::UnsupportedType(self.media_type.clone()))
+        }
+    }
+
+    /// Parse as a single-image manifest, refusing an index.
+    pub fn image(&self) -> Result<ImageManifest, ManifestError> {
+        match self.parse()? {
+            Parsed::Image(m) => Ok(*m),
+            Parsed::Index(_) => Err(ManifestError::Invalid(
+                "expected an image manifest, found an index".into(),
+            )),
+        }
+    }
+
+    /// Parse as an index, refusing a single image.
+    pub fn index(&self) -> Result<ImageIndex, ManifestError> {
+        match self.parse()? {
+            Parsed::Index(m) => Ok(*m),
+            Parsed::Image(_) => Err(ManifestError::Invalid(
+                "expected an index, found an image manifest".into(),
+            )),
+        }
+    }
+}
+
+pub fn is_index_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+pub fn is_image_type(media_type: &str) -> bool {
+    media_type == OCI_MANIFEST || media_type == DOCKER_V2S2
+}
+
+/// The type of a manifest that did not come with a usable one.
+pub fn guess_media_type(bytes: &[u8]) -> Result<String, ManifestError> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    if let Some(m) = v.get("mediaType").and_then(Value::as_str) {
+        return Ok(m.to_string());
+    }
+    match v.get("schemaVersion").and_then(Value::as_i64) {
+        Some(1) => Err(ManifestError::Schema1),
+        _ if v.get("manifests").is_some() => Ok(OCI_INDEX.into()),
+        _ if v.get("config").is_some() => Ok(OCI_MANIFEST.into()),
+        _ => Err(ManifestError::Invalid(
+            "neither an image manifest nor an index".into(),
+        )),
+    }
+}
+
+/// Every blob a single-image manifest references: config first, then layers.
+pub fn blobs(m: &ImageManifest) -> Vec<Descriptor> {
+    std::iter::once(m.config().clone())
+        .chain(m.layers().iter().cloned())
+        .collect()
+}
+
+/// A platform `os/arch[/variant]`, as in `--platform` and `spec.platforms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parse `os/arch[/variant]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &&str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(format!(
+                "invalid platform {s:?}: want os/arch[/variant], e.g. linux/arm64"
+            )),
+        }
+    }
+
+    /// The platform of an index entry, if it declares one.
+    pub fn of(d: &Descriptor) -> Option<Self> {
+        d.platform().as_ref().map(|p| Platform {
+            os: p.os().to_string(),
+            architecture: p.architecture().to_string(),
+            variant: p.variant().clone().filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The platform this binary runs on, in Go's names.
+    pub fn host() -> Self {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// Whether an index entry for `other` satisfies a request for `self`: os and
+    /// architecture equal, and the variant equal when `self` names one.
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The index entry to use for `want` (the host platform when `None`), as
+/// containers/image chooses: exact variant first, then any variant.
+pub fn choose_instance<'a>(
+    index: &'a ImageIndex,
+    want: Option<&Platform>,
+) -> Option<&'a Descriptor> {
+    let host = Platform::host();
+    let want = want.unwrap_or(&host);
+    let candidates = || {
+        index
+            .manifests()
+            .iter()
+            .filter(|d| is_image_type(d.media_type().as_ref()) || d.platform().is_some())
+    };
+    candidates()
+        .find(|d| Platform::of(d).is_some_and(|p| p == *want))
+        .or_else(|| candidates().find(|d| Platform::of(d).is_some_and(|p| want.matches(&p))))
+}
+
+/// Rewrite an OCI image manifest as Docker schema 2 (same config and layer
+/// blobs, Docker media types). A Docker schema 2 manifest is returned as is.
+/// Fails for zstd or other layers Docker schema 2 cannot name, and for indexes.
+pub fn to_docker_v2s2(m: &Manifest) -> Result<Manifest, ManifestError> {
+    if m.media_type == DOCKER_V2S2 {
+        return Ok(m.clone());
+    }
+    if m.media_type != OCI_MANIFEST {
+        return Err(ManifestError::Conversion(format!(
+            "{} has no Docker schema 2 equivalent",
+            m.media_type
+        )));
+    }
+    let mut v: Value =
+        serde_json::from_slice(&m.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
+    obj.insert("mediaType".into(), DOCKER_V2S2.into());
+    obj.remove("annotations");
+    obj.remove("subject");
+    obj.remove("artifactType");
+    if let Some(c) = obj.get_mut("config").and_then(Value::as_object_mut) {
+        c.insert("mediaType".into(), DOCKER_CONFIG.into());
+        c.remove("annotations");
+    }
+    if let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) {
+        for l in layers {
+            let l = l
+                .as_object_mut()
+                .ok_or_else(|| ManifestError::Invalid("layer is not an object".into()))?;
+            let t = l
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let docker = match t {
+                OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => DOCKER_LAYER_GZIP,
+                OCI_LAYER | DOCKER_LAYER => DOCKER_LAYER,
+                other => {
+                    return Err(ManifestError::Conversion(format!(
+                        "layer type {other} has no Docker schema 2 equivalent"
+                    )));
+                }
+            };
+            l.insert("mediaType".into(), docker.into());
+            l.remove("annotations");
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    Ok(Manifest {
+        bytes: bytes.into(),
+        media_type: DOCKER_V2S2.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OCI: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+      "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
+      "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}]}"#;
+
+    #[test]
+    fn keeps_bytes_and_guesses_type() {
+        let m = Manifest::new(Bytes::from_static(OCI.as_bytes()), None).unwrap();
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        assert_eq!(m.digest(), digest::sha256(OCI.as_bytes()));
+        let m =
+            Manifest::new(Bytes::from_static(OCI.as_bytes()), Some("application/json")).unwrap();
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        assert_eq!(blobs(&m.image().unwrap()).len(), 2);
+    }
+
+    #[test]
+    fn refuses_large_and_schema1() {
+        let big = Bytes::from(vec![b' '; MAX_MANIFEST_SIZE + 1]);
+        assert_eq!(
+            Manifest::new(big, None),
+            Err(ManifestError::TooLarge(MAX_MANIFEST_SIZE + 1))
+        );
+        let s1 = Bytes::from_static(br#"{"schemaVersion":1,"name":"x"}"#);
+        assert_eq!(Manifest::new(s1, None), Err(ManifestError::Schema1));
+    }
+
+    #[test]
+    fn converts_oci_to_docker() {
+        let m = Manifest::new(Bytes::from_static(OCI.as_bytes()), None).unwrap();
+        let d = to_docker_v2s2(&m).unwrap();
+        assert_eq!(d.media_type, DOCKER_V2S2);
+        let img = d.image().unwrap();
+        assert_eq!(img.config().media_type().as_ref(), DOCKER_CONFIG);
+        assert_eq!(img.layers()[0].media_type().as_ref(), DOCKER_LAYER_GZIP);
+    }
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux/").is_err());
+        let any = Platform::parse("linux/arm64").unwrap();
+        assert!(any.matches(&p));
+        assert!(!p.matches(&any));
+    }
+}
