@@ -1,0 +1,89 @@
+//! Shared helpers for the integration tests: real Distribution registries on
+//! loopback ports, fixtures written by `../shared/bench/mkimage.py`, and the
+//! real skopeo. Every helper panics with a message that says what is missing
+//! (a test that cannot run its real parts fails; it never skips).
+#![allow(dead_code)]
+
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/bench` beside the repository (CI lays it there too).
+pub fn bench_dir() -> PathBuf {
+    let p = repo_root().join("../shared/bench");
+    assert!(
+        p.join("mkimage.py").exists(),
+        "missing {}: the shared/ folder must sit beside the repository",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback TCP port (bound then released; the OS does not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Write a synthetic OCI layout with `mkimage.py` (args as the script takes them).
+pub fn mkimage(out: &Path, args: &[&str]) {
+    run(Command::new("python3")
+        .arg(bench_dir().join("mkimage.py"))
+        .arg(out)
+        .args(args));
+}
+
+/// A `Command` for the real skopeo, with a private policy that accepts anything
+/// (tests must not depend on the machine's /etc/containers/policy.json).
+pub fn skopeo() -> Command {
+    let policy = std::env::temp_dir().join("kubemirror-test-policy.json");
+    if !policy.exists() {
+        std::fs::write(
+            &policy,
+            r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+    }
+    let mut c = Command::new("skopeo");
+    c.arg("--policy").arg(policy);
+    c
+}
+
+/// A `Command` for the kubemirror binary built for these tests.
+pub fn kubemirror() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kubemirror"))
+}
+
+/// Run kubemirror; return (success, stdout, stderr).
+pub fn kubemirror_run(args: &[&str]) -> (bool, String, String) {
+    let out = kubemirror().args(args).output().expect("run kubemirror");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
