@@ -20,4 +20,5 @@ pub mod digest;
 pub mod image;
 pub mod manifest;
 pub mod reference;
+pub mod signature;
 pub mod transport;
