@@ -12,6 +12,8 @@ mod blobs;
 mod engine;
 pub mod limiter;
 pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
