@@ -332,7 +332,7 @@ async fn jobs_bound_in_flight_transfers() {
         .await
         .unwrap();
     let max = dst.max_in_flight.load(Ordering::SeqCst);
-    assert!(max <= 3 && max >= 2, "max in flight {max}");
+    assert!((2..=3).contains(&max), "max in flight {max}");
 }
 
 #[tokio::test]
