@@ -500,3 +500,301 @@ async fn oci_and_dir_bad_inputs_give_clear_errors() {
     assert!(one_line(&e).contains("refusing to overwrite"), "{e}");
     assert!(big.join("manifest.json").exists());
 }
+
+// ---------------------------------------------------------------- docker-archive:
+
+fn archive_member(tar: &str, name: &str) -> Vec<u8> {
+    support::run(std::process::Command::new("tar").args(["xOf", tar, name])).stdout
+}
+
+#[tokio::test]
+async fn docker_archive_reads_what_skopeo_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let theirs = tmp.path().join("theirs.tar").display().to_string();
+    skopeo_ok(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{theirs}:foo/bar:v1"),
+    ]);
+    for sel in ["", ":foo/bar:v1", ":docker.io/foo/bar:v1", ":@0"] {
+        let m = read_all(&format!("docker-archive:{theirs}{sel}"))
+            .await
+            .unwrap();
+        assert_eq!(m.media_type, manifest::DOCKER_V2S2);
+        let img = m.image().unwrap();
+        // skopeo stored the layers uncompressed: typed as such, digests = diffIDs.
+        assert!(
+            img.layers()
+                .iter()
+                .all(|l| l.media_type().to_string() == manifest::DOCKER_LAYER)
+        );
+        let cfg = std::fs::read(format!(
+            "{fx}/blobs/sha256/{}",
+            img.config().digest().digest()
+        ))
+        .unwrap();
+        assert_eq!(digest::sha256(&cfg), *img.config().digest());
+    }
+    let src = open_source(&format!("docker-archive:{theirs}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        src.intended_docker_reference().unwrap().to_string(),
+        "docker.io/foo/bar:v1"
+    );
+    let r = parse_image_name(&format!("docker-archive:{theirs}")).unwrap();
+    assert_eq!(
+        r.list_tags(&SystemContext::default()).await.unwrap(),
+        ["docker.io/foo/bar:v1"]
+    );
+    let e = open_source(&format!("docker-archive:{theirs}:foo/bar:v2"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        one_line(&e).contains("an image tagged docker.io/foo/bar:v2 not found"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn docker_archive_write_is_read_by_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+    let (ours, theirs) = (format!("{t}/ours.tar"), format!("{t}/theirs.tar"));
+    copy(
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{ours}:foo/bar:v1"),
+    )
+    .await
+    .unwrap();
+    skopeo_ok(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{theirs}:foo/bar:v1"),
+    ]);
+
+    // skopeo sees the same image in both archives (it decompresses layers).
+    assert_eq!(
+        skopeo_raw(&format!("docker-archive:{ours}")),
+        skopeo_raw(&format!("docker-archive:{theirs}"))
+    );
+    let inspect = skopeo_ok(&["inspect", &format!("docker-archive:{ours}")]);
+    let raw_digest = digest::sha256(&skopeo_raw(&format!("docker-archive:{ours}")));
+    assert!(inspect.contains(&raw_digest.to_string()), "{inspect}");
+    let ours_items: serde_json::Value =
+        serde_json::from_slice(&archive_member(&ours, "manifest.json")).unwrap();
+    let theirs_items: serde_json::Value =
+        serde_json::from_slice(&archive_member(&theirs, "manifest.json")).unwrap();
+    assert_eq!(ours_items[0]["RepoTags"], theirs_items[0]["RepoTags"]);
+    assert_eq!(ours_items[0]["Config"], theirs_items[0]["Config"]);
+    skopeo_ok(&[
+        "copy",
+        &format!("docker-archive:{ours}"),
+        &format!("oci:{t}/chk:ours"),
+    ]);
+    skopeo_ok(&[
+        "copy",
+        &format!("docker-archive:{theirs}"),
+        &format!("oci:{t}/chk:theirs"),
+    ]);
+    assert_eq!(
+        skopeo_raw(&format!("oci:{t}/chk:ours")),
+        skopeo_raw(&format!("oci:{t}/chk:theirs"))
+    );
+
+    // We read ours back: layers as stored (gzip), same digests as the source.
+    let back = read_all(&format!("docker-archive:{ours}:foo/bar:v1"))
+        .await
+        .unwrap()
+        .image()
+        .unwrap();
+    let orig = open_source(&format!("oci:{fx}:v1"))
+        .await
+        .unwrap()
+        .get_manifest(None)
+        .await
+        .unwrap()
+        .image()
+        .unwrap();
+    assert_eq!(back.config().digest(), orig.config().digest());
+    let digests = |m: &oci_spec::image::ImageManifest| {
+        m.layers()
+            .iter()
+            .map(|l| (l.digest().clone(), l.size()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&back), digests(&orig));
+    assert!(
+        back.layers()
+            .iter()
+            .all(|l| l.media_type().to_string() == manifest::DOCKER_LAYER_GZIP)
+    );
+
+    // Like skopeo: no modifying an existing archive; no index; no staging left.
+    let e = open_dest(&format!("docker-archive:{ours}:foo/bar:v2"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        one_line(&e).contains("doesn't support modifying existing images"),
+        "{e}"
+    );
+    let e = copy(
+        &format!("oci:{fx}:multi"),
+        &format!("docker-archive:{t}/multi.tar"),
+    )
+    .await
+    .unwrap_err();
+    assert!(one_line(&e).contains("not an index"), "{e}");
+    assert!(!Path::new(&format!("{t}/multi.tar")).exists());
+    let dst = open_dest(&format!("docker-archive:{t}/x.tar"))
+        .await
+        .unwrap();
+    assert!(!dst.supports_index());
+    assert_eq!(dst.supported_manifest_types(), [manifest::DOCKER_V2S2]);
+    drop(dst);
+    let stray: Vec<_> = std::fs::read_dir(&t)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.starts_with('.').then_some(n)
+        })
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+// ---------------------------------------------------------------- oci-archive:
+
+#[tokio::test]
+async fn oci_archive_round_trips_with_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+    let (ours, theirs) = (format!("{t}/ours.tar"), format!("{t}/theirs.tar"));
+    skopeo_ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{fx}:multi"),
+        &format!("oci-archive:{theirs}:m"),
+    ]);
+    let m = read_all(&format!("oci-archive:{theirs}:m")).await.unwrap();
+    assert_eq!(m.bytes.as_ref(), skopeo_raw(&format!("oci:{fx}:multi")));
+    let m1 = read_all(&format!("oci-archive:{theirs}")).await.unwrap();
+    assert_eq!(m1, m);
+
+    let d = copy(&format!("oci:{fx}:multi"), &format!("oci-archive:{ours}:m"))
+        .await
+        .unwrap();
+    assert_eq!(
+        digest::sha256(&skopeo_raw(&format!("oci-archive:{ours}:m"))),
+        d
+    );
+    skopeo_ok(&[
+        "copy",
+        "--all",
+        &format!("oci-archive:{ours}:m"),
+        &format!("oci:{t}/chk:m"),
+    ]);
+    assert_eq!(digest::sha256(&skopeo_raw(&format!("oci:{t}/chk:m"))), d);
+    let r = parse_image_name(&format!("oci-archive:{ours}")).unwrap();
+    assert_eq!(r.list_tags(&SystemContext::default()).await.unwrap(), ["m"]);
+    // Writing again replaces the archive (as containers/image does).
+    let d1 = copy(&format!("oci:{fx}:v1"), &format!("oci-archive:{ours}:v1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.list_tags(&SystemContext::default()).await.unwrap(),
+        ["v1"]
+    );
+    assert_eq!(
+        digest::sha256(&skopeo_raw(&format!("oci-archive:{ours}:v1"))),
+        d1
+    );
+}
+
+#[tokio::test]
+async fn archives_bad_inputs_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+
+    for transport in ["docker-archive", "oci-archive"] {
+        let e = open_source(&format!("{transport}:{t}/nope.tar"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(one_line(&e), format!("{t}/nope.tar: archive not found"));
+
+        // Truncated archives.
+        let good = format!("{t}/{transport}-good.tar");
+        copy(&format!("oci:{fx}:v1"), &format!("{transport}:{good}"))
+            .await
+            .unwrap();
+        let data = std::fs::read(&good).unwrap();
+        let cut = format!("{t}/{transport}-cut.tar");
+        std::fs::write(&cut, &data[..data.len() / 2 + 7]).unwrap();
+        let e = open_source(&format!("{transport}:{cut}"))
+            .await
+            .err()
+            .unwrap();
+        let s = one_line(&e);
+        assert!(s.starts_with(&cut) && s.contains("truncated"), "{s}");
+
+        // A corrupt layer: the copy fails naming the blob, nothing at PATH,
+        // no staging directory left.
+        let bad = tmp.path().join(format!("bad-{transport}"));
+        copy_tree(Path::new(&fx), &bad);
+        let src = open_source(&format!("oci:{}:v1", bad.display()))
+            .await
+            .unwrap();
+        let layer = src
+            .get_manifest(None)
+            .await
+            .unwrap()
+            .image()
+            .unwrap()
+            .layers()[1]
+            .digest()
+            .clone();
+        let f = bad.join("blobs/sha256").join(layer.digest());
+        let mut data = std::fs::read(&f).unwrap();
+        data[50] ^= 1;
+        std::fs::write(&f, data).unwrap();
+        let out = format!("{t}/{transport}-failed.tar");
+        let e = copy(
+            &format!("oci:{}:v1", bad.display()),
+            &format!("{transport}:{out}"),
+        )
+        .await
+        .unwrap_err();
+        assert!(one_line(&e).contains("digest mismatch"), "{e}");
+        assert!(!Path::new(&out).exists());
+    }
+    let stray: Vec<_> = std::fs::read_dir(&t)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.starts_with('.').then_some(n)
+        })
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+
+    // A layer in a docker archive whose bytes do not match the config's diffID.
+    let src_tar = format!("{t}/skopeo.tar");
+    skopeo_ok(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{src_tar}"),
+    ]);
+    let mut data = std::fs::read(&src_tar).unwrap();
+    // The first member is a layer (skopeo writes layers first); flip a byte of its data.
+    data[512 + 600] ^= 0xff;
+    std::fs::write(&src_tar, &data).unwrap();
+    let e = read_all(&format!("docker-archive:{src_tar}"))
+        .await
+        .unwrap_err();
+    assert!(one_line(&e).contains("digest mismatch"), "{e}");
+}

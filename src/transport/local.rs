@@ -205,13 +205,11 @@ pub(crate) async fn file_present(path: &Path, size: Option<u64>) -> bool {
 /// A staging directory next to a target path (same file system, so the
 /// finished artifact can be renamed into place), removed with everything in
 /// it when dropped.
-#[allow(dead_code)] // used by the archive transports (next)
 #[derive(Debug)]
 pub(crate) struct StagingDir {
     path: PathBuf,
 }
 
-#[allow(dead_code)]
 impl StagingDir {
     /// Create `.<target name>.tmp-<random>` in the target's directory.
     pub(crate) fn beside(target: &Path) -> Result<Self> {
