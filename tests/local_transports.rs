@@ -798,3 +798,65 @@ async fn archives_bad_inputs_give_clear_errors() {
         .unwrap_err();
     assert!(one_line(&e).contains("digest mismatch"), "{e}");
 }
+
+// ---------------------------------------------------------------- incremental
+
+#[tokio::test]
+async fn destinations_report_what_they_hold_and_survive_abandoned_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+    for dst in [
+        format!("oci:{t}/o:v1"),
+        format!("dir:{t}/d"),
+        format!("oci-archive:{t}/a.tar:v1"),
+    ] {
+        let fresh = open_dest(&dst).await.unwrap();
+        assert_eq!(
+            fresh.existing_manifest_digest().await.unwrap(),
+            None,
+            "{dst}"
+        );
+        drop(fresh);
+        let d = copy(&format!("oci:{fx}:v1"), &dst).await.unwrap();
+        // What the copy engine does for a no-op copy: open, ask, drop.
+        let again = open_dest(&dst).await.unwrap();
+        assert_eq!(
+            again.existing_manifest_digest().await.unwrap(),
+            Some(d.clone()),
+            "{dst}"
+        );
+        drop(again);
+        // A copy of another image that is abandoned before commit leaves the
+        // old image intact and complete.
+        let src = open_source(&format!("oci:{fx}:multi")).await.unwrap();
+        let idx = src.get_manifest(None).await.unwrap().index().unwrap();
+        let child = src
+            .get_manifest(Some(idx.manifests()[0].digest()))
+            .await
+            .unwrap();
+        let abandoned = open_dest(&dst).await.unwrap();
+        copy_blobs(src.as_ref(), abandoned.as_ref(), &child)
+            .await
+            .unwrap();
+        abandoned.put_manifest(&child, None).await.unwrap();
+        drop(abandoned);
+        let m = read_all(&dst).await.unwrap();
+        assert_eq!(m.digest(), d, "{dst}");
+        skopeo_ok(&["inspect", &dst]);
+    }
+    // dir: after a commit, only the new image's files remain.
+    copy(&format!("oci:{fx}:multi"), &format!("dir:{t}/d"))
+        .await
+        .unwrap();
+    skopeo_ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{fx}:multi"),
+        &format!("dir:{t}/theirs"),
+    ]);
+    assert_eq!(
+        dir_listing(&format!("{t}/d")),
+        dir_listing(&format!("{t}/theirs"))
+    );
+}

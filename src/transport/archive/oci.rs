@@ -25,6 +25,7 @@ use crate::image::{
 };
 use crate::reference::Reference;
 use crate::transport::local::{self, StagingDir};
+use crate::transport::oci::layout::LayoutFiles;
 use crate::transport::oci::{self, OciDestination, OciSource, layout};
 
 /// The transport's name.
@@ -129,6 +130,7 @@ impl ImageReference for OciArchiveReference {
         .await?;
         Ok(Box::new(OciArchiveDestination {
             target: self.resolved.clone(),
+            image: self.image.clone(),
             inner,
             staging,
         }))
@@ -145,6 +147,7 @@ impl ImageReference for OciArchiveReference {
 /// directory, tarred onto the target at commit.
 pub struct OciArchiveDestination {
     target: PathBuf,
+    image: Option<String>,
     inner: OciDestination,
     /// Removed (with everything staged) when the destination is dropped.
     staging: StagingDir,
@@ -154,6 +157,26 @@ pub struct OciArchiveDestination {
 impl ImageDestination for OciArchiveDestination {
     fn reference(&self) -> String {
         self.inner.reference()
+    }
+
+    /// The digest under this ref name in the archive already at PATH, if any.
+    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
+        let Some(name) = &self.image else {
+            return Ok(None);
+        };
+        if !self.target.is_file() {
+            return Ok(None);
+        }
+        let Ok(files) = TarIndex::open(&self.target).await else {
+            return Ok(None);
+        };
+        let Ok(index) = layout::read_index(&files).await else {
+            return Ok(None);
+        };
+        let found = layout::find_descriptor(&index, Some(name), &files.location()).ok();
+        Ok(found
+            .filter(|d| files.contains(&layout::blob_path(d.digest())))
+            .map(|d| d.digest().clone()))
     }
 
     async fn try_reusing_blob(&self, info: &BlobInfo, hint: &ReuseHint) -> Result<Option<Reused>> {

@@ -78,6 +78,26 @@ impl ImageDestination for OciDestination {
         self.name.clone()
     }
 
+    /// The digest of the entry named like this destination's ref, when
+    /// `index.json` has one and its manifest blob is present (`None` without
+    /// a ref name: an unnamed entry is always added).
+    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
+        let Some(name) = &self.image else {
+            return Ok(None);
+        };
+        let files = DirFiles::new(self.root.clone());
+        let index = match layout::read_index(&files).await {
+            Ok(i) => i,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Ok(d) = layout::find_descriptor(&index, Some(name), &self.name) else {
+            return Ok(None);
+        };
+        let present = local::file_present(&self.blob_file(d.digest()), Some(d.size())).await;
+        Ok(present.then(|| d.digest().clone()))
+    }
+
     async fn try_reusing_blob(&self, info: &BlobInfo, _hint: &ReuseHint) -> Result<Option<Reused>> {
         let present = local::file_present(&self.blob_file(&info.digest), info.size).await;
         Ok(present.then_some(Reused::Present))
