@@ -860,3 +860,68 @@ async fn destinations_report_what_they_hold_and_survive_abandoned_copies() {
         dir_listing(&format!("{t}/theirs"))
     );
 }
+
+// ---------------------------------------------------------------- through the copy engine
+
+fn km(args: &[&str]) -> String {
+    let (ok, out, err) = support::kubemirror_run(args);
+    assert!(ok, "kubemirror {args:?} failed: {err}");
+    out
+}
+
+#[test]
+fn kubemirror_copy_between_local_transports_matches_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+    // dir: with --all, byte for byte what skopeo writes.
+    km(&[
+        "copy",
+        "--all",
+        &format!("oci:{fx}:multi"),
+        &format!("dir:{t}/ours"),
+    ]);
+    skopeo_ok(&[
+        "copy",
+        "--all",
+        &format!("oci:{fx}:multi"),
+        &format!("dir:{t}/theirs"),
+    ]);
+    assert_eq!(
+        dir_listing(&format!("{t}/ours")),
+        dir_listing(&format!("{t}/theirs"))
+    );
+    // A second copy finds everything in place.
+    let report = km(&[
+        "copy",
+        "--all",
+        "--report",
+        &format!("oci:{fx}:multi"),
+        &format!("dir:{t}/ours"),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["upToDate"], true, "{report}");
+    // oci: → docker-archive: (converted to Docker schema 2) → oci-archive: → oci:.
+    km(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{t}/a.tar:app:v1"),
+    ]);
+    km(&[
+        "copy",
+        &format!("docker-archive:{t}/a.tar:app:v1"),
+        &format!("oci-archive:{t}/b.tar:v1"),
+    ]);
+    km(&[
+        "copy",
+        &format!("oci-archive:{t}/b.tar:v1"),
+        &format!("dir:{t}/d"),
+    ]);
+    skopeo_ok(&["inspect", &format!("docker-archive:{t}/a.tar")]);
+    let ours = km(&["inspect", &format!("dir:{t}/d")]);
+    let theirs = skopeo_ok(&["inspect", &format!("oci:{fx}:v1")]);
+    let layers = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["Layers"].clone();
+    assert_eq!(layers(&ours), layers(&theirs), "layers changed on the way");
+    let tags = km(&["list-tags", &format!("oci-archive:{t}/b.tar")]);
+    assert!(tags.contains("\"v1\""), "{tags}");
+}

@@ -159,6 +159,10 @@ impl ImageDestination for OciArchiveDestination {
         self.inner.reference()
     }
 
+    fn supported_manifest_types(&self) -> &'static [&'static str] {
+        self.inner.supported_manifest_types()
+    }
+
     /// The digest under this ref name in the archive already at PATH, if any.
     async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
         let Some(name) = &self.image else {

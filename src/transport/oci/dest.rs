@@ -19,6 +19,7 @@ use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
 use super::layout::{self, DirFiles};
 use crate::digest::Digest;
 use crate::image::{Blob, BlobInfo, Error, ImageDestination, Manifest, Result, ReuseHint, Reused};
+use crate::manifest;
 use crate::transport::local;
 
 /// The write side of `oci:`.
@@ -76,6 +77,18 @@ impl OciDestination {
 impl ImageDestination for OciDestination {
     fn reference(&self) -> String {
         self.name.clone()
+    }
+
+    /// OCI types first (skopeo 1.9 reads only OCI-typed `index.json`
+    /// entries); Docker schema 2 types are stored too, unconverted, so that
+    /// their digests survive until the copy engine can convert to OCI.
+    fn supported_manifest_types(&self) -> &'static [&'static str] {
+        &[
+            manifest::OCI_MANIFEST,
+            manifest::OCI_INDEX,
+            manifest::DOCKER_V2S2,
+            manifest::DOCKER_LIST,
+        ]
     }
 
     /// The digest of the entry named like this destination's ref, when
