@@ -4,7 +4,10 @@
 //! (a test that cannot run its real parts fails; it never skips).
 #![allow(dead_code)]
 
+pub mod copyloop;
+pub mod proxy;
 pub mod registry;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,9 +17,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/bench` beside the repository (CI lays it there too).
+/// `../shared/bench` beside the repository (CI lays it there too); from a
+/// git worktree in `wt/NAME`, `../../shared/bench`.
 pub fn bench_dir() -> PathBuf {
     let p = repo_root().join("../shared/bench");
+    let from_worktree = repo_root().join("../../shared/bench");
+    if !p.join("mkimage.py").exists() && from_worktree.join("mkimage.py").exists() {
+        return from_worktree;
+    }
     assert!(
         p.join("mkimage.py").exists(),
         "missing {}: the shared/ folder must sit beside the repository",
