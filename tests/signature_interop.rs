@@ -1,0 +1,542 @@
+//! Signatures against real peers: gpg and skopeo make simple signatures,
+//! openssl makes sigstore ones; our verifier and policy must agree with
+//! skopeo's verdicts on the same inputs, and what we write to registries
+//! (lookaside, sigstore attachments) must satisfy skopeo's policy.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use kubemirror::digest::{self, Digest};
+use kubemirror::image::{Signature, SystemContext};
+use kubemirror::signature::identity::SignedIdentity;
+use kubemirror::signature::simple::{self, Keyring, Payload};
+use kubemirror::signature::verify::{self, Subject, TrustedKey, TrustedKeys};
+use kubemirror::signature::{self as sig, Policy, Target, sigstore};
+use kubemirror::transport::parse_image_name;
+use support::{mkimage, run, skopeo};
+
+const IDENTITY: &str = "registry.example/team/app:v1";
+
+/// A throwaway GnuPG home with one signing key.
+struct Gpg {
+    home: tempfile::TempDir,
+    fpr: String,
+}
+
+impl Gpg {
+    fn new(uid: &str, algo: &str) -> Self {
+        let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
+        std::fs::set_permissions(
+            home.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let mut g = Gpg {
+            home,
+            fpr: String::new(),
+        };
+        run(g.cmd().args([
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algo,
+            "sign",
+            "never",
+        ]));
+        let out = run(g.cmd().args(["--list-keys", "--with-colons"]));
+        g.fpr = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fpr:")
+                    .map(|r| r.trim_matches(':').to_string())
+            })
+            .expect("gpg lists a fingerprint");
+        g
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", self.home.path()).arg("--batch");
+        c
+    }
+
+    fn export(&self, armor: bool) -> Vec<u8> {
+        let mut c = self.cmd();
+        if armor {
+            c.arg("--armor");
+        }
+        run(c.args(["--export", &self.fpr])).stdout
+    }
+
+    fn export_to(&self, dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, self.export(false)).unwrap();
+        p
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+/// A one-layer OCI layout at `dir/layout` (tag `t`).
+fn layout(dir: &Path) -> PathBuf {
+    let p = dir.join("layout");
+    mkimage(&p, &["--tag", "t", "--layers", "1", "--layer-size", "1K"]);
+    p
+}
+
+/// skopeo copies the layout to `dir:OUT`, signing as `identity` with `gpg`'s key.
+fn skopeo_signed_dir(gpg: &Gpg, layout: &Path, out: &Path, identity: &str) {
+    run(skopeo().env("GNUPGHOME", gpg.home.path()).args([
+        "copy",
+        "-q",
+        "--sign-by",
+        &gpg.fpr,
+        "--sign-identity",
+        identity,
+        &format!("oci:{}:t", layout.display()),
+        &format!("dir:{}", out.display()),
+    ]));
+}
+
+fn manifest_digest(dir: &Path) -> (Vec<u8>, Digest) {
+    let m = std::fs::read(dir.join("manifest.json")).unwrap();
+    let d = digest::sha256(&m);
+    (m, d)
+}
+
+#[test]
+fn skopeo_simple_signature_verifies_with_the_signer_key_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Signer <signer@example.com>", "ed25519");
+    let other = Gpg::new("Other <other@example.com>", "ed25519");
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    let message = std::fs::read(out.join("signature-1")).unwrap();
+    let (_, d) = manifest_digest(&out);
+
+    // Read without trust: payload and the issuer, as gpg names it.
+    let untrusted = simple::open(&message).unwrap();
+    assert_eq!(untrusted.key_id, signer.fpr);
+    let p = Payload::parse(&untrusted.payload, simple::SIGNATURE_TYPE).unwrap();
+    assert_eq!(p.docker_reference, IDENTITY);
+    assert_eq!(p.manifest_digest, d.to_string());
+
+    for armor in [true, false] {
+        let ring = Keyring::from_bytes(&signer.export(armor)).unwrap();
+        assert_eq!(ring.fingerprints(), [signer.fpr.clone()]);
+        let v = simple::verify(&message, &ring).unwrap();
+        assert_eq!(v.signer_fingerprint, signer.fpr);
+        assert_eq!(v.payload, untrusted.payload);
+    }
+    let wrong = Keyring::from_bytes(&other.export(true)).unwrap();
+    let e = simple::verify(&message, &wrong).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "signed by key {}, which is not among the trusted keys",
+            signer.fpr
+        )
+    );
+    // A keyring holding both keys verifies.
+    let mut both = Keyring::from_bytes(&other.export(false)).unwrap();
+    both.add(&signer.export(true)).unwrap();
+    assert!(simple::verify(&message, &both).is_ok());
+
+    // The status report.
+    let image = kubemirror::reference::parse(IDENTITY).unwrap();
+    let subject = Subject {
+        reference: Some(&image),
+        manifest_digest: &d,
+        manifest: None,
+    };
+    let sigs = [Signature::SimpleSigning(Bytes::from(message.clone()))];
+    let keys = TrustedKeys::new([TrustedKey::parse("GPG", &signer.export(true)).unwrap()]);
+    let r = &verify::report(&keys, &subject, &sigs, None)[0];
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.type_, "simple-signing");
+    assert_eq!(r.key_id, signer.fpr);
+    assert_eq!(r.identity, IDENTITY);
+    assert_eq!(r.manifest_digest, d.to_string());
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&r.payload)
+        .unwrap();
+    assert_eq!(payload, untrusted.payload);
+
+    let keys = TrustedKeys::new([TrustedKey::parse("GPG", &other.export(false)).unwrap()]);
+    let r = &verify::report(&keys, &subject, &sigs, None)[0];
+    assert!(!r.verified);
+    assert_eq!(
+        r.reason,
+        format!(
+            "no signature signed by a trusted key (signed by {})",
+            signer.fpr
+        )
+    );
+    assert_eq!(r.key_id, signer.fpr);
+}
+
+#[test]
+fn skopeo_simple_signature_is_refused_for_another_digest_or_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Signer <signer@example.com>", "ed25519");
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    let sigs = [Signature::SimpleSigning(Bytes::from(
+        std::fs::read(out.join("signature-1")).unwrap(),
+    ))];
+    let (manifest, d) = manifest_digest(&out);
+    let keys = TrustedKeys::new([TrustedKey::parse("gpg", &signer.export(true)).unwrap()]);
+
+    let image = kubemirror::reference::parse(IDENTITY).unwrap();
+    let other_manifest = [&manifest[..], b"\n"].concat();
+    let other_d = digest::sha256(&other_manifest);
+    let subject = Subject {
+        reference: Some(&image),
+        manifest_digest: &other_d,
+        manifest: Some(&other_manifest),
+    };
+    let r = &verify::report(&keys, &subject, &sigs, None)[0];
+    assert!(!r.verified);
+    assert_eq!(r.reason, format!("signature is for {d} not {other_d}"));
+    assert_eq!(r.key_id, signer.fpr, "the signer is still known");
+
+    for name in [
+        "registry.example/team/app:v2",
+        "registry.example/team/evil:v1",
+    ] {
+        let other_image = kubemirror::reference::parse(name).unwrap();
+        let subject = Subject {
+            reference: Some(&other_image),
+            manifest_digest: &d,
+            manifest: Some(&manifest),
+        };
+        let r = &verify::report(&keys, &subject, &sigs, None)[0];
+        assert!(!r.verified);
+        assert_eq!(
+            r.reason,
+            format!("identity {IDENTITY} does not match {name}")
+        );
+        // …unless the rule says the repository is enough.
+        let repo_only = verify::report(
+            &keys,
+            &subject,
+            &sigs,
+            Some(&SignedIdentity::MatchRepository),
+        );
+        assert_eq!(repo_only[0].verified, name.ends_with("app:v2"));
+    }
+}
+
+#[test]
+fn rsa_keys_verify_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("RSA Signer <rsa@example.com>", "rsa2048");
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    let message = std::fs::read(out.join("signature-1")).unwrap();
+    let ring = Keyring::from_bytes(&signer.export(false)).unwrap();
+    assert_eq!(
+        simple::verify(&message, &ring).unwrap().signer_fingerprint,
+        signer.fpr
+    );
+}
+
+/// skopeo's verdict: does `skopeo --policy P copy dir:SRC dir:DST` succeed?
+fn skopeo_accepts(policy: &Path, src: &str, tmp: &Path, extra: &[&str]) -> (bool, String) {
+    let dst = tempfile::tempdir_in(tmp).unwrap();
+    let out = Command::new("skopeo")
+        .arg("--policy")
+        .arg(policy)
+        .args(extra)
+        .args(["copy", "-q", src])
+        .arg(format!("dir:{}", dst.path().display()))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Our verdict on the same image, read through our transports.
+async fn our_verdict(policy: &Path, src: &str, ctx: &SystemContext) -> Result<(), String> {
+    let policy = Policy::load(policy).map_err(|e| e.to_string())?;
+    let r = parse_image_name(src).unwrap();
+    let s = r.new_image_source(ctx).await.unwrap();
+    let m = s.get_manifest(None).await.unwrap();
+    let sigs = sig::read(r.as_ref(), s.as_ref(), ctx, Target::TopLevel(&m.digest()))
+        .await
+        .unwrap();
+    policy
+        .evaluate_image(r.as_ref(), &m.bytes, &sigs)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn our_policy_agrees_with_skopeo_on_simple_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Signer <signer@example.com>", "ed25519");
+    let other = Gpg::new("Other <other@example.com>", "ed25519");
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    // The same signature over a manifest that differs by one byte.
+    let tampered = tmp.path().join("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for f in std::fs::read_dir(&out).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tampered.join(f.file_name().unwrap())).unwrap();
+    }
+    let mut m = std::fs::read(tampered.join("manifest.json")).unwrap();
+    m.push(b'\n');
+    std::fs::write(tampered.join("manifest.json"), m).unwrap();
+    let unsigned = tmp.path().join("unsigned");
+    run(skopeo().args([
+        "copy",
+        "-q",
+        &format!("dir:{}", out.display()),
+        &format!("dir:{}", unsigned.display()),
+        "--remove-signatures",
+    ]));
+
+    let key = signer.export_to(tmp.path(), "signer.gpg");
+    let other_key = other.export_to(tmp.path(), "other.gpg");
+    let key_data = base64::engine::general_purpose::STANDARD.encode(signer.export(true));
+    let signed_by = |key: &Path, identity: serde_json::Value| serde_json::json!({"type": "signedBy", "keyType": "GPGKeys", "keyPath": key, "signedIdentity": identity});
+    let exact = |r: &str| serde_json::json!({"type": "exactReference", "dockerReference": r});
+    let cases: Vec<(&str, serde_json::Value, &Path, bool)> = vec![
+        (
+            "right key, exact reference",
+            serde_json::json!({"default": [signed_by(&key, exact(IDENTITY))]}),
+            &out,
+            true,
+        ),
+        (
+            "right key, other reference",
+            serde_json::json!({"default": [signed_by(&key, exact("registry.example/team/app:v2"))]}),
+            &out,
+            false,
+        ),
+        (
+            "other key",
+            serde_json::json!({"default": [signed_by(&other_key, exact(IDENTITY))]}),
+            &out,
+            false,
+        ),
+        (
+            "keyData, exact repository",
+            serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyData": key_data,
+            "signedIdentity": {"type": "exactRepository", "dockerRepository": "registry.example/team/app"}}]}),
+            &out,
+            true,
+        ),
+        (
+            "keyPaths, wrong repository",
+            serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPaths": [&other_key, &key],
+            "signedIdentity": {"type": "exactRepository", "dockerRepository": "registry.example/team/other"}}]}),
+            &out,
+            false,
+        ),
+        (
+            "default identity on dir: (no docker reference)",
+            serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": &key}]}),
+            &out,
+            false,
+        ),
+        (
+            "tampered manifest",
+            serde_json::json!({"default": [signed_by(&key, exact(IDENTITY))]}),
+            &tampered,
+            false,
+        ),
+        (
+            "unsigned",
+            serde_json::json!({"default": [signed_by(&key, exact(IDENTITY))]}),
+            &unsigned,
+            false,
+        ),
+        (
+            "accept anything",
+            serde_json::json!({"default": [{"type": "insecureAcceptAnything"}]}),
+            &unsigned,
+            true,
+        ),
+        (
+            "reject",
+            serde_json::json!({"default": [{"type": "reject"}]}),
+            &out,
+            false,
+        ),
+        (
+            "dir scope rejects this path",
+            serde_json::json!({"default": [{"type": "insecureAcceptAnything"}],
+            "transports": {"dir": {out.to_str().unwrap(): [{"type": "reject"}]}}}),
+            &out,
+            false,
+        ),
+        (
+            "dir scope of the parent directory",
+            serde_json::json!({"default": [{"type": "reject"}],
+            "transports": {"dir": {tmp.path().to_str().unwrap(): [signed_by(&key, exact(IDENTITY))]}}}),
+            &out,
+            true,
+        ),
+        (
+            "docker scope does not apply to dir:",
+            serde_json::json!({"default": [{"type": "insecureAcceptAnything"}],
+            "transports": {"docker": {"": [{"type": "reject"}]}}}),
+            &out,
+            true,
+        ),
+        (
+            "two requirements, one fails",
+            serde_json::json!({"default": [signed_by(&key, exact(IDENTITY)), signed_by(&other_key, exact(IDENTITY))]}),
+            &out,
+            false,
+        ),
+    ];
+    let ctx = SystemContext::default();
+    for (name, policy, src, want) in cases {
+        let p = tmp.path().join("policy.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
+        let src = format!("dir:{}", src.display());
+        let (theirs, stderr) = skopeo_accepts(&p, &src, tmp.path(), &[]);
+        let ours = our_verdict(&p, &src, &ctx).await;
+        assert_eq!(theirs, want, "{name}: skopeo said {stderr}");
+        assert_eq!(ours.is_ok(), want, "{name}: we said {ours:?}");
+        if let Err(reason) = ours {
+            assert!(!reason.contains('\n'), "{name}: one line: {reason}");
+        }
+    }
+}
+
+/// An openssl P-256 key pair: (private key path, public key PEM).
+fn openssl_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
+    let k = dir.join(format!("{name}.pem"));
+    let p = dir.join(format!("{name}.pub"));
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+        ])
+        .arg(&k));
+    run(Command::new("openssl")
+        .args(["ec", "-in"])
+        .arg(&k)
+        .args(["-pubout", "-out"])
+        .arg(&p));
+    (k, std::fs::read(p).unwrap())
+}
+
+/// A cosign-shaped signature over `payload`, signed by openssl.
+fn openssl_sign(dir: &Path, key: &Path, payload: &[u8]) -> Signature {
+    let f = dir.join("payload.json");
+    std::fs::write(&f, payload).unwrap();
+    let der = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg(&f))
+    .stdout;
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        sigstore::ANNOTATION_SIGNATURE.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(der),
+    );
+    Signature::Sigstore {
+        media_type: sigstore::MEDIA_TYPE.into(),
+        payload: Bytes::copy_from_slice(payload),
+        annotations,
+    }
+}
+
+fn cosign_payload(identity: &str, d: &Digest) -> Vec<u8> {
+    Payload::to_json(identity, d.as_ref(), sigstore::PAYLOAD_TYPE)
+}
+
+#[test]
+fn openssl_sigstore_signature_verifies_with_the_right_key_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (k1, pub1) = openssl_key(tmp.path(), "k1");
+    let (_, pub2) = openssl_key(tmp.path(), "k2");
+    let manifest =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    let d = digest::sha256(manifest);
+    let image = kubemirror::reference::parse(IDENTITY).unwrap();
+    let subject = Subject {
+        reference: Some(&image),
+        manifest_digest: &d,
+        manifest: Some(manifest),
+    };
+    let right = TrustedKeys::new([TrustedKey::parse("Sigstore", &pub1).unwrap()]);
+    let wrong = TrustedKeys::new([TrustedKey::parse("Sigstore", &pub2).unwrap()]);
+
+    // Several signatures: openssl's DER S values are not normalised, so this
+    // also covers high-S signatures.
+    for _ in 0..4 {
+        let good = openssl_sign(tmp.path(), &k1, &cosign_payload(IDENTITY, &d));
+        let r = verify::examine(&good, &right, &subject, None);
+        assert!(r.verified, "{r:?}");
+        assert_eq!(
+            r.key_id,
+            sigstore::PublicKey::from_bytes(&pub1).unwrap().key_id()
+        );
+        let r = verify::examine(&good, &wrong, &subject, None);
+        assert!(!r.verified);
+        assert_eq!(r.reason, "no signature signed by a trusted key");
+    }
+    // cosign's own payloads name the repository only.
+    let repo_only = openssl_sign(
+        tmp.path(),
+        &k1,
+        &cosign_payload("registry.example/team/app", &d),
+    );
+    assert!(verify::examine(&repo_only, &right, &subject, None).verified);
+
+    let other = digest::sha256(b"another manifest");
+    let s = openssl_sign(tmp.path(), &k1, &cosign_payload(IDENTITY, &other));
+    let r = verify::examine(&s, &right, &subject, None);
+    assert!(!r.verified);
+    assert_eq!(r.reason, format!("signature is for {other} not {d}"));
+    assert_eq!(r.manifest_digest, other.to_string());
+
+    let s = openssl_sign(
+        tmp.path(),
+        &k1,
+        &cosign_payload("registry.example/team/evil:v1", &d),
+    );
+    let r = verify::examine(&s, &right, &subject, None);
+    assert!(!r.verified);
+    assert_eq!(
+        r.reason,
+        format!("identity registry.example/team/evil:v1 does not match {IDENTITY}")
+    );
+    // A simple-signing payload type under a sigstore signature is refused.
+    let s = openssl_sign(
+        tmp.path(),
+        &k1,
+        &Payload::to_json(IDENTITY, d.as_ref(), simple::SIGNATURE_TYPE),
+    );
+    let r = verify::examine(&s, &right, &subject, None);
+    assert!(
+        r.reason
+            .contains("expected \"cosign container image signature\""),
+        "{r:?}"
+    );
+}
