@@ -137,7 +137,7 @@ fn skopeo_simple_signature_verifies_with_the_signer_key_only() {
 
     for armor in [true, false] {
         let ring = Keyring::from_bytes(&signer.export(armor)).unwrap();
-        assert_eq!(ring.fingerprints(), [signer.fpr.clone()]);
+        assert_eq!(ring.fingerprints(), std::slice::from_ref(&signer.fpr));
         let v = simple::verify(&message, &ring).unwrap();
         assert_eq!(v.signer_fingerprint, signer.fpr);
         assert_eq!(v.payload, untrusted.payload);
