@@ -23,7 +23,7 @@ pub mod verify;
 
 mod io;
 
-pub use io::{Target, read, write};
+pub use io::{Target, read, read_attachment, write, write_attachment};
 pub use policy::{Policy, PolicyError};
 pub use registries_d::{RegistriesD, StaticStorage};
 pub use sigstore::attachment_tags;
