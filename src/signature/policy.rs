@@ -9,7 +9,8 @@
 //! Rekor). `signedIdentity`: `matchRepoDigestOrExact` (default),
 //! `matchExact`, `matchRepository`, `exactReference`, `exactRepository`,
 //! `remapIdentity`. Keys are read when the policy is loaded, so a missing
-//! key file is reported at once.
+//! key file is reported at once. As in skopeo 1.9, `signedBy` accepts only
+//! signatures made by a primary key of the keyring, not by a subkey.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -396,6 +397,7 @@ fn check(
                 TrustedKeys {
                     gpg: vec![keys.clone()],
                     sigstore: vec![],
+                    primary_keys_only: true,
                 },
                 identity,
                 false,
@@ -404,6 +406,7 @@ fn check(
                 TrustedKeys {
                     gpg: vec![],
                     sigstore: vec![key.clone()],
+                    primary_keys_only: true,
                 },
                 identity,
                 true,

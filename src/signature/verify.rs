@@ -55,6 +55,10 @@ impl TrustedKey {
 pub struct TrustedKeys {
     pub gpg: Vec<Keyring>,
     pub sigstore: Vec<sigstore::PublicKey>,
+    /// Refuse simple signatures made by a subkey, as skopeo 1.9's `signedBy`
+    /// does ("Signature by key … is not accepted"); `false` (the default)
+    /// accepts a signing subkey of a trusted key.
+    pub primary_keys_only: bool,
 }
 
 impl TrustedKeys {
@@ -175,6 +179,15 @@ pub fn examine(
             let mut ok = false;
             for ring in &keys.gpg {
                 match simple::verify(msg, ring) {
+                    Ok(v)
+                        if keys.primary_keys_only
+                            && v.signer_fingerprint != v.signing_key_fingerprint =>
+                    {
+                        last = Some(SignatureError::Untrusted(format!(
+                            "signature by subkey {} of key {} is not accepted: only primary keys are",
+                            v.signing_key_fingerprint, v.signer_fingerprint
+                        )));
+                    }
                     Ok(v) => {
                         r.key_id = v.signer_fingerprint;
                         ok = true;
@@ -187,6 +200,7 @@ pub fn examine(
                 Ok(())
             } else {
                 Err(match last {
+                    Some(SignatureError::Untrusted(m)) if m.contains("subkey") => m,
                     Some(SignatureError::Untrusted(_)) | None => format!(
                         "no signature signed by a trusted key (signed by {})",
                         untrusted.key_id

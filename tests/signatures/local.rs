@@ -392,3 +392,79 @@ fn openssl_sigstore_signature_verifies_with_the_right_key_only() {
         "{r:?}"
     );
 }
+
+#[test]
+fn signatures_made_by_a_signing_subkey_verify_as_the_primary_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Sub Signer <sub@example.com>", "ed25519");
+    run(signer.cmd().args([
+        "--passphrase",
+        "",
+        "--quick-add-key",
+        &signer.fpr,
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    let message = std::fs::read(out.join("signature-1")).unwrap();
+    let untrusted = simple::open(&message).unwrap();
+    assert_ne!(
+        untrusted.key_id, signer.fpr,
+        "gpg signs with the newest signing subkey"
+    );
+    let v = simple::verify(
+        &message,
+        &Keyring::from_bytes(&signer.export(true)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v.signer_fingerprint, signer.fpr);
+    assert_eq!(v.signing_key_fingerprint, untrusted.key_id);
+}
+
+#[tokio::test]
+async fn policy_refuses_subkey_signatures_as_skopeo_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Sub Signer <sub@example.com>", "ed25519");
+    run(signer.cmd().args([
+        "--passphrase",
+        "",
+        "--quick-add-key",
+        &signer.fpr,
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let out = tmp.path().join("out");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &out, IDENTITY);
+    let key = signer.export_to(tmp.path(), "signer.gpg");
+    let p = tmp.path().join("policy.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": key,
+            "signedIdentity": {"type": "exactReference", "dockerReference": IDENTITY}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let src = format!("dir:{}", out.display());
+    let (theirs, stderr) = skopeo_accepts(&p, &src, tmp.path(), &[]);
+    assert!(!theirs && stderr.contains("is not accepted"), "{stderr}");
+    let ours = our_verdict(&p, &src, &SystemContext::default())
+        .await
+        .unwrap_err();
+    assert!(ours.contains("signature by subkey"), "{ours}");
+    // The status report (not skopeo's policy) accepts the subkey of a trusted key.
+    let sigs = [Signature::SimpleSigning(Bytes::from(
+        std::fs::read(out.join("signature-1")).unwrap(),
+    ))];
+    let (_, d) = manifest_digest(&out);
+    let image = kubemirror::reference::parse(IDENTITY).unwrap();
+    let subject = Subject {
+        reference: Some(&image),
+        manifest_digest: &d,
+        manifest: None,
+    };
+    let keys = TrustedKeys::new([TrustedKey::parse("GPG", &signer.export(false)).unwrap()]);
+    assert!(verify::report(&keys, &subject, &sigs, None)[0].verified);
+}

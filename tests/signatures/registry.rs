@@ -162,6 +162,78 @@ async fn lookaside_written_by_us_satisfies_skopeo_policy() {
     let e = our_verdict(&wrong, &image, &ctx).await.unwrap_err();
     assert!(e.contains("no signature signed by a trusted key"), "{e}");
 
+    // The same storage served over HTTP: skopeo and we read it there.
+    let http = HttpServer::start(&look);
+    let http_d = tmp.path().join("http.d");
+    std::fs::create_dir(&http_d).unwrap();
+    std::fs::write(
+        http_d.join("test.yaml"),
+        format!(
+            "docker:\n  {}/team:\n    lookaside: {}/\n",
+            reg.host, http.url
+        ),
+    )
+    .unwrap();
+    let http_ctx = self::ctx(&http_d);
+    let (ok, stderr) = skopeo_accepts(&policy, &http_d, &image, tmp.path());
+    assert!(ok, "skopeo refused our lookaside over HTTP: {stderr}");
+    assert_eq!(our_verdict(&policy, &image, &http_ctx).await, Ok(1));
+
+    // Docker scopes: the most specific one decides, for both.
+    let signed_by = policy["default"][0].clone();
+    let reject = serde_json::json!({"type": "reject"});
+    let accept = serde_json::json!({"type": "insecureAcceptAnything"});
+    let scoped = |t: serde_json::Value| serde_json::json!({"default": [accept.clone()], "transports": {"docker": t}});
+    let cases = [
+        (
+            "repository scope",
+            scoped(
+                serde_json::json!({format!("{}/team/app", reg.host): [signed_by.clone()], "": [reject.clone()]}),
+            ),
+            true,
+        ),
+        (
+            "tag scope beats namespace",
+            scoped(
+                serde_json::json!({image.clone(): [reject.clone()], format!("{}/team", reg.host): [accept.clone()]}),
+            ),
+            false,
+        ),
+        (
+            "host scope with the wrong key",
+            scoped(serde_json::json!({reg.host.clone(): [wrong["default"][0].clone()]})),
+            false,
+        ),
+        (
+            "transport default",
+            scoped(serde_json::json!({"": [reject.clone()], "other.example": [accept.clone()]})),
+            false,
+        ),
+        (
+            "signedBy and matchRepository",
+            scoped(
+                serde_json::json!({"": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": key,
+            "signedIdentity": {"type": "matchRepository"}}]}),
+            ),
+            true,
+        ),
+        (
+            "signedBy for another name, remapped",
+            scoped(
+                serde_json::json!({"": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": key,
+            "signedIdentity": {"type": "remapIdentity", "prefix": format!("{}/team", reg.host), "signedPrefix": format!("{}/other", reg.host)}}]}),
+            ),
+            false,
+        ),
+    ];
+    for (name, p, want) in cases {
+        let (theirs, stderr) = skopeo_accepts(&p, &http_d, &image, tmp.path());
+        assert_eq!(theirs, want, "{name}: skopeo said {stderr}");
+        let ours = our_verdict(&p, &image, &http_ctx).await;
+        assert_eq!(ours.is_ok(), want, "{name}: we said {ours:?}");
+    }
+    drop(http);
+
     // Without a lookaside for this registry, writing says what to configure.
     let empty = tmp.path().join("empty.d");
     let e = write(&image, &self::ctx(&empty), &d, &sigs)
@@ -309,4 +381,43 @@ fn openssl_verifies(dir: &Path, public_key: &Path, s: &Signature) {
         .arg("-signature")
         .arg(&g)
         .arg(&p));
+}
+
+/// `python3 -m http.server` over a directory, stopped when dropped.
+struct HttpServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpServer {
+    fn start(dir: &Path) -> Self {
+        let port = crate::support::free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "http.server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
