@@ -468,3 +468,79 @@ async fn policy_refuses_subkey_signatures_as_skopeo_does() {
     let keys = TrustedKeys::new([TrustedKey::parse("GPG", &signer.export(false)).unwrap()]);
     assert!(verify::report(&keys, &subject, &sigs, None)[0].verified);
 }
+
+#[tokio::test]
+async fn both_formats_round_trip_through_dir_and_skopeo_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Signer <signer@example.com>", "ed25519");
+    let (k1, pub1) = openssl_key(tmp.path(), "k1");
+    let a = tmp.path().join("a");
+    skopeo_signed_dir(&signer, &layout(tmp.path()), &a, IDENTITY);
+    let (_, d) = manifest_digest(&a);
+    let simple_sig =
+        Signature::SimpleSigning(Bytes::from(std::fs::read(a.join("signature-1")).unwrap()));
+    let cosign_sig = openssl_sign(tmp.path(), &k1, &cosign_payload(IDENTITY, &d));
+
+    // Write dir:B with both signatures through signature::write.
+    let ctx = SystemContext::default();
+    let r = parse_image_name(&format!("dir:{}", a.display())).unwrap();
+    let src = r.new_image_source(&ctx).await.unwrap();
+    let manifest = src.get_manifest(None).await.unwrap();
+    let have = sig::read(r.as_ref(), src.as_ref(), &ctx, Target::TopLevel(&d))
+        .await
+        .unwrap();
+    assert_eq!(have, std::slice::from_ref(&simple_sig));
+    let b = tmp.path().join("b");
+    let r = parse_image_name(&format!("dir:{}", b.display())).unwrap();
+    let dst = r.new_image_destination(&ctx).await.unwrap();
+    for desc in kubemirror::manifest::blobs(&manifest.image().unwrap()) {
+        let info = kubemirror::image::BlobInfo::from(&desc);
+        let blob = src.get_blob(&info).await.unwrap();
+        dst.put_blob(&info, blob).await.unwrap();
+    }
+    dst.put_manifest(&manifest, None).await.unwrap();
+    let n = sig::write(
+        r.as_ref(),
+        dst.as_ref(),
+        &ctx,
+        Target::TopLevel(&d),
+        &[simple_sig.clone(), cosign_sig.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 2);
+    dst.commit().await.unwrap();
+
+    // skopeo copies both to dir:C; we read them back unchanged.
+    let c = tmp.path().join("c");
+    run(skopeo().args([
+        "copy",
+        "-q",
+        &format!("dir:{}", b.display()),
+        &format!("dir:{}", c.display()),
+    ]));
+    assert!(
+        c.join("signature-2").exists(),
+        "skopeo kept the sigstore signature"
+    );
+    let r = parse_image_name(&format!("dir:{}", c.display())).unwrap();
+    let src = r.new_image_source(&ctx).await.unwrap();
+    let sigs = sig::read(r.as_ref(), src.as_ref(), &ctx, Target::TopLevel(&d))
+        .await
+        .unwrap();
+    assert_eq!(sigs, [simple_sig, cosign_sig]);
+    let image = kubemirror::reference::parse(IDENTITY).unwrap();
+    let subject = Subject {
+        reference: Some(&image),
+        manifest_digest: &d,
+        manifest: None,
+    };
+    let keys = TrustedKeys::new([
+        TrustedKey::parse("GPG", &signer.export(true)).unwrap(),
+        TrustedKey::parse("Sigstore", &pub1).unwrap(),
+    ]);
+    let reports = verify::report(&keys, &subject, &sigs, None);
+    assert!(reports.iter().all(|r| r.verified), "{reports:?}");
+    assert_eq!(reports[0].type_, "simple-signing");
+    assert_eq!(reports[1].type_, "sigstore");
+}
