@@ -118,8 +118,19 @@ impl Keyring {
         Ok(ring)
     }
 
-    /// Add the keys of another keyring.
+    /// Add the keys of another keyring (several armored blocks one after
+    /// the other are read too, as `cat a.asc b.asc` makes).
     pub fn add(&mut self, data: &[u8]) -> Result<(), SignatureError> {
+        const BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+        if let Ok(text) = std::str::from_utf8(data)
+            && text.matches(BEGIN).count() > 1
+        {
+            for (i, _) in text.match_indices(BEGIN) {
+                let end = text[i + 1..].find(BEGIN).map_or(text.len(), |j| i + 1 + j);
+                self.add(&text.as_bytes()[i..end])?;
+            }
+            return Ok(());
+        }
         let bad = |e: pgp::errors::Error| SignatureError::Key(format!("OpenPGP keyring: {e}"));
         let (keys, _) = SignedPublicKey::from_reader_many(data).map_err(bad)?;
         let before = self.keys.len();

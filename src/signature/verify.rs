@@ -159,117 +159,95 @@ pub fn examine(
     rule: Option<&SignedIdentity>,
 ) -> SignatureReport {
     let mut r = SignatureReport::default();
-    let crypto: Result<(), String> = match sig {
-        Signature::SimpleSigning(msg) => {
-            r.type_ = TYPE_SIMPLE_SIGNING.into();
-            let untrusted = match simple::open(msg) {
-                Ok(u) => u,
-                Err(e) => return failed(r, e.to_string()),
-            };
-            r.key_id = untrusted.key_id.clone();
-            set_payload(&mut r, &untrusted.payload);
-            match Payload::parse(&untrusted.payload, simple::SIGNATURE_TYPE) {
-                Ok(p) => {
-                    r.manifest_digest = p.manifest_digest;
-                    r.identity = p.docker_reference;
-                }
-                Err(e) => return failed(r, e.to_string()),
-            }
-            let mut last = None;
-            let mut ok = false;
-            for ring in &keys.gpg {
-                match simple::verify(msg, ring) {
-                    Ok(v)
-                        if keys.primary_keys_only
-                            && v.signer_fingerprint != v.signing_key_fingerprint =>
-                    {
-                        last = Some(SignatureError::Untrusted(format!(
-                            "signature by subkey {} of key {} is not accepted: only primary keys are",
-                            v.signing_key_fingerprint, v.signer_fingerprint
-                        )));
-                    }
-                    Ok(v) => {
-                        r.key_id = v.signer_fingerprint;
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            if ok {
-                Ok(())
-            } else {
-                Err(match last {
-                    Some(SignatureError::Untrusted(m)) if m.contains("subkey") => m,
-                    Some(SignatureError::Untrusted(_)) | None => format!(
-                        "no signature signed by a trusted key (signed by {})",
-                        untrusted.key_id
-                    ),
-                    Some(e) => e.to_string(),
-                })
-            }
-        }
+    let judged = match sig {
+        Signature::SimpleSigning(msg) => judge_simple(msg, keys, &mut r),
         Signature::Sigstore {
             payload,
             annotations,
             media_type,
-        } => {
-            r.type_ = TYPE_SIGSTORE.into();
-            set_payload(&mut r, payload);
-            if media_type != sigstore::MEDIA_TYPE {
-                return failed(r, format!("unsupported sigstore media type {media_type:?}"));
-            }
-            match Payload::parse(payload, sigstore::PAYLOAD_TYPE) {
-                Ok(p) => {
-                    r.manifest_digest = p.manifest_digest;
-                    r.identity = p.docker_reference;
-                }
-                Err(e) => return failed(r, e.to_string()),
-            }
-            let mut last = None;
-            let mut ok = false;
-            for key in &keys.sigstore {
-                match sigstore::verify(payload, annotations, key) {
-                    Ok(()) => {
-                        r.key_id = key.key_id().to_string();
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            if ok {
-                Ok(())
-            } else {
-                Err(match last {
-                    Some(SignatureError::Untrusted(_)) | None => {
-                        "no signature signed by a trusted key".to_string()
-                    }
-                    Some(e) => e.to_string(),
-                })
-            }
-        }
-    };
-    if let Err(reason) = crypto {
-        return failed(r, reason);
+        } => judge_sigstore(media_type, payload, annotations, keys, &mut r),
     }
-    if let Err(reason) = subject.check_digest(&r.manifest_digest) {
-        return failed(r, reason);
+    .and_then(|()| subject.check_digest(&r.manifest_digest))
+    .and_then(|()| {
+        rule.cloned()
+            .unwrap_or_else(|| default_rule(sig, &r.identity))
+            .check(subject.reference, &r.identity)
+    });
+    match judged {
+        Ok(()) => r.verified = true,
+        Err(reason) => r.reason = reason,
     }
-    let rule = rule
-        .cloned()
-        .unwrap_or_else(|| default_rule(sig, &r.identity));
-    if let Err(reason) = rule.check(subject.reference, &r.identity) {
-        return failed(r, reason);
-    }
-    r.verified = true;
     r
 }
 
-fn failed(mut r: SignatureReport, reason: String) -> SignatureReport {
-    r.verified = false;
-    r.reason = reason;
-    r
+/// Fill in the claims of a payload.
+fn read_claims(r: &mut SignatureReport, payload: &[u8], typ: &str) -> Result<(), String> {
+    set_payload(r, payload);
+    let p = Payload::parse(payload, typ).map_err(|e| e.to_string())?;
+    r.manifest_digest = p.manifest_digest;
+    r.identity = p.docker_reference;
+    Ok(())
+}
+
+/// Read a simple signature's claims, then find a trusted key that made it.
+fn judge_simple(msg: &[u8], keys: &TrustedKeys, r: &mut SignatureReport) -> Result<(), String> {
+    r.type_ = TYPE_SIMPLE_SIGNING.into();
+    let untrusted = simple::open(msg).map_err(|e| e.to_string())?;
+    r.key_id = untrusted.key_id.clone();
+    read_claims(r, &untrusted.payload, simple::SIGNATURE_TYPE)?;
+    let mut refusal = None;
+    for ring in &keys.gpg {
+        match simple::verify(msg, ring) {
+            Ok(v)
+                if keys.primary_keys_only && v.signer_fingerprint != v.signing_key_fingerprint =>
+            {
+                refusal = Some(format!(
+                    "signature by subkey {} of key {} is not accepted: only primary keys are",
+                    v.signing_key_fingerprint, v.signer_fingerprint
+                ));
+            }
+            Ok(v) => {
+                r.key_id = v.signer_fingerprint;
+                return Ok(());
+            }
+            Err(SignatureError::Untrusted(_)) => {}
+            Err(e) => refusal = Some(e.to_string()),
+        }
+    }
+    Err(refusal.unwrap_or_else(|| {
+        format!(
+            "no signature signed by a trusted key (signed by {})",
+            untrusted.key_id
+        )
+    }))
+}
+
+/// Read a sigstore signature's claims, then find a trusted key that made it.
+fn judge_sigstore(
+    media_type: &str,
+    payload: &[u8],
+    annotations: &sigstore::Annotations,
+    keys: &TrustedKeys,
+    r: &mut SignatureReport,
+) -> Result<(), String> {
+    r.type_ = TYPE_SIGSTORE.into();
+    if media_type != sigstore::MEDIA_TYPE {
+        set_payload(r, payload);
+        return Err(format!("unsupported sigstore media type {media_type:?}"));
+    }
+    read_claims(r, payload, sigstore::PAYLOAD_TYPE)?;
+    let mut refusal = None;
+    for key in &keys.sigstore {
+        match sigstore::verify(payload, annotations, key) {
+            Ok(()) => {
+                r.key_id = key.key_id().to_string();
+                return Ok(());
+            }
+            Err(SignatureError::Untrusted(_)) => {}
+            Err(e) => refusal = Some(e.to_string()),
+        }
+    }
+    Err(refusal.unwrap_or_else(|| "no signature signed by a trusted key".to_string()))
 }
 
 fn set_payload(r: &mut SignatureReport, payload: &[u8]) {

@@ -50,10 +50,19 @@ fn skopeo_simple_signature_verifies_with_the_signer_key_only() {
             signer.fpr
         )
     );
-    // A keyring holding both keys verifies.
+    // A keyring holding both keys verifies: binary, or two armored blocks.
     let mut both = Keyring::from_bytes(&other.export(false)).unwrap();
     both.add(&signer.export(true)).unwrap();
     assert!(simple::verify(&message, &both).is_ok());
+    let two_blocks = [other.export(true), signer.export(true)].concat();
+    let both = Keyring::from_bytes(&two_blocks).unwrap();
+    assert_eq!(both.fingerprints(), [other.fpr.clone(), signer.fpr.clone()]);
+    assert!(simple::verify(&message, &both).is_ok());
+    let e = Keyring::from_bytes(b"not a key").unwrap_err();
+    assert!(
+        e.to_string().starts_with("invalid key: OpenPGP keyring"),
+        "{e}"
+    );
 
     // The status report.
     let image = kubemirror::reference::parse(IDENTITY).unwrap();
