@@ -68,6 +68,10 @@ async fn copy(src_name: &str, dst_name: &str) -> Result<Digest, Error> {
                 let m = src.get_manifest(Some(d.digest())).await?;
                 copy_blobs(src.as_ref(), dst.as_ref(), &m).await?;
                 dst.put_manifest(&m, Some(d.digest())).await?;
+                let sigs = src.get_signatures(Some(d.digest())).await?;
+                if !sigs.is_empty() {
+                    dst.put_signatures(&sigs, d.digest()).await?;
+                }
             }
         }
         Parsed::Image(_) => {
@@ -924,4 +928,105 @@ fn kubemirror_copy_between_local_transports_matches_skopeo() {
     assert_eq!(layers(&ours), layers(&theirs), "layers changed on the way");
     let tags = km(&["list-tags", &format!("oci-archive:{t}/b.tar")]);
     assert!(tags.contains("\"v1\""), "{tags}");
+}
+
+// ---------------------------------------------------------------- skopeo's signatures
+
+/// A throwaway GPG home with one unprotected key; returns (home, fingerprint).
+fn gpg_key(dir: &Path) -> (std::path::PathBuf, String) {
+    let home = dir.join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    support::run(
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args([
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "test@example.com",
+                "default",
+                "default",
+                "never",
+            ]),
+    );
+    let out = support::run(
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--list-keys", "--with-colons"]),
+    );
+    let fpr = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    (home, fpr)
+}
+
+#[tokio::test]
+async fn dir_reads_and_copies_skopeo_gpg_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(tmp.path());
+    let t = tmp.path().display().to_string();
+    let (home, fpr) = gpg_key(tmp.path());
+    let signed = format!("{t}/signed");
+    support::run(support::skopeo().env("GNUPGHOME", &home).args([
+        "copy",
+        "--all",
+        "--sign-by",
+        &fpr,
+        "--sign-identity",
+        "docker.io/library/app:m",
+        &format!("oci:{fx}:multi"),
+        &format!("dir:{signed}"),
+    ]));
+    // skopeo signed the index and each instance: signature-1 and <hex>.signature-1.
+    let src = open_source(&format!("dir:{signed}")).await.unwrap();
+    let top = src.get_signatures(None).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert!(
+        matches!(&top[0], kubemirror::image::Signature::SimpleSigning(b) if b.as_ref() == std::fs::read(format!("{signed}/signature-1")).unwrap())
+    );
+    let index = src.get_manifest(None).await.unwrap().index().unwrap();
+    for d in index.manifests() {
+        assert_eq!(
+            src.get_signatures(Some(d.digest())).await.unwrap().len(),
+            1,
+            "{}",
+            d.digest()
+        );
+    }
+    // Our copy reproduces skopeo's directory, signatures included...
+    copy(&format!("dir:{signed}"), &format!("dir:{t}/ours"))
+        .await
+        .unwrap();
+    assert_eq!(dir_listing(&format!("{t}/ours")), dir_listing(&signed));
+    // ...and so does the copy engine.
+    km(&[
+        "copy",
+        "--all",
+        &format!("dir:{signed}"),
+        &format!("dir:{t}/engine"),
+    ]);
+    assert_eq!(dir_listing(&format!("{t}/engine")), dir_listing(&signed));
+    // skopeo verifies what we wrote against a signedBy policy.
+    let pubkey = format!("{t}/pub.gpg");
+    support::run(
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--output", &pubkey, "--export", &fpr]),
+    );
+    let policy = format!("{t}/policy.json");
+    std::fs::write(&policy, format!(r#"{{"default":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{pubkey}","signedIdentity":{{"type":"exactReference","dockerReference":"docker.io/library/app:m"}}}}]}}"#)).unwrap();
+    support::run(std::process::Command::new("skopeo").args([
+        "--policy",
+        &policy,
+        "copy",
+        &format!("dir:{t}/ours"),
+        &format!("dir:{t}/verified"),
+    ]));
 }
