@@ -390,6 +390,18 @@ fn one_line(e: &Error) -> String {
     s
 }
 
+/// Staging directories and temporary files start with '.'; none may be left.
+fn assert_no_temporary_files(dir: &str) {
+    let stray: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.starts_with('.').then_some(n)
+        })
+        .collect();
+    assert!(stray.is_empty(), "left in {dir}: {stray:?}");
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     support::run(std::process::Command::new("cp").arg("-r").arg(from).arg(to));
 }
@@ -669,14 +681,7 @@ async fn docker_archive_write_is_read_by_skopeo() {
     assert!(!dst.supports_index());
     assert_eq!(dst.supported_manifest_types(), [manifest::DOCKER_V2S2]);
     drop(dst);
-    let stray: Vec<_> = std::fs::read_dir(&t)
-        .unwrap()
-        .filter_map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.starts_with('.').then_some(n)
-        })
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+    assert_no_temporary_files(&t);
 }
 
 // ---------------------------------------------------------------- oci-archive:
@@ -786,14 +791,7 @@ async fn archives_bad_inputs_give_clear_errors() {
         assert!(one_line(&e).contains("digest mismatch"), "{e}");
         assert!(!Path::new(&out).exists());
     }
-    let stray: Vec<_> = std::fs::read_dir(&t)
-        .unwrap()
-        .filter_map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.starts_with('.').then_some(n)
-        })
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+    assert_no_temporary_files(&t);
 
     // A layer in a docker archive whose bytes do not match the config's diffID.
     let src_tar = format!("{t}/skopeo.tar");
