@@ -955,6 +955,72 @@ fn kubemirror_copy_between_local_transports_matches_skopeo() {
     assert!(tags.contains("\"v1\""), "{tags}");
 }
 
+#[test]
+fn docker_schema2_into_oci_is_converted_so_skopeo_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let t = tmp.path().display().to_string();
+    km(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{t}/a.tar:app:v1"),
+    ]);
+    let raw = km(&["inspect", "--raw", &format!("docker-archive:{t}/a.tar")]);
+    assert!(raw.contains(kubemirror::manifest::DOCKER_V2S2), "{raw}");
+    km(&[
+        "copy",
+        &format!("docker-archive:{t}/a.tar"),
+        &format!("oci:{t}/layout:v1"),
+    ]);
+    let theirs = skopeo_ok(&["inspect", "--raw", &format!("oci:{t}/layout:v1")]);
+    assert!(
+        theirs.contains(kubemirror::manifest::OCI_MANIFEST),
+        "{theirs}"
+    );
+    let ours = km(&["inspect", &format!("oci:{t}/layout:v1")]);
+    let src = skopeo_ok(&["inspect", &format!("oci:{fx}:v1")]);
+    let layers = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["Layers"].clone();
+    assert_eq!(
+        layers(&ours),
+        layers(&src),
+        "same layer blobs after two conversions"
+    );
+}
+
+#[test]
+fn the_system_platform_of_a_signed_index_carries_its_own_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let t = tmp.path().display().to_string();
+    let (home, fpr) = gpg_key(tmp.path());
+    support::run(
+        support::skopeo()
+            .env("GNUPGHOME", &home)
+            .args([
+                "copy",
+                "--all",
+                "--sign-by",
+                &fpr,
+                "--sign-identity",
+                "docker.io/library/app:m",
+            ])
+            .arg(format!("oci:{fx}:multi"))
+            .arg(format!("dir:{t}/signed")),
+    );
+    // The default copies this machine's platform as a single image.
+    km(&["copy", &format!("dir:{t}/signed"), &format!("dir:{t}/one")]);
+    let one = std::fs::read(format!("{t}/one/signature-1")).expect("the copied image is signed");
+    let index_sig = std::fs::read(format!("{t}/signed/signature-1")).unwrap();
+    assert_ne!(
+        one, index_sig,
+        "the index's signature must not be put on one platform"
+    );
+    let manifest = std::fs::read(format!("{t}/one/manifest.json")).unwrap();
+    let hex = kubemirror::digest::sha256(&manifest).digest().to_string();
+    let instance_sig = std::fs::read(format!("{t}/signed/{hex}.signature-1")).unwrap();
+    assert_eq!(one, instance_sig);
+}
+
 // ---------------------------------------------------------------- skopeo's signatures
 
 /// A throwaway GPG home with one unprotected key; returns (home, fingerprint).

@@ -80,16 +80,12 @@ impl ImageDestination for OciDestination {
         self.name.clone()
     }
 
-    /// OCI types first (skopeo 1.9 reads only OCI-typed `index.json`
-    /// entries); Docker schema 2 types are stored too, unconverted, so that
-    /// their digests survive until the copy engine can convert to OCI.
+    /// OCI types only, as containers/image: skopeo 1.9 ignores `index.json`
+    /// entries of Docker types, so the copy engine converts Docker schema 2
+    /// manifests and lists to OCI on the way in (new digests; signatures
+    /// cannot follow a conversion).
     fn supported_manifest_types(&self) -> &'static [&'static str] {
-        &[
-            manifest::OCI_MANIFEST,
-            manifest::OCI_INDEX,
-            manifest::DOCKER_V2S2,
-            manifest::DOCKER_LIST,
-        ]
+        &[manifest::OCI_MANIFEST, manifest::OCI_INDEX]
     }
 
     /// The digest of the entry named like this destination's ref, when
