@@ -6,13 +6,15 @@
 //! [`open`] reads the message without trusting it (payload, issuer key);
 //! [`verify`] checks it against a [`Keyring`] and returns the payload only
 //! when a trusted key made the signature. Neither checks the digest or
-//! identity: that is [`Payload::check`]'s job, called by `verify.rs` and
-//! `policy.rs` with the image in hand.
+//! identity: that is `verify.rs`'s job, with the image in hand.
+//! [`sign`] makes a signature skopeo accepts (used by the tests, and ready
+//! for a `--sign-by`).
 
 use std::io::Read;
 
-use pgp::composed::{Deserializable, Message, SignedPublicKey};
-use pgp::types::{KeyDetails, PublicKeyTrait};
+use pgp::composed::{Deserializable, Message, MessageBuilder, SignedPublicKey, SignedSecretKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::types::{KeyDetails, Password, PublicKeyTrait};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -245,7 +247,7 @@ pub fn open(message: &[u8]) -> Result<Untrusted, SignatureError> {
 
 /// Verify a simple signature against trusted keys (primary keys and their
 /// subkeys). Returns the payload only when one of them made the signature;
-/// the payload is still to be checked against the image ([`Payload::check`]).
+/// the payload is still to be checked against the image (`verify::examine`).
 pub fn verify(message: &[u8], keyring: &Keyring) -> Result<Verified, SignatureError> {
     let (msg, payload) = read_message(message)?;
     let sig = the_signature(&msg)
@@ -282,4 +284,82 @@ pub fn verify(message: &[u8], keyring: &Keyring) -> Result<Verified, SignatureEr
         "signed by key {}, which is not among the trusted keys",
         issuer_of(sig)
     )))
+}
+
+/// An OpenPGP secret key to sign with (`gpg --export-secret-keys`, armored
+/// or binary; the primary key signs).
+#[derive(Clone)]
+pub struct SigningKey {
+    key: SignedSecretKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.fingerprint())
+    }
+}
+
+impl SigningKey {
+    pub fn from_bytes(data: &[u8]) -> Result<Self, SignatureError> {
+        let (key, _) = SignedSecretKey::from_reader_single(data)
+            .map_err(|e| SignatureError::Key(format!("OpenPGP secret key: {e}")))?;
+        Ok(SigningKey { key })
+    }
+
+    /// Upper-case hex fingerprint of the primary key.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_hex(&self.key.primary_key)
+    }
+}
+
+/// The thread RNG (rand 0.9) under the rand_core 0.6 traits rpgp asks for.
+struct Rng06;
+
+impl p256::elliptic_curve::rand_core::RngCore for Rng06 {
+    fn next_u32(&mut self) -> u32 {
+        rand::RngCore::next_u32(&mut rand::rng())
+    }
+    fn next_u64(&mut self) -> u64 {
+        rand::RngCore::next_u64(&mut rand::rng())
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        rand::RngCore::fill_bytes(&mut rand::rng(), dest)
+    }
+    fn try_fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), p256::elliptic_curve::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl p256::elliptic_curve::rand_core::CryptoRng for Rng06 {}
+
+/// Sign `payload` as a binary OpenPGP message (one-pass signature, SHA-256,
+/// binary literal data), the shape `skopeo copy --sign-by` writes, minus
+/// compression.
+pub fn sign(payload: &[u8], key: &SigningKey, passphrase: &str) -> Result<Vec<u8>, SignatureError> {
+    let mut builder = MessageBuilder::from_bytes("", payload.to_vec());
+    builder.sign(
+        &key.key.primary_key,
+        Password::from(passphrase),
+        HashAlgorithm::Sha256,
+    );
+    builder
+        .to_vec(Rng06)
+        .map_err(|e| SignatureError::Key(format!("signing with {}: {e}", key.fingerprint())))
+}
+
+/// A simple signature claiming `docker_reference` for `manifest_digest`.
+pub fn sign_image(
+    docker_reference: &str,
+    manifest_digest: &str,
+    key: &SigningKey,
+    passphrase: &str,
+) -> Result<crate::image::Signature, SignatureError> {
+    let payload = Payload::to_json(docker_reference, manifest_digest, SIGNATURE_TYPE);
+    Ok(crate::image::Signature::SimpleSigning(
+        sign(&payload, key, passphrase)?.into(),
+    ))
 }

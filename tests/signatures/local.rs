@@ -553,3 +553,73 @@ async fn both_formats_round_trip_through_dir_and_skopeo_copy() {
     assert_eq!(reports[0].type_, "simple-signing");
     assert_eq!(reports[1].type_, "sigstore");
 }
+
+#[tokio::test]
+async fn our_simple_signatures_satisfy_gpg_and_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = Gpg::new("Signer <signer@example.com>", "ed25519");
+    let secret = run(signer.cmd().args([
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--armor",
+        "--export-secret-keys",
+        &signer.fpr,
+    ]))
+    .stdout;
+    let key = simple::SigningKey::from_bytes(&secret).unwrap();
+    assert_eq!(key.fingerprint(), signer.fpr);
+
+    let out = tmp.path().join("out");
+    run(skopeo().args([
+        "copy",
+        "-q",
+        &format!("oci:{}:t", layout(tmp.path()).display()),
+        &format!("dir:{}", out.display()),
+    ]));
+    let (_, d) = manifest_digest(&out);
+    let Signature::SimpleSigning(message) =
+        simple::sign_image(IDENTITY, d.as_ref(), &key, "").unwrap()
+    else {
+        unreachable!()
+    };
+    std::fs::write(out.join("signature-1"), &message).unwrap();
+
+    // gpg, independently, verifies it and shows the payload.
+    let verified = run(signer
+        .cmd()
+        .args(["--status-fd", "2", "--decrypt"])
+        .arg(out.join("signature-1")));
+    assert!(
+        String::from_utf8_lossy(&verified.stderr).contains(&format!("VALIDSIG {}", signer.fpr)),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let p = Payload::parse(&verified.stdout, simple::SIGNATURE_TYPE).unwrap();
+    assert_eq!(p.docker_reference, IDENTITY);
+    assert_eq!(p.manifest_digest, d.to_string());
+
+    // skopeo's policy accepts it, and so do we.
+    let key_path = signer.export_to(tmp.path(), "signer.gpg");
+    let p = tmp.path().join("policy.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": key_path,
+            "signedIdentity": {"type": "exactReference", "dockerReference": IDENTITY}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let src = format!("dir:{}", out.display());
+    let (theirs, stderr) = skopeo_accepts(&p, &src, tmp.path(), &[]);
+    assert!(theirs, "skopeo refused our signature: {stderr}");
+    assert_eq!(
+        our_verdict(&p, &src, &SystemContext::default()).await,
+        Ok(())
+    );
+    let e = simple::SigningKey::from_bytes(&signer.export(true)).unwrap_err();
+    assert!(
+        e.to_string().starts_with("invalid key: OpenPGP secret key"),
+        "{e}"
+    );
+}
