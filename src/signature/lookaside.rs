@@ -2,7 +2,7 @@
 //! containers/image): `BASE/REPO@ALG=HEX/signature-N`, N from 1, where REPO
 //! is the repository path without the host (`library/busybox`). Reading
 //! stops at the first missing N. `file://` is read and written;
-//! `http(s)://` is read only, by [`http_get`], the one function here that
+//! `http(s)://` is read only, by `http_get`, the one function here that
 //! speaks HTTP.
 
 use std::path::PathBuf;

@@ -3,15 +3,24 @@
 //!
 //! | format | stored as | read | written | verified |
 //! |---|---|---|---|---|
-//! | simple signing (containers-signature(5), OpenPGP) | `dir:` `signature-N`; registries: lookaside `BASE/REPO@sha256=HEX/signature-N` | transport, `file://`, `http(s)://` lookaside | transport, `file://` lookaside | [`simple::verify`] |
-//! | sigstore (cosign, ECDSA P-256 public key) | `dir:` `signature-N`; registries: `sha256-HEX.sig` attachment image | transport, attachment | transport, attachment | [`sigstore::verify`] |
+//! | simple signing (containers-signature(5), OpenPGP) | `dir:` `signature-N`; registries: lookaside `BASE/REPO@sha256=HEX/signature-N` | transport; `file://`, `http(s)://` lookaside | transport; `file://` lookaside | [`simple::verify`] (rpgp; RSA, EdDSA, ECDSA keys and signing subkeys); [`simple::sign`] makes them |
+//! | sigstore (cosign, ECDSA P-256 public key) | `dir:` `signature-N`; registries: `sha256-HEX.sig` attachment image | transport; attachment | transport; attachment (merged with what is there) | [`sigstore::verify`] (no Fulcio/Rekor) |
 //!
-//! Files: [`simple`] and [`sigstore`] (formats), [`identity`] (who a
-//! signature may vouch for), [`registries_d`] (where signatures live),
-//! [`policy`] (containers-policy.json(5)), [`verify`] (report entries for
-//! status), [`lookaside`] (the one place that reads and writes lookaside
-//! storage, and the only HTTP in this module). This file holds the calls the
-//! copy engine and the reconcilers make: [`read`] and [`write`].
+//! Files: [`simple`] and [`sigstore`] (the formats), [`identity`] (which
+//! image a signature may vouch for), [`registries_d`] (where signatures
+//! live), [`policy`] (containers-policy.json(5)), [`verify`] (report entries
+//! for status), [`lookaside`] (lookaside storage; its `http_get` is the only
+//! HTTP here), `io` ([`read`] and [`write`], through the image traits only).
+//!
+//! Who calls what:
+//! - the CLI: [`RegistriesD::load`] into `SystemContext::signature_storage`,
+//!   [`Policy::load`] for `--policy`;
+//! - the copy engine: [`read`] the source's signatures, [`Policy::evaluate_image`]
+//!   before writing anything, [`write`] them before the top-level manifest (or
+//!   copy the attachment images named by [`attachment_tags`] byte for byte);
+//! - the reconcilers: [`StaticStorage`] for a spec's `signatureLookaside`,
+//!   [`TrustedKey::parse`] for `verification.keys`, [`verify::report`] for
+//!   `status.signatures[]`.
 
 pub mod identity;
 pub mod lookaside;

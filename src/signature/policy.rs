@@ -253,7 +253,30 @@ fn load_list(
         .collect()
 }
 
+/// Where skopeo looks for the policy when `--policy` is not given:
+/// `$HOME/.config/containers/policy.json` if it exists, else
+/// `/etc/containers/policy.json`.
+pub fn default_path() -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("HOME") {
+        let user = Path::new(&home).join(".config/containers/policy.json");
+        if user.exists() {
+            return user;
+        }
+    }
+    "/etc/containers/policy.json".into()
+}
+
 impl Policy {
+    /// Load the policy from [`default_path`]; `None` when there is none
+    /// (skopeo then refuses to run; the caller decides).
+    pub fn load_default() -> Result<Option<Self>, SignatureError> {
+        let p = default_path();
+        if !p.exists() {
+            return Ok(None);
+        }
+        Self::load(&p).map(Some)
+    }
+
     /// Read and load a policy file.
     pub fn load(path: &Path) -> Result<Self, SignatureError> {
         let text = std::fs::read(path)

@@ -93,6 +93,19 @@ pub fn normalise_url(v: &str) -> Result<String, String> {
 }
 
 impl RegistriesD {
+    /// Where skopeo looks when `--registries.d` is not given:
+    /// `$HOME/.config/containers/registries.d` if it exists, else
+    /// `/etc/containers/registries.d`.
+    pub fn default_dir() -> std::path::PathBuf {
+        if let Some(home) = std::env::var_os("HOME") {
+            let user = Path::new(&home).join(".config/containers/registries.d");
+            if user.exists() {
+                return user;
+            }
+        }
+        "/etc/containers/registries.d".into()
+    }
+
     /// Load every `*.yaml` file of `dir` (sorted by name). A missing
     /// directory is an empty configuration, as in containers/image.
     pub fn load(dir: &Path) -> Result<Self, SignatureError> {
