@@ -10,13 +10,13 @@
 //! image a signature may vouch for), [`registries_d`] (where signatures
 //! live), [`policy`] (containers-policy.json(5)), [`verify`] (report entries
 //! for status), [`lookaside`] (lookaside storage; its `http_get` is the only
-//! HTTP here), `io` ([`read`] and [`write`], through the image traits only).
+//! HTTP here), `io` ([`read()`] and [`write()`], through the image traits only).
 //!
 //! Who calls what:
 //! - the CLI: [`RegistriesD::load`] into `SystemContext::signature_storage`,
 //!   [`Policy::load`] for `--policy`;
-//! - the copy engine: [`read`] the source's signatures, [`Policy::evaluate_image`]
-//!   before writing anything, [`write`] them before the top-level manifest (or
+//! - the copy engine: [`read()`] the source's signatures, [`Policy::evaluate_image`]
+//!   before writing anything, [`write()`] them before the top-level manifest (or
 //!   copy the attachment images named by [`attachment_tags`] byte for byte);
 //! - the reconcilers: [`StaticStorage`] for a spec's `signatureLookaside`,
 //!   [`TrustedKey::parse`] for `verification.keys`, [`verify::report`] for
