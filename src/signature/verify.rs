@@ -247,6 +247,12 @@ fn judge_sigstore(
             Err(e) => refusal = Some(e.to_string()),
         }
     }
+    if refusal.is_none() && annotations.contains_key(sigstore::ANNOTATION_CERTIFICATE) {
+        return Err(
+            "no signature signed by a trusted key (keyless Fulcio-certificate signatures are not verified; trust a public key)"
+                .into(),
+        );
+    }
     Err(refusal.unwrap_or_else(|| "no signature signed by a trusted key".to_string()))
 }
 
