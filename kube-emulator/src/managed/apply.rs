@@ -124,7 +124,11 @@ pub fn apply(
         }
         for q in &e.fields {
             for p in &mine {
-                if !(is_prefix(q, p) || is_prefix(p, q)) {
+                // Same field, or an atomic (non-map) value above the other path.
+                let overlaps = q == p
+                    || (is_prefix(q, p) && value_at(&live_t, q).is_some_and(|v| !v.is_object()))
+                    || (is_prefix(p, q) && value_at(&applied_t, p).is_some_and(|v| !v.is_object()));
+                if !overlaps {
                     continue;
                 }
                 let shorter = if q.len() <= p.len() { q } else { p };
