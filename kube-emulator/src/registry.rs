@@ -154,9 +154,9 @@ impl Default for Registry {
     }
 }
 
+/// A built-in type served in version `v1` of its group.
 fn builtin(
     group: &str,
-    version: &str,
     plural: &str,
     kind: &str,
     namespaced: bool,
@@ -167,7 +167,7 @@ fn builtin(
     ResourceType {
         group: group.into(),
         versions: vec![Version {
-            name: version.into(),
+            name: "v1".into(),
             schema: None,
             printer_columns: vec![],
             status,
@@ -188,7 +188,6 @@ impl Registry {
     pub fn builtins() -> Self {
         let mut crd = builtin(
             "apiextensions.k8s.io",
-            "v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
             false,
@@ -200,7 +199,6 @@ impl Registry {
         let list = [
             builtin(
                 "",
-                "v1",
                 "namespaces",
                 "Namespace",
                 false,
@@ -208,19 +206,9 @@ impl Registry {
                 Builtin::Namespace,
                 true,
             ),
+            builtin("", "secrets", "Secret", true, &[], Builtin::Secret, false),
             builtin(
                 "",
-                "v1",
-                "secrets",
-                "Secret",
-                true,
-                &[],
-                Builtin::Secret,
-                false,
-            ),
-            builtin(
-                "",
-                "v1",
                 "configmaps",
                 "ConfigMap",
                 true,
@@ -230,7 +218,6 @@ impl Registry {
             ),
             builtin(
                 "",
-                "v1",
                 "events",
                 "Event",
                 true,
@@ -240,7 +227,6 @@ impl Registry {
             ),
             builtin(
                 "events.k8s.io",
-                "v1",
                 "events",
                 "Event",
                 true,
@@ -250,7 +236,6 @@ impl Registry {
             ),
             builtin(
                 "coordination.k8s.io",
-                "v1",
                 "leases",
                 "Lease",
                 true,

@@ -21,7 +21,10 @@ async fn next<S, T>(s: &mut S) -> T
 where
     S: Stream<Item = T> + Unpin,
 {
-    tokio::time::timeout(Duration::from_secs(10), s.next()).await.expect("no event within 10 s").expect("stream ended")
+    tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .expect("no event within 10 s")
+        .expect("stream ended")
 }
 
 /// Short description of a watcher event: `Init`, `InitApply(a)`, `Apply(b)`, …
@@ -46,7 +49,13 @@ async fn watcher_lifecycle(config: watcher::Config) {
     }
     api.create(&PostParams::default(), &cm("b")).await.unwrap();
     assert_eq!(describe(&next(&mut s).await), "Apply(b)");
-    api.patch("b", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "w"}}))).await.unwrap();
+    api.patch(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "w"}})),
+    )
+    .await
+    .unwrap();
     match next(&mut s).await {
         Ok(Event::Apply(o)) => assert_eq!(o.data.unwrap()["k"], "w"),
         other => panic!("{}", describe(&other)),
@@ -81,14 +90,23 @@ async fn watcher_relists_after_410() {
     // A change the watch does not see, then compaction: resuming from the
     // watcher's last resourceVersion is now too old.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client(), "default");
-    secrets.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap()).await.unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     hooks.compact_history();
     hooks.close_watches();
     let mut seen = vec![];
     while seen.last().map(String::as_str) != Some("InitDone") {
         seen.push(describe(&next(&mut s).await));
     }
-    assert!(seen[0].starts_with("Err(") && seen[0].contains("too old resource version"), "{seen:?}");
+    assert!(
+        seen[0].starts_with("Err(") && seen[0].contains("too old resource version"),
+        "{seen:?}"
+    );
     assert_eq!(&seen[1..], ["Init", "InitApply(a)", "InitDone"]);
     api.create(&PostParams::default(), &cm("c")).await.unwrap();
     assert_eq!(describe(&next(&mut s).await), "Apply(c)");
@@ -104,38 +122,97 @@ async fn raw_watch_semantics() {
     let start_rv = a.resource_version().unwrap();
 
     // Selector transitions become ADDED / DELETED.
-    let mut w = api.watch(&WatchParams::default().labels("app=x"), &start_rv).await.unwrap().boxed();
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
+    let mut w = api
+        .watch(&WatchParams::default().labels("app=x"), &start_rv)
+        .await
+        .unwrap()
+        .boxed();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})),
+    )
+    .await
+    .unwrap();
     assert!(matches!(next(&mut w).await.unwrap(), WatchEvent::Added(o) if o.name_any() == "a"));
     // A no-op write sends nothing; the next event is the real change.
-    let same = api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}}))).await.unwrap();
+    let same = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "x"}}})),
+        )
+        .await
+        .unwrap();
     let after_noop = api.get("a").await.unwrap();
     assert_eq!(same.resource_version(), after_noop.resource_version());
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}}))).await.unwrap();
-    assert!(matches!(next(&mut w).await.unwrap(), WatchEvent::Modified(o) if o.data.as_ref().unwrap()["k"] == "2"));
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}}))).await.unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "2"}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(next(&mut w).await.unwrap(), WatchEvent::Modified(o) if o.data.as_ref().unwrap()["k"] == "2")
+    );
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})),
+    )
+    .await
+    .unwrap();
     assert!(matches!(next(&mut w).await.unwrap(), WatchEvent::Deleted(o) if o.name_any() == "a"));
 
     // Bookmarks when allowed.
     hooks.set_bookmark_interval(Duration::from_millis(100));
-    let mut b = api.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    let mut b = api
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
     assert!(matches!(next(&mut b).await.unwrap(), WatchEvent::Added(_)));
-    assert!(matches!(next(&mut b).await.unwrap(), WatchEvent::Bookmark(_)));
+    assert!(matches!(
+        next(&mut b).await.unwrap(),
+        WatchEvent::Bookmark(_)
+    ));
 
     // Too old: one ERROR event with 410, then EOF.
     hooks.compact_history();
-    let mut old = api.watch(&WatchParams::default(), &start_rv).await.unwrap().boxed();
+    let mut old = api
+        .watch(&WatchParams::default(), &start_rv)
+        .await
+        .unwrap()
+        .boxed();
     match next(&mut old).await.unwrap() {
         WatchEvent::Error(e) => {
             assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
-            assert!(e.message.starts_with(&format!("too old resource version: {start_rv} (")), "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with(&format!("too old resource version: {start_rv} (")),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected ERROR, got {other:?}"),
     }
-    assert!(tokio::time::timeout(Duration::from_secs(5), old.next()).await.unwrap().is_none());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), old.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Timeout ends the stream.
-    let mut t = api.watch(&WatchParams::default().timeout(1), &api.get("a").await.unwrap().resource_version().unwrap()).await.unwrap().boxed();
+    let mut t = api
+        .watch(
+            &WatchParams::default().timeout(1),
+            &api.get("a").await.unwrap().resource_version().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(e) = t.next().await {
             assert!(matches!(e.unwrap(), WatchEvent::Bookmark(_)));
@@ -150,7 +227,8 @@ async fn metadata_watcher_and_object_refs() {
     let env = Env::start().await;
     let api: Api<ConfigMap> = Api::namespaced(env.client(), "default");
     api.create(&PostParams::default(), &cm("m")).await.unwrap();
-    let meta: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(env.client(), "default");
+    let meta: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(env.client(), "default");
     let mut s = watcher(meta, watcher::Config::default()).boxed();
     let mut names = vec![];
     loop {

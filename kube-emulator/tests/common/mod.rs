@@ -30,9 +30,12 @@ pub struct Out {
 
 impl Env {
     pub async fn start() -> Env {
-        let emu = Emulator::start("127.0.0.1:0").await.expect("start emulator");
+        let emu = Emulator::start("127.0.0.1:0")
+            .await
+            .expect("start emulator");
         let dir = tempfile::tempdir().expect("tempdir");
-        emu.write_kubeconfig(dir.path().join("kubeconfig")).expect("kubeconfig");
+        emu.write_kubeconfig(dir.path().join("kubeconfig"))
+            .expect("kubeconfig");
         Env { emu, dir }
     }
 
@@ -42,9 +45,15 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("kubectl");
-        c.arg("--kubeconfig").arg(self.kubeconfig()).arg("--cache-dir").arg(self.dir.path().join("cache"));
+        c.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"));
         c.args(args);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         c
     }
 
@@ -52,10 +61,20 @@ impl Env {
     pub async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
         let mut child = self.command(args).spawn().expect("spawn kubectl");
         let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin.as_bytes()).await.expect("write stdin");
+        input
+            .write_all(stdin.as_bytes())
+            .await
+            .expect("write stdin");
         drop(input);
-        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("kubectl timed out").expect("kubectl output");
-        Out { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("kubectl timed out")
+            .expect("kubectl output");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
     }
 
     /// Runs kubectl with `args`.
@@ -81,7 +100,9 @@ impl Env {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         let crd: CustomResourceDefinition = serde_yaml::from_str(WIDGET_CRD).expect("crd yaml");
         let api: kube::Api<CustomResourceDefinition> = kube::Api::all(self.client());
-        api.create(&Default::default(), &crd).await.expect("create crd");
+        api.create(&Default::default(), &crd)
+            .await
+            .expect("create crd");
     }
 }
 
@@ -96,7 +117,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
