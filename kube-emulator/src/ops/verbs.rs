@@ -10,7 +10,7 @@ use super::{FieldValidation, Reply, delete as del, generated_name};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::managed::{self, Scope};
 use crate::object;
-use crate::patch::{PatchError, json_patch, merge_patch};
+use crate::patch::{PatchError, json_patch, merge_patch, strategic_merge_patch};
 use crate::registry::ResourceType;
 use crate::selector::Selector;
 use crate::store::{ObjKey, State};
@@ -249,12 +249,11 @@ pub fn patch(
     let mut new = old.clone();
     match kind {
         PatchKind::Json => json_patch(&mut new, &patch).map_err(patch_error)?,
-        _ => {
-            if !patch.is_object() {
-                return Err(ApiError::bad_request("patch body must be a JSON object"));
-            }
-            merge_patch(&mut new, &patch);
+        _ if !patch.is_object() => {
+            return Err(ApiError::bad_request("patch body must be a JSON object"));
         }
+        PatchKind::Strategic => strategic_merge_patch(&mut new, &patch),
+        _ => merge_patch(&mut new, &patch),
     }
     let rv = object::resource_version(&new);
     if !rv.is_empty() && rv != object::resource_version(&old) {
