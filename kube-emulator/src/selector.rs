@@ -146,12 +146,16 @@ impl FieldSelector {
     /// Whether the object satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(k, eq, v)| {
-            let actual = if k == "metadata.name" {
-                object::name(obj)
-            } else {
-                object::namespace(obj)
+            let mut cur = Some(obj);
+            for part in k.split('.') {
+                cur = cur.and_then(|c| c.get(part));
+            }
+            let actual = match cur {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
             };
-            (actual == v) == *eq
+            (actual == *v) == *eq
         })
     }
 }
