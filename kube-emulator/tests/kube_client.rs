@@ -704,3 +704,36 @@ async fn hooks_inject_record_and_reset() {
     let _ = Duration::from_secs(0);
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_references_cascade_unless_orphaned() {
+    let env = Env::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(env.client(), "default");
+    for (owner, child) in [("o1", "c1"), ("o2", "c2")] {
+        let o = cms
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let s = json!({"metadata": {"name": child, "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": o.uid().unwrap()}]}});
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
+    }
+    cms.delete("o1", &DeleteParams::default()).await.unwrap();
+    assert!(
+        secrets.get_opt("c1").await.unwrap().is_none(),
+        "dependent collected"
+    );
+    cms.delete("o2", &DeleteParams::orphan()).await.unwrap();
+    assert!(
+        secrets.get_opt("c2").await.unwrap().is_some(),
+        "orphaned dependent kept"
+    );
+    env.emu.shutdown().await;
+}

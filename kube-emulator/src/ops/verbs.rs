@@ -374,10 +374,11 @@ pub fn delete(st: &mut State, t: &Target, dry_run: bool, options: &Value) -> Api
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let cascade = options.get("propagationPolicy").and_then(Value::as_str) != Some("Orphan");
     let mut out = if dry {
         obj
     } else {
-        del::delete_object(st, &key)
+        del::delete_object(st, &key, cascade)
     };
     object::set_type(&mut out, &t.rt.api_version(&t.version), &t.rt.kind);
     Ok(Reply::ok(out))
@@ -401,7 +402,7 @@ pub fn delete_collection(
         let mut o = if dry_run {
             st.objects.get(&k).cloned().unwrap_or_default()
         } else {
-            del::delete_object(st, &k)
+            del::delete_object(st, &k, true)
         };
         object::set_type(&mut o, &t.rt.api_version(&t.version), &t.rt.kind);
         items.push(o);
