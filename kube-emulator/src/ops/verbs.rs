@@ -54,6 +54,13 @@ impl Target {
         })
     }
 
+    /// The openAPIV3Schema of the requested version, if any.
+    pub fn schema(&self) -> Option<&Value> {
+        self.rt
+            .version(&self.version)
+            .and_then(|v| v.schema.as_ref())
+    }
+
     fn scope(&self) -> Scope {
         match self.subresource.as_deref() {
             Some(_) => Scope::Status,
@@ -298,6 +305,14 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
     }
     let gv = t.rt.api_version(&t.version);
     let now = object::now_rfc3339();
+    let who = managed::Applier {
+        manager: &manager,
+        api_version: &gv,
+        scope: t.scope(),
+        schema: t.schema(),
+        force: o.force,
+        now: &now,
+    };
     let o = Options {
         manager: manager.clone(),
         ..o.clone()
@@ -313,8 +328,7 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             if t.rt.namespaced {
                 skeleton["metadata"]["namespace"] = json!(key.namespace);
             }
-            let merged =
-                managed::apply(&skeleton, &applied, &manager, &gv, t.scope(), o.force, &now)?;
+            let merged = managed::apply(&skeleton, &applied, &who)?;
             let w = write::create(st, &req(t, &o, key, true, true), merged)?;
             Ok(Reply {
                 code: 201,
@@ -327,7 +341,7 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             if !rv.is_empty() && rv != object::resource_version(&old) {
                 return Err(ApiError::conflict(&t.rt.plural, &t.rt.group, &key.name));
             }
-            let merged = managed::apply(&old, &applied, &manager, &gv, t.scope(), o.force, &now)?;
+            let merged = managed::apply(&old, &applied, &who)?;
             let w = write::update(st, &req(t, &o, key, true, true), old, merged)?;
             Ok(Reply {
                 code: 200,

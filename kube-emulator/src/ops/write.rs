@@ -139,6 +139,7 @@ pub fn create(st: &mut State, req: &WriteReq, mut obj: Value) -> ApiResult<Writt
             &req.manager,
             &req.rt.api_version(req.version),
             req.scope,
+            req.rt.version(req.version).and_then(|v| v.schema.as_ref()),
             &object::now_rfc3339(),
         );
     }
@@ -238,6 +239,7 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
             &req.manager,
             &req.rt.api_version(req.version),
             req.scope,
+            req.rt.version(req.version).and_then(|v| v.schema.as_ref()),
             &object::now_rfc3339(),
         );
     }
