@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::write::{self, WriteReq};
-use super::{FieldValidation, Reply, delete as del, generated_name};
+use super::{FieldValidation, Reply, delete as del, generated_name, kinds};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::managed::{self, Scope};
 use crate::object;
@@ -166,6 +166,7 @@ pub fn create(st: &mut State, t: &Target, o: &Options, mut body: Value) -> ApiRe
         name = generated_name(prefix);
         object::meta_mut(&mut body).insert("name".into(), json!(name));
     }
+    kinds::validate_name(&t.rt, &name)?;
     let t = Target {
         name: Some(name.clone()),
         ..t.clone()
@@ -323,6 +324,7 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
                 return Err(ApiError::not_found(&t.rt.plural, &t.rt.group, &key.name));
             }
             check_namespace(st, t)?;
+            kinds::validate_name(&t.rt, &key.name)?;
             let mut skeleton =
                 json!({ "apiVersion": gv, "kind": t.rt.kind, "metadata": { "name": key.name } });
             if t.rt.namespaced {
