@@ -737,3 +737,73 @@ async fn owner_references_cascade_unless_orphaned() {
     );
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scoped_multi_version_crd_without_status_subresource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let env = Env::start().await;
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster", "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema},
+                {"name": "v1", "served": true, "storage": true, "schema": schema}]}});
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let gvk = |v: &str| {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("example.com", v, "Gadget"),
+            "gadgets",
+        )
+    };
+    let beta: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1beta1"));
+    let v1: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1"));
+    let obj: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget",
+        "metadata": {"name": "g"}, "spec": {"free": {"form": 1}}, "status": {"kept": true}}),
+    )
+    .unwrap();
+    let created = beta.create(&PostParams::default(), &obj).await.unwrap();
+    assert_eq!(
+        created.data["status"]["kept"], true,
+        "no status subresource: status is stored"
+    );
+    let got = v1.get("g").await.unwrap();
+    assert_eq!(got.types.unwrap().api_version, "example.com/v1");
+    assert_eq!(got.data["spec"]["free"]["form"], 1);
+    let patched = v1
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"kept": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.generation,
+        Some(2),
+        "status is part of the spec without the subresource"
+    );
+    let err = v1
+        .patch_status(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 404);
+    let discovery = kube::Discovery::new(env.client()).run().await.unwrap();
+    let group = discovery.get("example.com").unwrap();
+    assert_eq!(group.preferred_version_or_latest(), "v1");
+    env.emu.shutdown().await;
+}

@@ -229,7 +229,9 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
     }
     kinds::prepare(req.rt, &mut new, Some(&old))?;
     let warnings = check_schema(req, &mut new)?;
-    if kinds::tracks_generation(req.rt) && object::spec_part(&new) != object::spec_part(&old) {
+    if kinds::tracks_generation(req.rt)
+        && object::spec_part(&new, has_status) != object::spec_part(&old, has_status)
+    {
         object::meta_mut(&mut new).insert("generation".into(), json!(object::generation(&old) + 1));
     }
     if !req.applied {
