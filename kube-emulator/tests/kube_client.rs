@@ -681,6 +681,18 @@ async fn hooks_inject_record_and_reset() {
         4
     );
 
+    let err = ns
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted".to_string()
+        )
+    );
+
     // Namespace deletion removes contents, then the namespace.
     ns.create(
         &PostParams::default(),

@@ -385,6 +385,14 @@ pub fn delete(st: &mut State, t: &Target, dry_run: bool, options: &Value) -> Api
     {
         return Err(ApiError::conflict(&t.rt.plural, &t.rt.group, &key.name));
     }
+    if t.rt.builtin == Some(crate::registry::Builtin::Namespace)
+        && matches!(key.name.as_str(), "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+            key.name
+        )));
+    }
     let dry = dry_run
         || options
             .get("dryRun")
