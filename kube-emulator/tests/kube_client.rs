@@ -407,6 +407,38 @@ async fn server_side_apply_conflicts_and_force() {
         "color removed, then defaulted"
     );
 
+    // Unknown fields: refused with Strict, dropped (not owned) otherwise.
+    let extra =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 5, "bogus": 1}});
+    let err = api
+        .patch(
+            "s",
+            &PatchParams::apply("bob").validation_strict(),
+            &Patch::Apply(extra.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            422,
+            "strict decoding error: unknown field \"spec.bogus\"".to_string()
+        )
+    );
+    let w = api
+        .patch("s", &PatchParams::apply("bob"), &Patch::Apply(extra))
+        .await
+        .unwrap();
+    let bob = w
+        .managed_fields()
+        .iter()
+        .find(|e| e.manager.as_deref() == Some("bob"))
+        .unwrap()
+        .fields_v1
+        .clone()
+        .unwrap();
+    assert!(bob.0["f:spec"].get("f:bogus").is_none(), "{:?}", bob.0);
+
     // Apply status.
     let s = api
         .patch_status("s", &PatchParams::apply("ctl").force(), &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Ready"}})))

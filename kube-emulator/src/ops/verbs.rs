@@ -304,6 +304,13 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             t.rt.kind
         )));
     }
+    // Unknown fields are dropped (or refused) before ownership is computed.
+    let mut applied = applied;
+    let mut unknown = vec![];
+    if let Some(sch) = t.schema() {
+        crate::schema::prune(&mut applied, sch, "", &mut unknown);
+    }
+    let warnings = write::unknown_fields(&req(t, o, key.clone(), true, true), &unknown)?;
     let gv = t.rt.api_version(&t.version);
     let now = object::now_rfc3339();
     let who = managed::Applier {
@@ -335,7 +342,7 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             Ok(Reply {
                 code: 201,
                 body: w.object,
-                warnings: w.warnings,
+                warnings,
             })
         }
         Some(old) => {
@@ -348,7 +355,7 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             Ok(Reply {
                 code: 200,
                 body: w.object,
-                warnings: w.warnings,
+                warnings,
             })
         }
     }
