@@ -670,7 +670,13 @@ async fn hooks_inject_record_and_reset() {
         500
     );
     api.list(&ListParams::default()).await.unwrap();
-    // kube-rs retries 503 on its own.
+    // kube-rs retries 429 (Retry-After) and 503 on its own.
+    hooks.inject_error(Some("GET"), "/widgets", 429, 1);
+    api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        hooks.requests().iter().filter(|r| r.status == 429).count(),
+        1
+    );
     hooks.inject_error(None, "/widgets", 503, 1);
     api.list(&ListParams::default()).await.unwrap();
 
