@@ -12,6 +12,7 @@ use crate::registry::{Builtin, ResourceType};
 /// Adjusts and checks `obj` before it is stored (`old` is the stored
 /// version for updates).
 pub fn prepare(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+    validate_metadata(rt, obj)?;
     match rt.builtin {
         Some(Builtin::Secret) => fold_string_data(obj),
         Some(Builtin::Namespace) => {
@@ -116,12 +117,12 @@ const LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// for namespaces), with the API server's wording.
 pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
     let namespace = rt.builtin == Some(Builtin::Namespace);
-    let (re, max) = if namespace {
+    let (pattern, max) = if namespace {
         (LABEL, 63)
     } else {
         (SUBDOMAIN, 253)
     };
-    let ok = name.len() <= max && regex::Regex::new(re).expect("static regex").is_match(name);
+    let ok = name.len() <= max && re(pattern).is_match(name);
     if ok {
         return Ok(());
     }
@@ -148,6 +149,93 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
     ))
 }
 
+const QUALIFIED_NAME: &str = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$";
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+/// The compiled form of one of the patterns above (compiled once).
+fn re(pattern: &'static str) -> &'static regex::Regex {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<&'static str, &'static regex::Regex>>> =
+        LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(pattern)
+        .or_insert_with(|| Box::leak(Box::new(regex::Regex::new(pattern).expect("static regex"))))
+}
+
+/// Errors of a qualified key (`prefix/name`), in the API server's words.
+fn key_errors(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let mut out = vec![];
+    if let Some(p) = prefix
+        && (p.is_empty() || p.len() > 253 || !re(SUBDOMAIN).is_match(p))
+    {
+        out.push("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
+    }
+    if name.is_empty() {
+        out.push("name part must be non-empty".into());
+    } else if name.len() > 63 {
+        out.push("name part must be no more than 63 characters".into());
+    } else if !re(QUALIFIED_NAME).is_match(name) {
+        out.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
+    }
+    out
+}
+
+/// Checks label keys and values and annotation keys, as the API server does
+/// for every kind.
+pub fn validate_metadata(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+    let mut causes = vec![];
+    let mut invalid = |field: &str, value: &str, msg: String| {
+        causes.push(Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {value:?}: {msg}"),
+        })
+    };
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            for e in key_errors(k) {
+                invalid("metadata.labels", k, e);
+            }
+            let v = v.as_str().unwrap_or("");
+            if v.len() > 63 {
+                invalid(
+                    "metadata.labels",
+                    v,
+                    "must be no more than 63 characters".into(),
+                );
+            } else if !re(LABEL_VALUE).is_match(v) {
+                invalid("metadata.labels", v, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into());
+            }
+        }
+    }
+    if let Some(annotations) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        for k in annotations.keys() {
+            for e in key_errors(&k.to_lowercase()) {
+                invalid("metadata.annotations", k, e);
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            &rt.kind,
+            &rt.group,
+            object::name(obj),
+            causes,
+        ))
+    }
+}
+
 /// Whether `metadata.generation` is maintained for this type.
 pub fn tracks_generation(rt: &ResourceType) -> bool {
     rt.is_custom() || rt.builtin == Some(Builtin::Crd)
@@ -157,6 +245,24 @@ pub fn tracks_generation(rt: &ResourceType) -> bool {
 mod tests {
     use super::*;
     use crate::registry::Registry;
+
+    #[test]
+    fn labels_and_annotations() {
+        let cm = Registry::builtins().get("", "configmaps").unwrap();
+        let ok = json!({"metadata": {"name": "c", "labels": {"app.kubernetes.io/name": "x_y.z", "e": ""}, "annotations": {"example.com/Any": "any value"}}});
+        assert!(validate_metadata(&cm, &ok).is_ok());
+        let bad =
+            json!({"metadata": {"name": "c", "labels": {"image": "registry.example:5000/app"}}});
+        let e = validate_metadata(&cm, &bad).unwrap_err();
+        assert!(e.message.starts_with("ConfigMap \"c\" is invalid: metadata.labels: Invalid value: \"registry.example:5000/app\": a valid label must be an empty string"), "{}", e.message);
+        let bad_key = json!({"metadata": {"name": "c", "labels": {"Bad_Prefix/x": "1"}}});
+        assert!(
+            validate_metadata(&cm, &bad_key)
+                .unwrap_err()
+                .message
+                .contains("prefix part a lowercase RFC 1123 subdomain")
+        );
+    }
 
     #[test]
     fn names() {
