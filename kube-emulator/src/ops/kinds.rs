@@ -1,7 +1,6 @@
 //! Behaviour of the built-in kinds on write: Secret `stringData` folding,
 //! Namespace defaults, Lease and events.k8s.io checks, CRD status.
 
-use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::crd;
@@ -14,7 +13,8 @@ use crate::registry::{Builtin, ResourceType};
 pub fn prepare(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
     validate_metadata(rt, obj)?;
     match rt.builtin {
-        Some(Builtin::Secret) => fold_string_data(obj),
+        Some(Builtin::Secret) => super::secret::prepare_secret(obj, old)?,
+        Some(Builtin::ConfigMap) => super::secret::prepare_config_map(obj, old)?,
         Some(Builtin::Namespace) => {
             let phase = old
                 .and_then(|o| o.pointer("/status/phase").cloned())
@@ -58,24 +58,6 @@ pub fn prepare(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> ApiRe
         _ => {}
     }
     Ok(())
-}
-
-fn fold_string_data(obj: &mut Value) {
-    let Some(m) = obj.as_object_mut() else { return };
-    if let Some(Value::Object(sd)) = m.remove("stringData") {
-        let data = m.entry("data").or_insert_with(|| json!({}));
-        if !data.is_object() {
-            *data = json!({});
-        }
-        for (k, v) in sd {
-            let s = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            data[&k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
-        }
-    }
-    m.entry("type").or_insert_with(|| json!("Opaque"));
 }
 
 fn check_event(obj: &Value) -> ApiResult<()> {
@@ -274,17 +256,5 @@ mod tests {
         assert!(e.message.starts_with("Secret \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": a lowercase RFC 1123 subdomain"), "{}", e.message);
         assert!(validate_name(&ns, "a.b").is_err());
         assert!(validate_name(&ns, "kube-system").is_ok());
-    }
-
-    #[test]
-    fn secret_string_data() {
-        let rt = Registry::builtins().get("", "secrets").unwrap();
-        let mut s =
-            json!({"metadata": {"name": "s"}, "stringData": {"a": "hi"}, "data": {"b": "eA=="}});
-        prepare(&rt, &mut s, None).unwrap();
-        assert_eq!(
-            s,
-            json!({"metadata": {"name": "s"}, "data": {"a": "aGk=", "b": "eA=="}, "type": "Opaque"})
-        );
     }
 }
