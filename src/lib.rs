@@ -16,6 +16,7 @@
 //! ```
 
 pub mod copy;
+pub mod credentials;
 pub mod digest;
 pub mod image;
 pub mod manifest;
