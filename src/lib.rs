@@ -15,6 +15,7 @@
 //! cli                             clap commands
 //! ```
 
+pub mod cli;
 pub mod copy;
 pub mod credentials;
 pub mod digest;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `kubemirror` binary: everything is in [`kubemirror::cli`].
+
+fn main() -> std::process::ExitCode {
+    kubemirror::cli::main()
+}

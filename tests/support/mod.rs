@@ -18,12 +18,12 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// `../shared/bench` beside the repository (CI lays it there too); from a
-/// git worktree in `wt/NAME`, `../../shared/bench`.
+/// git worktree one level further down (`wt/NAME`), `../../shared/bench`.
 pub fn bench_dir() -> PathBuf {
     let p = repo_root().join("../shared/bench");
-    let from_worktree = repo_root().join("../../shared/bench");
-    if !p.join("mkimage.py").exists() && from_worktree.join("mkimage.py").exists() {
-        return from_worktree;
+    let q = repo_root().join("../../shared/bench");
+    if !p.join("mkimage.py").exists() && q.join("mkimage.py").exists() {
+        return q;
     }
     assert!(
         p.join("mkimage.py").exists(),

@@ -1,0 +1,97 @@
+//! Flags shared by several commands (skopeo's names) and how they become a
+//! [`SystemContext`].
+
+use std::path::PathBuf;
+
+use clap::ArgAction;
+
+use crate::image::{Auth, SystemContext};
+
+/// Flags that apply to every command (skopeo's global flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Enable debug output
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Path to a trust policy file (containers-policy.json(5)); `copy` verifies the source against it
+    #[arg(long, global = true, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// Directory with signature storage configuration (containers-registries.d(5))
+    #[arg(long = "registries.d", global = true, value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// TLS, credentials and retry flags of one side, after prefixing was undone.
+#[derive(Debug, Clone, Default)]
+pub struct SideArgs {
+    pub tls_verify: Option<bool>,
+    pub cert_dir: Option<PathBuf>,
+    pub creds: Option<String>,
+    pub authfile: Option<PathBuf>,
+    pub retry_times: u32,
+}
+
+impl SideArgs {
+    /// The transport options for this side. Credentials resolve in skopeo's
+    /// order: explicit `--creds`, then the auth file chain.
+    pub fn system_context(&self) -> Result<SystemContext, crate::image::Error> {
+        let credentials = self.creds.as_deref().map(Auth::from_creds).transpose()?;
+        Ok(SystemContext {
+            tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            credentials,
+            retry_times: self.retry_times,
+            ..Default::default()
+        })
+    }
+}
+
+/// Flags of `inspect` and `list-tags` (skopeo's names, no prefix).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageFlags {
+    /// Require HTTPS and verify certificates when talking to the registry (false also allows plain HTTP)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub tls_verify: Option<bool>,
+    /// Use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry
+    #[arg(long, value_name = "PATH")]
+    pub cert_dir: Option<PathBuf>,
+    /// Use USERNAME[:PASSWORD] for accessing the registry
+    #[arg(long, value_name = "USERNAME[:PASSWORD]")]
+    pub creds: Option<String>,
+    /// Path of the authentication file
+    #[arg(long, value_name = "PATH", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Number of times to retry a failed operation
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry_times: u32,
+}
+
+impl ImageFlags {
+    pub fn side(&self) -> SideArgs {
+        SideArgs {
+            tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            creds: self.creds.clone(),
+            authfile: self.authfile.clone(),
+            retry_times: self.retry_times,
+        }
+    }
+}
+
+/// Set up `tracing`: warnings by default, debug with `--debug`, `RUST_LOG` wins.
+pub fn init_logging(g: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = if g.debug { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if g.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

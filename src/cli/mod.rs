@@ -1,0 +1,115 @@
+//! The `kubemirror` command line: skopeo's syntax for `copy`, `inspect` and
+//! `list-tags`, plus `sync -f FILE` (reconcile resource documents without a
+//! cluster), `controller` and `crds`. `main` is a few lines: [`main`].
+//!
+//! Errors print as one line on stderr (`Error: <what was wrong>`) and exit 1.
+
+mod common;
+mod controller;
+mod copy;
+mod crds;
+mod inspect;
+mod list_tags;
+mod progress;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use common::{GlobalArgs, SideArgs};
+
+/// Mirror and inspect container images: a Kubernetes controller and a
+/// skopeo-compatible command line tool.
+#[derive(Debug, Parser)]
+#[command(name = "kubemirror", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy an image (or a whole index) from one location to another
+    Copy(copy::CopyArgs),
+    /// Inspect an image: print its metadata as JSON, or the raw manifest
+    Inspect(inspect::InspectArgs),
+    /// List the tags of a repository
+    #[command(name = "list-tags")]
+    ListTags(list_tags::ListTagsArgs),
+    /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
+    Sync(sync::SyncArgs),
+    /// Run the Kubernetes controller
+    Controller(controller::ControllerArgs),
+    /// Print the CustomResourceDefinitions as YAML
+    Crds(crds::CrdsArgs),
+}
+
+/// A command's failure: printed as one line.
+pub type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Parse arguments, run the command, print a one-line error on failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let g = &cli.global;
+    match cli.command {
+        Command::Copy(a) => copy::run(a, g).await,
+        Command::Inspect(a) => inspect::run(a, g).await,
+        Command::ListTags(a) => list_tags::run(a, g).await,
+        Command::Sync(a) => sync::run(a, g).await,
+        Command::Controller(a) => controller::run(a, g).await,
+        Command::Crds(a) => crds::run(a, g).await,
+    }
+}
+
+/// An error and its sources on one line, without repeating a source whose
+/// text the outer message already contains.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cur = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
+/// Default location of things a user may name on the command line.
+pub fn expand_home(p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(rest),
+        None => PathBuf::from(p),
+    }
+}
