@@ -71,16 +71,26 @@ struct Endpoint {
     challenge: Challenge,
 }
 
-/// A connection to one registry under one SystemContext.
+/// A connection to one registry for one source or destination: the shared
+/// state plus this context's observer and retry budget.
 pub struct Session {
     /// `host[:port]` requests go to (`registry-1.docker.io` for Docker Hub).
     pub host: String,
     /// The registry as references name it (`docker.io`), for credential lookup.
     pub registry: String,
-    http: reqwest::Client,
-    insecure: bool,
+    shared: Arc<Shared>,
     retry_times: u32,
     observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// What every session of one registry under equivalent contexts (same TLS
+/// settings and credentials) shares: the HTTP client and its connection
+/// pool, the ping's outcome, resolved credentials and the token cache.
+/// Observers and retry budgets are not part of it, so that the copy engine
+/// wrapping each copy's observer still reuses connections and tokens.
+struct Shared {
+    http: reqwest::Client,
+    insecure: bool,
     explicit: Option<Auth>,
     store: Option<Arc<dyn CredentialStore>>,
     endpoint: OnceCell<Endpoint>,
@@ -92,7 +102,7 @@ pub struct Session {
 type SessionKey = (String, String);
 
 struct CacheEntry {
-    session: Arc<Session>,
+    shared: Arc<Shared>,
     last_used: Instant,
 }
 
@@ -101,54 +111,44 @@ fn sessions() -> &'static Mutex<HashMap<SessionKey, CacheEntry>> {
     S.get_or_init(Default::default)
 }
 
-/// Everything in `ctx` that changes what a session sends; secrets only hashed.
-fn context_key(ctx: &SystemContext) -> String {
+/// Everything in `ctx` that changes what a session sends; secrets only
+/// hashed. The store is keyed by address: the shared state holds a clone of
+/// the `Arc`, so the address cannot be reused while the entry lives.
+fn context_key(ctx: &SystemContext, host: &str) -> String {
     let ca = crate::digest::sha256(&ctx.extra_ca_pem.concat());
+    // The certificate directories' listings, so that edited files are reread.
+    let mut listing = String::new();
+    for dir in tls::cert_dirs(ctx, host) {
+        let mut entries: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                let mtime = m.modified().ok()?;
+                Some(format!("{:?}:{}:{:?}", e.file_name(), m.len(), mtime))
+            })
+            .collect();
+        entries.sort();
+        listing += &format!("{}[{}]", dir.display(), entries.join(","));
+    }
+    let listing = crate::digest::sha256(listing.as_bytes());
     let ptr = |p: Option<*const ()>| p.map_or(0, |p| p as usize);
     format!(
-        "{:?}|{:?}|{}|{}|{:x}|{:x}|{}",
+        "{:?}|{}|{}|{}|{:x}",
         ctx.tls_verify,
-        ctx.cert_dir,
+        listing.digest(),
         ca.digest(),
         auth::fingerprint(ctx.credentials.as_ref()),
         ptr(ctx
             .credential_store
             .as_ref()
             .map(|a| Arc::as_ptr(a) as *const ())),
-        ptr(ctx.observer.as_ref().map(|a| Arc::as_ptr(a) as *const ())),
-        ctx.retry_times,
     )
 }
 
-impl Session {
-    /// The shared session for `registry` (a reference's registry name) under `ctx`.
-    pub fn get(ctx: &SystemContext, registry: &str) -> Result<Arc<Session>> {
-        let host = match registry {
-            crate::reference::DOCKER_HUB | "index.docker.io" => {
-                crate::reference::DOCKER_HUB_ENDPOINT
-            }
-            other => other,
-        };
-        let key = (host.to_string(), context_key(ctx));
-        let mut map = sessions().lock().expect("session cache poisoned");
-        let now = Instant::now();
-        map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
-        if let Some(e) = map.get_mut(&key) {
-            e.last_used = now;
-            return Ok(e.session.clone());
-        }
-        let session = Arc::new(Session::new(ctx, registry, host)?);
-        map.insert(
-            key,
-            CacheEntry {
-                session: session.clone(),
-                last_used: now,
-            },
-        );
-        Ok(session)
-    }
-
-    fn new(ctx: &SystemContext, registry: &str, host: &str) -> Result<Session> {
+impl Shared {
+    fn new(ctx: &SystemContext, host: &str) -> Result<Shared> {
         let config = tls::client_config(ctx, host)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(config)
@@ -164,13 +164,9 @@ impl Session {
                 message: error_chain(&e),
                 retryable: false,
             })?;
-        Ok(Session {
-            host: host.into(),
-            registry: registry.into(),
+        Ok(Shared {
             http,
             insecure: ctx.tls_verify == Some(false),
-            retry_times: ctx.retry_times,
-            observer: ctx.observer.clone(),
             explicit: ctx.credentials.clone(),
             store: ctx.credential_store.clone(),
             endpoint: OnceCell::new(),
@@ -178,6 +174,48 @@ impl Session {
             tokens: Mutex::new(HashMap::new()),
             token_fetch: tokio::sync::Mutex::new(()),
         })
+    }
+}
+
+impl Session {
+    /// The shared session for `registry` (a reference's registry name) under `ctx`.
+    pub fn get(ctx: &SystemContext, registry: &str) -> Result<Arc<Session>> {
+        let host = match registry {
+            crate::reference::DOCKER_HUB | "index.docker.io" => {
+                crate::reference::DOCKER_HUB_ENDPOINT
+            }
+            other => other,
+        };
+        let key = (host.to_string(), context_key(ctx, host));
+        let shared = {
+            let mut map = sessions().lock().expect("session cache poisoned");
+            let now = Instant::now();
+            map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
+            match map.get_mut(&key) {
+                Some(e) => {
+                    e.last_used = now;
+                    e.shared.clone()
+                }
+                None => {
+                    let shared = Arc::new(Shared::new(ctx, host)?);
+                    map.insert(
+                        key,
+                        CacheEntry {
+                            shared: shared.clone(),
+                            last_used: now,
+                        },
+                    );
+                    shared
+                }
+            }
+        };
+        Ok(Arc::new(Session {
+            host: host.into(),
+            registry: registry.into(),
+            shared,
+            retry_times: ctx.retry_times,
+            observer: ctx.observer.clone(),
+        }))
     }
 
     /// Retries after a first failed attempt.
@@ -205,7 +243,8 @@ impl Session {
     /// `tls_verify = false`, HTTPS is tried first and plain HTTP after it, as
     /// containers/image does for insecure registries.
     async fn endpoint(&self) -> Result<&Endpoint> {
-        self.endpoint
+        self.shared
+            .endpoint
             .get_or_try_init(|| async {
                 let https = Url::parse(&format!("https://{}/", self.host)).map_err(|e| {
                     Error::Invalid(format!("invalid registry host {:?}: {e}", self.host))
@@ -216,12 +255,14 @@ impl Session {
                     what: "/v2/".into(),
                     scopes: Scopes::default(),
                 };
-                let first = self.ping(&op, https.clone()).await;
-                match first {
-                    Err(e @ Error::Connection { .. }) if self.insecure => {
+                // Insecure: one HTTPS attempt (a plain-HTTP server refuses the
+                // handshake at once), then HTTP with the retry budget.
+                let insecure = self.shared.insecure;
+                match self.ping(&op, https.clone(), !insecure).await {
+                    Err(Error::Connection { .. }) if insecure => {
                         let mut http = https;
                         let _ = http.set_scheme("http");
-                        self.ping(&op, http).await.map_err(|_| e)
+                        self.ping(&op, http, true).await
                     }
                     other => other,
                 }
@@ -229,10 +270,10 @@ impl Session {
             .await
     }
 
-    async fn ping(&self, op: &Op, base: Url) -> Result<Endpoint> {
+    async fn ping(&self, op: &Op, base: Url, retry: bool) -> Result<Endpoint> {
         let url = base.join("/v2/").expect("static path");
         let resp = self
-            .execute(op, &Method::GET, &url, &|r| r, None, true)
+            .execute(op, &Method::GET, &url, &|r| r, None, retry)
             .await?;
         let challenge = match resp.status() {
             s if s.is_success() => Challenge::None,
@@ -251,17 +292,18 @@ impl Session {
 
     /// Credentials for `repository`: `--creds`, else the store.
     pub fn credentials(&self, repository: &str) -> Result<Option<Auth>> {
-        if let Some(a) = &self.explicit {
+        if let Some(a) = &self.shared.explicit {
             return Ok(Some(a.clone()));
         }
-        let Some(store) = &self.store else {
+        let Some(store) = &self.shared.store else {
             return Ok(None);
         };
-        if let Some(a) = self.creds.lock().expect("poisoned").get(repository) {
+        if let Some(a) = self.shared.creds.lock().expect("poisoned").get(repository) {
             return Ok(a.clone());
         }
         let found = store.lookup_for_repository(&self.registry, repository)?;
-        self.creds
+        self.shared
+            .creds
             .lock()
             .expect("poisoned")
             .insert(repository.to_string(), found.clone());
@@ -365,7 +407,7 @@ impl Session {
                 if !renew && let Some(t) = self.cached_token(&key) {
                     return Ok(Some(format!("Bearer {}", t.expose())));
                 }
-                let _guard = self.token_fetch.lock().await;
+                let _guard = self.shared.token_fetch.lock().await;
                 // Another task may have fetched it while we waited.
                 if !renew && let Some(t) = self.cached_token(&key) {
                     return Ok(Some(format!("Bearer {}", t.expose())));
@@ -373,7 +415,8 @@ impl Session {
                 let (token, life) = self
                     .fetch_token(op, realm, service.as_deref(), &scopes, creds.as_ref())
                     .await?;
-                self.tokens
+                self.shared
+                    .tokens
                     .lock()
                     .expect("poisoned")
                     .insert(key, CachedToken::new(token.clone(), life));
@@ -383,7 +426,7 @@ impl Session {
     }
 
     fn cached_token(&self, key: &str) -> Option<crate::image::Secret> {
-        let mut tokens = self.tokens.lock().expect("poisoned");
+        let mut tokens = self.shared.tokens.lock().expect("poisoned");
         match tokens.get(key) {
             Some(t) if t.is_fresh() => Some(t.token.clone()),
             Some(_) => {
@@ -483,7 +526,7 @@ impl Session {
         let host = host_port(url);
         let mut attempt = 0u32;
         loop {
-            let mut req = build(self.http.request(method.clone(), url.clone()));
+            let mut req = build(self.shared.http.request(method.clone(), url.clone()));
             if let Some(a) = authorization {
                 req = req.header(AUTHORIZATION, a);
             }
@@ -526,6 +569,7 @@ impl Session {
         let endpoint = self.endpoint().await?;
         let authz = self.authorization(op, &endpoint.challenge, false).await?;
         let mut req = self
+            .shared
             .http
             .request(method.clone(), url.clone())
             .headers(headers);
