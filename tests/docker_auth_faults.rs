@@ -649,3 +649,61 @@ async fn copy_engine_reuses_connections_and_tokens_across_copies() {
     assert_eq!(dst_counter.total(), 5, "{d:?}");
     assert_eq!(ts.requests().len(), 1, "token reused across copies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_ping_but_protected_repository() {
+    // Some registries answer `/v2/` with 200 and ask for a token only on the
+    // repository: the challenge of the refused request is answered then.
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(
+        dir.path(),
+        TokenOptions {
+            users: vec![("fay".into(), "open-pw".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let reg = Registry::start(RegistryOptions {
+        extra_config: ts.registry_config(),
+        ..Default::default()
+    });
+    let proxy = Proxy::start(&reg.base_url()).await;
+    proxy.set_rule(|_, p, _| {
+        if p == "/v2/" {
+            Action::Respond(StatusCode::OK, vec![], b"{}".to_vec())
+        } else {
+            Action::Forward
+        }
+    });
+    let counter = Counter::new();
+    let c = SystemContext {
+        credentials: Some(Auth::from_creds("fay:open-pw").unwrap()),
+        ..ctx(&counter, 0)
+    };
+    let r = parse_image_name(&format!("docker://{}/o/app:v1", proxy.host)).unwrap();
+    let dst = r.new_image_destination(&c).await.unwrap();
+    let info = BlobInfo::new(kubemirror::digest::sha256(b"{}"), Some(2));
+    assert_eq!(
+        dst.try_reusing_blob(&info, &ReuseHint::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(ts.requests().len(), 1);
+    let s = counter.summary();
+    assert_eq!(
+        (s.get("HEAD 401"), s.get("HEAD 404")),
+        (Some(&1), Some(&1)),
+        "{s:?}"
+    );
+    // Learned: the next request carries the cached token at once.
+    counter.reset();
+    assert_eq!(
+        dst.try_reusing_blob(&info, &ReuseHint::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(counter.total(), 1, "{:?}", counter.summary());
+    assert_eq!(ts.requests().len(), 1);
+}

@@ -94,6 +94,8 @@ struct Shared {
     explicit: Option<Auth>,
     store: Option<Arc<dyn CredentialStore>>,
     endpoint: OnceCell<Endpoint>,
+    /// A challenge learned from a refused request when the ping asked for none.
+    learned: Mutex<Option<Challenge>>,
     creds: Mutex<HashMap<String, Option<Auth>>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     token_fetch: tokio::sync::Mutex<()>,
@@ -170,6 +172,7 @@ impl Shared {
             explicit: ctx.credentials.clone(),
             store: ctx.credential_store.clone(),
             endpoint: OnceCell::new(),
+            learned: Mutex::new(None),
             creds: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             token_fetch: tokio::sync::Mutex::new(()),
@@ -291,17 +294,24 @@ impl Session {
     }
 
     /// Credentials for `repository`: `--creds`, else the store.
-    pub fn credentials(&self, repository: &str) -> Result<Option<Auth>> {
+    pub async fn credentials(&self, repository: &str) -> Result<Option<Auth>> {
         if let Some(a) = &self.shared.explicit {
             return Ok(Some(a.clone()));
         }
-        let Some(store) = &self.shared.store else {
+        let Some(store) = self.shared.store.clone() else {
             return Ok(None);
         };
         if let Some(a) = self.shared.creds.lock().expect("poisoned").get(repository) {
             return Ok(a.clone());
         }
-        let found = store.lookup_for_repository(&self.registry, repository)?;
+        // A store may run a credential helper: keep it off the async workers.
+        let (registry, repo) = (self.registry.clone(), repository.to_string());
+        let found =
+            tokio::task::spawn_blocking(move || store.lookup_for_repository(&registry, &repo))
+                .await
+                .map_err(|e| {
+                    Error::Invalid(format!("credential lookup for {}: {e}", self.registry))
+                })??;
         self.shared
             .creds
             .lock()
@@ -322,28 +332,52 @@ impl Session {
     ) -> Result<Response> {
         let endpoint = self.endpoint().await?;
         let url = self.url(path_or_url).await?;
-        let mut challenge = endpoint.challenge.clone();
+        let mut challenge = match &endpoint.challenge {
+            Challenge::None => self
+                .shared
+                .learned
+                .lock()
+                .expect("poisoned")
+                .clone()
+                .unwrap_or(Challenge::None),
+            c => c.clone(),
+        };
         let mut renewed = false;
         loop {
             let authz = self.authorization(op, &challenge, renewed).await?;
             let resp = self
                 .execute(op, &method, &url, build, authz.as_deref(), true)
                 .await?;
-            if resp.status() == StatusCode::UNAUTHORIZED
-                && !renewed
-                && matches!(challenge, Challenge::Bearer { .. })
-            {
-                // An expired token, or one without the scope the registry wants.
-                if let Some(c) = resp
+            if resp.status() == StatusCode::UNAUTHORIZED && !renewed {
+                // An expired token, one without the scope the registry wants,
+                // or a registry whose `/v2/` was open but this repository is
+                // not: answer the challenge of this response, once.
+                let fresh = resp
                     .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(auth::parse_challenge)
-                {
-                    challenge = c;
+                    .get_all(WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(auth::parse_challenge)
+                    .max_by_key(|c| matches!(c, Challenge::Bearer { .. }));
+                let worth_it = match (&challenge, &fresh) {
+                    (_, Some(Challenge::Bearer { .. })) => true,
+                    (Challenge::None, Some(Challenge::Basic)) => {
+                        self.credentials(&op.repository).await?.is_some()
+                    }
+                    _ => false,
+                };
+                if worth_it {
+                    challenge = fresh.expect("matched Some above");
+                    if endpoint.challenge == Challenge::None {
+                        let mut general = challenge.clone();
+                        if let Challenge::Bearer { scope, .. } = &mut general {
+                            *scope = None;
+                        }
+                        *self.shared.learned.lock().expect("poisoned") = Some(general);
+                    }
+                    renewed = true;
+                    continue;
                 }
-                renewed = true;
-                continue;
             }
             return Ok(resp);
         }
@@ -388,7 +422,7 @@ impl Session {
         challenge: &Challenge,
         renew: bool,
     ) -> Result<Option<String>> {
-        let creds = self.credentials(&op.repository)?;
+        let creds = self.credentials(&op.repository).await?;
         match challenge {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(creds.as_ref().and_then(auth::basic_header)),
@@ -399,7 +433,10 @@ impl Session {
             } => {
                 let mut scopes = op.scopes.clone();
                 if let Some(s) = scope.as_ref().filter(|_| renew) {
-                    for one in s.split(' ').filter(|s| !s.is_empty()) {
+                    for one in s
+                        .split(' ')
+                        .filter(|s| !s.is_empty() && !op.scopes.covers(s))
+                    {
                         scopes = scopes.with(one.to_string());
                     }
                 }
