@@ -15,6 +15,7 @@
 //! cli                             clap commands
 //! ```
 
+#[cfg(feature = "kube")]
 pub mod cli;
 pub mod copy;
 pub mod credentials;
