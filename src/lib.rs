@@ -18,6 +18,7 @@
 #[cfg(feature = "kube")]
 pub mod cli;
 pub mod copy;
+pub mod credentials;
 pub mod digest;
 pub mod image;
 pub mod manifest;
