@@ -23,4 +23,5 @@ pub mod digest;
 pub mod image;
 pub mod manifest;
 pub mod reference;
+pub mod signature;
 pub mod transport;
