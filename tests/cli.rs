@@ -132,6 +132,19 @@ fn inspect_matches_skopeo() {
             .to_string()),
         digests(&ours["Layers"], &|l| l.as_str().unwrap().to_string())
     );
+    // The same bytes too, but for LayersData (skopeo 1.9 indents with 4 spaces as we do).
+    let (_, text, _) = km(&["inspect", &image]);
+    let theirs_text = support::run(support::skopeo().args(["inspect", &image])).stdout;
+    let theirs_text = String::from_utf8(theirs_text).unwrap();
+    let drop_layers_data = |s: &str| {
+        let start = s.find("    \"LayersData\"").unwrap_or(s.len());
+        let end = s[start..]
+            .find("    ],\n")
+            .map(|i| start + i + 7)
+            .unwrap_or(start);
+        format!("{}{}", &s[..start], &s[end..])
+    };
+    assert_eq!(drop_layers_data(&text), theirs_text);
     let (ok, raw, _) = km(&["inspect", "--raw", &image]);
     assert!(ok);
     let theirs = support::run(support::skopeo().args(["inspect", "--raw", &image]));
