@@ -15,10 +15,13 @@
 //! cli                             clap commands
 //! ```
 
+pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod copy;
 pub mod digest;
 pub mod image;
 pub mod manifest;
+pub mod reconcile;
 pub mod reference;
 pub mod transport;
