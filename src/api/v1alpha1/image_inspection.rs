@@ -1,6 +1,9 @@
 //! `ImageInspection`: keep an image's metadata (skopeo inspect), its platforms
 //! and its signatures in status.
 
+// Each `printcolumn(...)` repeats `type_ = ...`: not a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::CustomResource;

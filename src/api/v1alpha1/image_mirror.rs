@@ -1,6 +1,9 @@
 //! `ImageMirror`: keep a destination repository in step with the selected tags
 //! of a source repository.
 
+// Each `printcolumn(...)` repeats `type_ = ...`: not a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
