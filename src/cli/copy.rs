@@ -141,7 +141,17 @@ pub async fn run(args: CopyArgs, _g: &GlobalArgs) -> CliResult {
         incremental: !args.no_incremental,
         progress: progress.clone().map(|p| p as Arc<dyn copy::Progress>),
     };
-    let report = copy::copy_image(src.as_ref(), &src_ctx, dst.as_ref(), &dst_ctx, &options).await;
+    // Ctrl-C drops the copy: in-flight transfers are abandoned before the
+    // top-level manifest (the tag) is written, so nothing partial is tagged.
+    let report = tokio::select! {
+        r = copy::copy_image(src.as_ref(), &src_ctx, dst.as_ref(), &dst_ctx, &options) => r,
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(p) = &progress {
+                p.finish();
+            }
+            return Err(format!("interrupted: {} was not written", args.destination).into());
+        }
+    };
     if let Some(p) = &progress {
         p.finish();
     }

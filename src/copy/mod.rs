@@ -8,6 +8,13 @@
 //! blobs → per-platform manifests (by digest) → signatures → top-level manifest
 //! (the tag) → `commit`.
 
+mod blobs;
+mod engine;
+pub mod limiter;
+pub mod plan;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,7 +109,9 @@ pub struct CopyReport {
     pub duration: Duration,
 }
 
-/// Copy one image (or index) from `src` to `dst`.
+/// Copy one image (or index) from `src` to `dst`; see the module docs for
+/// the order of writes. Returns what was done; on error nothing was tagged at
+/// the destination.
 pub async fn copy_image(
     src: &dyn ImageReference,
     src_ctx: &SystemContext,
@@ -110,6 +119,5 @@ pub async fn copy_image(
     dst_ctx: &SystemContext,
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
-    let _ = (src, src_ctx, dst, dst_ctx, options);
-    Err(Error::Unsupported("copy engine not implemented yet".into()))
+    engine::run(src, src_ctx, dst, dst_ctx, options).await
 }

@@ -1,0 +1,261 @@
+//! The copy orchestration: open both sides, stop early when the destination
+//! already holds the source's manifest, plan, move blobs, write manifests
+//! (instances first, top level last), then commit.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::blobs::{BlobMover, Counters};
+use super::limiter::{RegistryLimits, Tee};
+use super::plan::{self, Selection};
+use super::{CopyOptions, CopyReport, SignaturePolicy};
+use crate::digest::Digest;
+use crate::image::{
+    BlobInfo, Error, ImageDestination, ImageReference, ImageSource, RequestObserver, ReuseHint,
+    SystemContext,
+};
+use crate::manifest::{self, Manifest, Parsed};
+use crate::reference;
+
+/// One image to write: its manifest as written and the blobs it needs.
+struct Instance {
+    manifest: Manifest,
+    /// `Some(digest)` for an index entry written by digest; `None` for the top level.
+    digest: Option<Digest>,
+    /// The digest of the source manifest it came from (for signatures).
+    source_digest: Digest,
+}
+
+pub async fn run(
+    src_ref: &dyn ImageReference,
+    src_ctx: &SystemContext,
+    dst_ref: &dyn ImageReference,
+    dst_ctx: &SystemContext,
+    options: &CopyOptions,
+) -> Result<CopyReport, Error> {
+    let started = Instant::now();
+    let limits = RegistryLimits::global();
+    let src_ctx = observed(src_ctx, &limits);
+    let dst_ctx = observed(dst_ctx, &limits);
+    let (src, dst) = tokio::try_join!(
+        src_ref.new_image_source(&src_ctx),
+        dst_ref.new_image_destination(&dst_ctx)
+    )?;
+    let src_loc = src.reference();
+
+    // A no-op copy is one HEAD on each side.
+    if options.incremental {
+        let (src_digest, existing) =
+            tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?;
+        if existing.as_ref() == Some(&src_digest) {
+            return Ok(CopyReport {
+                source_digest: src_digest.to_string(),
+                destination_digest: src_digest.to_string(),
+                up_to_date: true,
+                duration: started.elapsed(),
+                ..Default::default()
+            });
+        }
+    }
+
+    let top = src.get_manifest(None).await?;
+    let top_digest = top.digest();
+    let supported = dst.supported_manifest_types();
+    let (top_out, top_source_digest, instances) =
+        match top.parse().map_err(|e| Error::manifest(&src_loc, e))? {
+            Parsed::Image(_) => {
+                let out = plan::for_destination(&top, supported)
+                    .map_err(|e| Error::manifest(&src_loc, e))?;
+                (out, top_digest.clone(), Vec::new())
+            }
+            Parsed::Index(index) => {
+                let selection = plan::select(&top, &index, &options.multi_arch)
+                    .map_err(|e| Error::manifest(&src_loc, e))?;
+                match selection {
+                    Selection::Single(d) => {
+                        let m = src.get_manifest(Some(d.digest())).await?;
+                        let out = plan::for_destination(&m, supported)
+                            .map_err(|e| Error::manifest(&src_loc, e))?;
+                        (out, d.digest().clone(), Vec::new())
+                    }
+                    Selection::Index { entries, filtered } => {
+                        require_index(dst.as_ref())?;
+                        let fetched = fetch_instances(src.as_ref(), &entries, options.jobs).await?;
+                        (
+                            filtered.unwrap_or_else(|| top.clone()),
+                            top_digest.clone(),
+                            fetched,
+                        )
+                    }
+                    Selection::IndexOnly => {
+                        require_index(dst.as_ref())?;
+                        (top.clone(), top_digest.clone(), Vec::new())
+                    }
+                }
+            }
+        };
+    // Every blob, once, in manifest order.
+    let mut seen = HashSet::new();
+    let mut blobs: Vec<BlobInfo> = Vec::new();
+    for m in instances
+        .iter()
+        .map(|i| &i.manifest)
+        .chain(std::iter::once(&top_out))
+    {
+        if m.is_index() {
+            continue;
+        }
+        let img = m.image().map_err(|e| Error::manifest(&src_loc, e))?;
+        for d in manifest::blobs(&img) {
+            if seen.insert(d.digest().clone()) {
+                blobs.push(BlobInfo::from(&d));
+            }
+        }
+    }
+
+    let mut windows = Vec::new();
+    for r in [src_ref.docker_reference(), dst_ref.docker_reference()]
+        .into_iter()
+        .flatten()
+    {
+        windows.push(limits.window(reference::endpoint(&r), options.jobs));
+    }
+    let mover = BlobMover {
+        src: src.as_ref(),
+        dst: dst.as_ref(),
+        hint: ReuseHint {
+            source: src_ref.docker_reference(),
+        },
+        windows,
+        retry_times: src_ctx.retry_times.max(dst_ctx.retry_times),
+        progress: options.progress.clone(),
+        counters: Counters::default(),
+    };
+    mover.copy_all(blobs, options.jobs).await?;
+
+    // Instances (by digest), concurrently; then signatures; then the tag.
+    futures::stream::iter(
+        instances
+            .iter()
+            .map(|i| dst.put_manifest(&i.manifest, i.digest.as_ref())),
+    )
+    .buffer_unordered(options.jobs.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+    let mut signatures_copied = 0u64;
+    if options.signatures == SignaturePolicy::Copy {
+        let top_written = Instance {
+            manifest: top_out.clone(),
+            digest: None,
+            source_digest: top_source_digest.clone(),
+        };
+        for inst in instances.iter().chain(std::iter::once(&top_written)) {
+            signatures_copied += copy_signatures(src.as_ref(), dst.as_ref(), inst).await?;
+        }
+    }
+    dst.put_manifest(&top_out, None).await?;
+    dst.commit().await?;
+
+    let c = &mover.counters;
+    Ok(CopyReport {
+        source_digest: top_digest.to_string(),
+        destination_digest: top_out.digest().to_string(),
+        up_to_date: false,
+        bytes_copied: c.bytes.load(Ordering::Relaxed),
+        blobs_copied: c.copied.load(Ordering::Relaxed),
+        blobs_skipped: c.skipped.load(Ordering::Relaxed),
+        blobs_mounted: c.mounted.load(Ordering::Relaxed),
+        manifests_written: instances.len() as u64 + 1,
+        signatures_copied,
+        duration: started.elapsed(),
+    })
+}
+
+/// The context with the registry windows observing its requests.
+fn observed(ctx: &SystemContext, limits: &Arc<RegistryLimits>) -> SystemContext {
+    let mut ctx = ctx.clone();
+    let limits: Arc<dyn RequestObserver> = limits.clone();
+    ctx.observer = Some(match ctx.observer.take() {
+        Some(o) => Arc::new(Tee(o, limits)),
+        None => limits,
+    });
+    ctx
+}
+
+fn require_index(dst: &dyn ImageDestination) -> Result<(), Error> {
+    if dst.supports_index() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!(
+            "{} cannot hold a multi-platform index: copy one platform (--multi-arch system or --platform os/arch)",
+            dst.reference()
+        )))
+    }
+}
+
+/// Fetch the manifests of the selected index entries (exact bytes; the
+/// transport checks each against its digest).
+async fn fetch_instances(
+    src: &dyn ImageSource,
+    entries: &[oci_spec::image::Descriptor],
+    jobs: usize,
+) -> Result<Vec<Instance>, Error> {
+    let loc = src.reference();
+    futures::stream::iter(entries.iter().map(|d| {
+        let loc = loc.clone();
+        async move {
+            let m = src.get_manifest(Some(d.digest())).await?;
+            if m.digest() != *d.digest() {
+                return Err(Error::Digest {
+                    location: loc,
+                    what: format!("manifest {}", d.digest()),
+                    source: crate::digest::DigestError::Mismatch {
+                        expected: d.digest().to_string(),
+                        actual: m.digest().to_string(),
+                    },
+                });
+            }
+            if m.is_index() {
+                return Err(Error::Unsupported(format!(
+                    "{loc}: nested index {} is not supported",
+                    d.digest()
+                )));
+            }
+            Ok(Instance {
+                manifest: m,
+                digest: Some(d.digest().clone()),
+                source_digest: d.digest().clone(),
+            })
+        }
+    }))
+    .buffered(jobs.max(1))
+    .try_collect()
+    .await
+}
+
+/// Copy the signatures of one image; they must sign the manifest written.
+async fn copy_signatures(
+    src: &dyn ImageSource,
+    dst: &dyn ImageDestination,
+    inst: &Instance,
+) -> Result<u64, Error> {
+    let instance = inst.digest.as_ref();
+    let sigs = src.get_signatures(instance).await?;
+    if sigs.is_empty() {
+        return Ok(0);
+    }
+    let written = inst.manifest.digest();
+    if written != inst.source_digest {
+        return Err(Error::Unsupported(format!(
+            "{}: the manifest is converted for the destination, so its {} signature(s) would not match; use --remove-signatures",
+            src.reference(),
+            sigs.len()
+        )));
+    }
+    dst.put_signatures(&sigs, &written).await?;
+    Ok(sigs.len() as u64)
+}
