@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod dir;
 pub mod docker;
+pub(crate) mod local;
 pub mod oci;
 
 use crate::image::{Error, ImageReference, Result};

@@ -14,9 +14,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/bench` beside the repository (CI lays it there too).
+/// `../shared/bench` beside the repository (CI lays it there too); from a
+/// git worktree one level further down (`wt/NAME`), `../../shared/bench`.
 pub fn bench_dir() -> PathBuf {
     let p = repo_root().join("../shared/bench");
+    let q = repo_root().join("../../shared/bench");
+    if !p.join("mkimage.py").exists() && q.join("mkimage.py").exists() {
+        return q;
+    }
     assert!(
         p.join("mkimage.py").exists(),
         "missing {}: the shared/ folder must sit beside the repository",

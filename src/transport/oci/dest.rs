@@ -1,0 +1,153 @@
+//! [`OciDestination`]: writes one image (or index) into an OCI layout.
+//!
+//! Blobs and manifests go to `blobs/<alg>/<hex>` as they arrive (each through
+//! a temporary file in the layout root, renamed only when verified); they are
+//! invisible to readers until [`ImageDestination::commit`] writes `oci-layout`
+//! and replaces `index.json` atomically with the new entry added. A failed
+//! copy therefore leaves at most unreferenced blobs, never an index entry.
+//! `index.json` is re-read at commit, so entries other writers committed in
+//! the meantime are kept (two writers committing at the same instant can
+//! still lose one update; containers/image has the same limit).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
+
+use super::layout::{self, DirFiles};
+use crate::digest::Digest;
+use crate::image::{Blob, BlobInfo, Error, ImageDestination, Manifest, Result, ReuseHint, Reused};
+use crate::transport::local;
+
+/// The write side of `oci:`.
+pub struct OciDestination {
+    root: PathBuf,
+    /// The reference, for messages.
+    name: String,
+    /// The ref name the top-level manifest is written under.
+    image: Option<String>,
+    /// The top-level manifest's index entry, once written.
+    top: Mutex<Option<Descriptor>>,
+}
+
+impl OciDestination {
+    /// Create the layout directory if needed and check an existing `index.json`.
+    pub async fn open(root: PathBuf, name: String, image: Option<String>) -> Result<Self> {
+        match tokio::fs::metadata(&root).await {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Invalid(format!(
+                    "{}: exists and is not a directory",
+                    local::show(&root)
+                )));
+            }
+            Ok(_) => {
+                if tokio::fs::try_exists(root.join("index.json"))
+                    .await
+                    .unwrap_or(false)
+                {
+                    layout::read_index(&DirFiles::new(root.clone())).await?;
+                }
+            }
+            Err(_) => tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(|e| Error::io(local::show(&root), "create layout directory", e))?,
+        }
+        Ok(OciDestination {
+            root,
+            name,
+            image,
+            top: Mutex::new(None),
+        })
+    }
+
+    fn blob_file(&self, d: &Digest) -> PathBuf {
+        self.root.join(layout::blob_path(d))
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+}
+
+#[async_trait]
+impl ImageDestination for OciDestination {
+    fn reference(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn try_reusing_blob(&self, info: &BlobInfo, _hint: &ReuseHint) -> Result<Option<Reused>> {
+        let present = local::file_present(&self.blob_file(&info.digest), info.size).await;
+        Ok(present.then_some(Reused::Present))
+    }
+
+    async fn put_blob(&self, info: &BlobInfo, blob: Blob) -> Result<()> {
+        local::write_blob_verified(&self.root, &self.blob_file(&info.digest), info, blob).await?;
+        Ok(())
+    }
+
+    async fn put_manifest(&self, manifest: &Manifest, instance: Option<&Digest>) -> Result<()> {
+        let digest = manifest.digest();
+        if let Some(want) = instance.filter(|w| **w != digest) {
+            return Err(Error::Invalid(format!(
+                "{}: manifest for instance {want} has digest {digest}",
+                self.name
+            )));
+        }
+        let path = self.blob_file(&digest);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Error::io(local::show(parent), "create directory", e))?;
+        }
+        local::write_atomic(&path, &manifest.bytes).await?;
+        if instance.is_none() {
+            let mut b = DescriptorBuilder::default()
+                .media_type(MediaType::from(manifest.media_type.as_str()))
+                .digest(digest)
+                .size(manifest.bytes.len() as u64);
+            if let Some(name) = &self.image {
+                b = b.annotations(HashMap::from([(
+                    layout::REF_NAME.to_string(),
+                    name.clone(),
+                )]));
+            }
+            let d = b
+                .build()
+                .map_err(|e| Error::Invalid(format!("{}: {e}", self.name)))?;
+            *self.top.lock().expect("not poisoned") = Some(d);
+        }
+        Ok(())
+    }
+
+    async fn commit(&self) -> Result<()> {
+        let entry = self
+            .top
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: commit before the top-level manifest was written",
+                    self.name
+                ))
+            })?;
+        let layout_file = self.root.join("oci-layout");
+        if tokio::fs::read(&layout_file).await.ok().as_deref()
+            != Some(layout::OCI_LAYOUT.as_bytes())
+        {
+            local::write_atomic(&layout_file, layout::OCI_LAYOUT.as_bytes()).await?;
+        }
+        let index_file = self.root.join("index.json");
+        let existing = match tokio::fs::try_exists(&index_file).await {
+            Ok(true) => {
+                Some(local::read_bounded(&index_file, "index.json", layout::MAX_INDEX_SIZE).await?)
+            }
+            _ => None,
+        };
+        let bytes = layout::updated_index(existing.as_deref(), &entry, &local::show(&self.root))?;
+        local::write_atomic(&index_file, &bytes).await
+    }
+}
