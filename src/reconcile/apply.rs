@@ -95,6 +95,13 @@ pub async fn mirror(
         incremental: true,
         progress: opts.progress.clone(),
     };
+    // Local layouts keep every tag in one file (`index.json`, an archive):
+    // concurrent writers in one process would race on it, so copy one at a time.
+    let concurrency = if r.destination.reference.transport() == "docker" {
+        opts.tag_concurrency.max(1)
+    } else {
+        1
+    };
     let copied: Vec<TagOutcome> = futures::stream::iter(plan.tags.iter())
         .map(|tag| {
             let copy_opts = &copy_opts;
@@ -112,7 +119,7 @@ pub async fn mirror(
                 }
             }
         })
-        .buffered(opts.tag_concurrency.max(1))
+        .buffered(concurrency)
         .collect()
         .await;
     let mut tags = copied;

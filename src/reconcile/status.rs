@@ -197,7 +197,8 @@ pub fn mirror_status(
         let entry = match &t.result {
             TagResult::Copied { report, verified } => {
                 let unchanged = previous(&t.tag).filter(|p| {
-                    report.up_to_date
+                    // Nothing written: the entry of the copy that wrote it stays.
+                    (report.up_to_date || (report.bytes_copied == 0 && report.blobs_copied == 0))
                         && p.error.is_empty()
                         && p.source_digest == report.source_digest
                         && p.destination_digest == report.destination_digest
