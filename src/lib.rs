@@ -16,10 +16,16 @@
 //! ```
 
 #[cfg(feature = "kube")]
+pub mod api;
+#[cfg(feature = "kube")]
 pub mod cli;
+#[cfg(feature = "kube")]
+pub mod controller;
 pub mod copy;
 pub mod digest;
 pub mod image;
 pub mod manifest;
+#[cfg(feature = "kube")]
+pub mod reconcile;
 pub mod reference;
 pub mod transport;

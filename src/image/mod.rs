@@ -160,6 +160,14 @@ pub trait CredentialStore: Send + Sync {
     /// Credentials for `registry` (`host[:port]`; Docker Hub as `docker.io`),
     /// or `None` for anonymous access.
     fn lookup(&self, registry: &str) -> Result<Option<Auth>>;
+
+    /// Credentials for `repository` (`path/name`, no host) on `registry`:
+    /// stores that hold per-namespace entries (containers-auth.json(5)
+    /// `host/namespace` keys) pick the longest match. Defaults to [`CredentialStore::lookup`].
+    fn lookup_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Auth>> {
+        let _ = repository;
+        self.lookup(registry)
+    }
 }
 
 /// Where simple signatures of images in one registry or namespace live

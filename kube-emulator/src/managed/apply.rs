@@ -1,0 +1,240 @@
+//! Server-side apply: conflicts, ownership transfer, removal of fields a
+//! manager stopped applying, and the merge of the applied configuration.
+
+use serde_json::{Map, Value, json};
+
+use super::fieldset::{FieldSet, is_prefix, leaf_paths, path_string, remove_path, value_at};
+use super::{Entry, Scope, read, tracked, write};
+use crate::error::ApiError;
+
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, c| !c.is_null());
+        for c in m.values_mut() {
+            strip_nulls(c);
+        }
+    }
+}
+
+fn is_finalizers(prefix: &[&str]) -> bool {
+    prefix == ["metadata", "finalizers"]
+}
+
+fn merge(live: &mut Value, applied: &Value, prefix: &mut Vec<String>) {
+    match (live.as_object_mut(), applied) {
+        (Some(l), Value::Object(a)) => {
+            for (k, v) in a {
+                prefix.push(k.clone());
+                match l.get_mut(k) {
+                    Some(existing) => merge(existing, v, prefix),
+                    None => {
+                        l.insert(k.clone(), v.clone());
+                    }
+                }
+                prefix.pop();
+            }
+        }
+        _ => {
+            let p: Vec<&str> = prefix.iter().map(String::as_str).collect();
+            if is_finalizers(&p)
+                && let (Some(l), Some(a)) = (live.as_array_mut(), applied.as_array())
+            {
+                for e in a {
+                    if !l.contains(e) {
+                        l.push(e.clone());
+                    }
+                }
+                return;
+            }
+            *live = applied.clone();
+        }
+    }
+}
+
+fn manager_label(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if !e.subresource.is_empty() {
+        s.push_str(&format!(" with subresource {:?}", e.subresource));
+    }
+    if e.operation == "Update" {
+        s.push_str(&format!(" using {}", e.api_version));
+    }
+    s
+}
+
+fn conflict_error(conflicts: &[(String, String)]) -> ApiError {
+    let message = if conflicts.len() == 1 {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            conflicts[0].0, conflicts[0].1
+        )
+    } else {
+        let mut managers: Vec<&String> = conflicts.iter().map(|c| &c.0).collect();
+        managers.sort();
+        managers.dedup();
+        let mut lines = vec![];
+        for m in managers {
+            lines.push(format!("conflicts with {m}"));
+            lines.extend(
+                conflicts
+                    .iter()
+                    .filter(|c| &c.0 == m)
+                    .map(|c| format!("- {}", c.1)),
+            );
+        }
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": p}))
+        .collect();
+    ApiError::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
+}
+
+/// Applies `applied` as `manager` onto `live` (the stored object, or a
+/// skeleton for a create) and returns the merged object with updated
+/// managedFields. Without `force`, a field owned by another manager with a
+/// different value is a 409 Conflict in the API server's wording.
+pub fn apply(
+    live: &Value,
+    applied: &Value,
+    manager: &str,
+    api_version: &str,
+    scope: Scope,
+    force: bool,
+    now: &str,
+) -> Result<Value, ApiError> {
+    let mut applied_t = tracked(applied, scope);
+    strip_nulls(&mut applied_t);
+    let live_t = tracked(live, scope);
+    let mine = leaf_paths(&applied_t);
+    let sub = scope.subresource();
+    let mut entries = read(live);
+    let is_me = |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == sub;
+
+    let mut conflicts: Vec<(String, String)> = vec![];
+    let mut taken: Vec<(usize, Vec<String>)> = vec![];
+    for (i, e) in entries.iter().enumerate() {
+        if is_me(e) {
+            continue;
+        }
+        for q in &e.fields {
+            for p in &mine {
+                // Same field, or an atomic (non-map) value above the other path.
+                let overlaps = q == p
+                    || (is_prefix(q, p) && value_at(&live_t, q).is_some_and(|v| !v.is_object()))
+                    || (is_prefix(p, q) && value_at(&applied_t, p).is_some_and(|v| !v.is_object()));
+                if !overlaps {
+                    continue;
+                }
+                let shorter = if q.len() <= p.len() { q } else { p };
+                if value_at(&live_t, shorter) != value_at(&applied_t, shorter) {
+                    conflicts.push((manager_label(e), path_string(p)));
+                    taken.push((i, q.clone()));
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        conflicts.dedup();
+        return Err(conflict_error(&conflicts));
+    }
+    for (i, q) in taken {
+        entries[i].fields.remove(&q);
+    }
+
+    let mut result = live.clone();
+    let previous: FieldSet = entries
+        .iter()
+        .find(|e| is_me(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for p in previous.difference(&mine) {
+        let co_owned = entries
+            .iter()
+            .any(|e| !is_me(e) && e.fields.iter().any(|q| is_prefix(q, p) || is_prefix(p, q)));
+        if !co_owned {
+            remove_path(&mut result, p);
+        }
+    }
+    merge(&mut result, &applied_t, &mut vec![]);
+
+    match entries.iter_mut().find(|e| is_me(e)) {
+        Some(e) => {
+            if e.fields != mine {
+                e.time = now.into();
+            }
+            e.fields = mine;
+            e.api_version = api_version.into();
+        }
+        None => entries.push(Entry {
+            manager: manager.into(),
+            operation: "Apply".into(),
+            api_version: api_version.into(),
+            time: now.into(),
+            subresource: sub.into(),
+            fields: mine,
+        }),
+    }
+    write(&mut result, &entries);
+    if let Some(m) = result.as_object_mut()
+        && m.get("metadata")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        m.remove("metadata");
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAIN: Scope = Scope::Main {
+        status_subresource: false,
+    };
+
+    #[test]
+    fn conflicts_and_force() {
+        let live =
+            json!({"apiVersion": "v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {}});
+        let a = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}});
+        let live = apply(&live, &a, "a", "coordination.k8s.io/v1", MAIN, false, "t").unwrap();
+        assert_eq!(live["spec"]["holderIdentity"], "a");
+        // Same values from another manager: shared, no conflict.
+        let same = apply(&live, &a, "c", "coordination.k8s.io/v1", MAIN, false, "t").unwrap();
+        assert_eq!(read(&same).len(), 2);
+        let b = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "b", "leaseDurationSeconds": 10}});
+        let err = apply(&live, &b, "b", "coordination.k8s.io/v1", MAIN, false, "t").unwrap_err();
+        assert_eq!(err.code, 409);
+        assert_eq!(
+            err.message,
+            "Apply failed with 1 conflict: conflict with \"a\": .spec.holderIdentity"
+        );
+        let forced = apply(&live, &b, "b", "coordination.k8s.io/v1", MAIN, true, "t").unwrap();
+        assert_eq!(forced["spec"]["holderIdentity"], "b");
+        let owners = read(&forced);
+        let a_entry = owners.iter().find(|e| e.manager == "a").unwrap();
+        assert_eq!(a_entry.fields.len(), 1);
+    }
+
+    #[test]
+    fn omitted_fields_are_removed() {
+        let live = json!({"metadata": {"name": "w"}});
+        let v1 = json!({"apiVersion": "x/v1", "kind": "W", "spec": {"a": 1, "b": 2}, "metadata": {"labels": {"x": "1"}}});
+        let live = apply(&live, &v1, "m", "x/v1", MAIN, false, "t").unwrap();
+        let v2 = json!({"apiVersion": "x/v1", "kind": "W", "spec": {"a": 1}});
+        let live = apply(&live, &v2, "m", "x/v1", MAIN, false, "t").unwrap();
+        assert_eq!(live["spec"], json!({"a": 1}));
+        assert!(
+            live["metadata"]
+                .get("labels")
+                .is_none_or(|l| l.as_object().unwrap().is_empty())
+        );
+    }
+}

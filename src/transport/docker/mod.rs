@@ -1,0 +1,164 @@
+//! Transport `docker`: images in registries, over the Registry HTTP API v2
+//! (the OCI distribution specification) with `reqwest`.
+//!
+//! `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`; Docker Hub names are
+//! normalised (`docker://alpine` → `docker.io/library/alpine:latest`).
+//!
+//! | file | what |
+//! |---|---|
+//! | [`client`] | the per-registry [`client::Session`]: ping, auth, retries, observer |
+//! | [`auth`] | challenges, tokens, token cache |
+//! | [`tls`] | rustls configuration per containers-certs.d(5) |
+//! | `source` / `dest` | [`DockerSource`], [`DockerDestination`] |
+//! | `catalog` | `_catalog` and tag listing with `Link` pagination |
+//!
+//! Wire cost, with tokens cached per session: reading a manifest by tag is one
+//! GET; [`ImageSource::manifest_digest`] one HEAD; a blob one GET (plus the
+//! redirect a storage backend may answer with). Writing a blob the registry
+//! lacks is HEAD + POST + PUT (a single streamed PUT with the digest); a blob
+//! on the same registry is mounted with one POST.
+
+pub mod auth;
+mod catalog;
+pub mod client;
+mod dest;
+mod source;
+pub mod tls;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use catalog::{DockerRegistry, DockerRepository, list_tags, registry};
+pub use dest::DockerDestination;
+pub use source::DockerSource;
+
+use crate::image::{
+    Error, ImageDestination, ImageReference, ImageSource, Result, SignatureStorage, SystemContext,
+};
+use crate::reference::{self, Reference};
+
+/// The transport's name.
+pub const TRANSPORT: &str = "docker";
+
+/// Parse the part after `docker:` (`//host/repo:tag`).
+pub fn parse_reference(within: &str) -> Result<Box<dyn ImageReference>> {
+    Ok(Box::new(DockerReference::parse(within)?))
+}
+
+/// An image in a registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DockerReference {
+    reference: Reference,
+}
+
+impl DockerReference {
+    /// Parse `//host/repo[:tag][@digest]` (what follows `docker:`).
+    pub fn parse(within: &str) -> Result<Self> {
+        let Some(rest) = within.strip_prefix("//") else {
+            return Err(Error::InvalidName {
+                input: format!("docker:{within}"),
+                reason: "docker references start with docker://".into(),
+            });
+        };
+        Ok(DockerReference {
+            reference: reference::parse(rest)?,
+        })
+    }
+
+    /// Wrap a parsed docker reference.
+    pub fn new(reference: Reference) -> Self {
+        DockerReference { reference }
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// The repository path (`library/alpine`).
+    pub fn repository(&self) -> &str {
+        self.reference.repository()
+    }
+
+    /// The tag or digest to address the top-level manifest with.
+    pub(crate) fn manifest_ref(&self) -> String {
+        match (self.reference.digest(), self.reference.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => "latest".into(),
+        }
+    }
+}
+
+impl fmt::Display for DockerReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "docker://{}", self.reference)
+    }
+}
+
+impl fmt::Debug for DockerReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DockerReference({})", self.reference)
+    }
+}
+
+/// The signature storage configured for `r`, if any (for the signature module).
+pub(crate) fn signature_storage(ctx: &SystemContext, r: &Reference) -> Option<SignatureStorage> {
+    ctx.signature_storage.as_ref().map(|c| c.storage_for(r))
+}
+
+#[async_trait]
+impl ImageReference for DockerReference {
+    fn transport(&self) -> &'static str {
+        TRANSPORT
+    }
+
+    fn docker_reference(&self) -> Option<Reference> {
+        Some(self.reference.clone())
+    }
+
+    fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {
+        if !reference::is_valid_tag(tag) {
+            return Err(Error::Invalid(format!("invalid tag {tag:?}")));
+        }
+        Ok(Box::new(DockerReference::new(reference::with_tag(
+            &self.reference,
+            tag,
+        ))))
+    }
+
+    async fn new_image_source(&self, ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
+        Ok(Box::new(DockerSource::new(self.clone(), ctx)?))
+    }
+
+    async fn new_image_destination(
+        &self,
+        ctx: &SystemContext,
+    ) -> Result<Box<dyn ImageDestination>> {
+        Ok(Box::new(DockerDestination::new(self.clone(), ctx)?))
+    }
+
+    async fn list_tags(&self, ctx: &SystemContext) -> Result<Vec<String>> {
+        list_tags(&self.reference, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let r = DockerReference::parse("//alpine").unwrap();
+        assert_eq!(r.to_string(), "docker://docker.io/library/alpine:latest");
+        assert_eq!(r.repository(), "library/alpine");
+        assert_eq!(r.manifest_ref(), "latest");
+        let r = DockerReference::parse("//127.0.0.1:5000/a/b:v1").unwrap();
+        assert_eq!(r.manifest_ref(), "v1");
+        assert!(DockerReference::parse("alpine").is_err());
+        assert!(DockerReference::parse("//x::y").is_err());
+        let t = r.with_tag("v2").unwrap();
+        assert_eq!(t.to_string(), "docker://127.0.0.1:5000/a/b:v2");
+        assert!(r.with_tag("-bad").is_err());
+    }
+}
