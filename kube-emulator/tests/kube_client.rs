@@ -407,6 +407,38 @@ async fn server_side_apply_conflicts_and_force() {
         "color removed, then defaulted"
     );
 
+    // Unknown fields: refused with Strict, dropped (not owned) otherwise.
+    let extra =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 5, "bogus": 1}});
+    let err = api
+        .patch(
+            "s",
+            &PatchParams::apply("bob").validation_strict(),
+            &Patch::Apply(extra.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            422,
+            "strict decoding error: unknown field \"spec.bogus\"".to_string()
+        )
+    );
+    let w = api
+        .patch("s", &PatchParams::apply("bob"), &Patch::Apply(extra))
+        .await
+        .unwrap();
+    let bob = w
+        .managed_fields()
+        .iter()
+        .find(|e| e.manager.as_deref() == Some("bob"))
+        .unwrap()
+        .fields_v1
+        .clone()
+        .unwrap();
+    assert!(bob.0["f:spec"].get("f:bogus").is_none(), "{:?}", bob.0);
+
     // Apply status.
     let s = api
         .patch_status("s", &PatchParams::apply("ctl").force(), &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Ready"}})))
@@ -681,6 +713,18 @@ async fn hooks_inject_record_and_reset() {
         4
     );
 
+    let err = ns
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted".to_string()
+        )
+    );
+
     // Namespace deletion removes contents, then the namespace.
     ns.create(
         &PostParams::default(),
@@ -702,5 +746,108 @@ async fn hooks_inject_record_and_reset() {
     .await;
     assert!(cms.get_opt("c").await.unwrap().is_none());
     let _ = Duration::from_secs(0);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_references_cascade_unless_orphaned() {
+    let env = Env::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client(), "default");
+    let secrets: Api<Secret> = Api::namespaced(env.client(), "default");
+    for (owner, child) in [("o1", "c1"), ("o2", "c2")] {
+        let o = cms
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let s = json!({"metadata": {"name": child, "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": o.uid().unwrap()}]}});
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
+    }
+    cms.delete("o1", &DeleteParams::default()).await.unwrap();
+    assert!(
+        secrets.get_opt("c1").await.unwrap().is_none(),
+        "dependent collected"
+    );
+    cms.delete("o2", &DeleteParams::orphan()).await.unwrap();
+    assert!(
+        secrets.get_opt("c2").await.unwrap().is_some(),
+        "orphaned dependent kept"
+    );
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scoped_multi_version_crd_without_status_subresource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let env = Env::start().await;
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster", "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema},
+                {"name": "v1", "served": true, "storage": true, "schema": schema}]}});
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let gvk = |v: &str| {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("example.com", v, "Gadget"),
+            "gadgets",
+        )
+    };
+    let beta: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1beta1"));
+    let v1: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1"));
+    let obj: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget",
+        "metadata": {"name": "g"}, "spec": {"free": {"form": 1}}, "status": {"kept": true}}),
+    )
+    .unwrap();
+    let created = beta.create(&PostParams::default(), &obj).await.unwrap();
+    assert_eq!(
+        created.data["status"]["kept"], true,
+        "no status subresource: status is stored"
+    );
+    let got = v1.get("g").await.unwrap();
+    assert_eq!(got.types.unwrap().api_version, "example.com/v1");
+    assert_eq!(got.data["spec"]["free"]["form"], 1);
+    let patched = v1
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"kept": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.generation,
+        Some(2),
+        "status is part of the spec without the subresource"
+    );
+    let err = v1
+        .patch_status(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 404);
+    let discovery = kube::Discovery::new(env.client()).run().await.unwrap();
+    let group = discovery.get("example.com").unwrap();
+    assert_eq!(group.preferred_version_or_latest(), "v1");
     env.emu.shutdown().await;
 }

@@ -109,6 +109,45 @@ fn check_event(obj: &Value) -> ApiResult<()> {
     }
 }
 
+const SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Checks `metadata.name` of a new object: an RFC 1123 subdomain (a label
+/// for namespaces), with the API server's wording.
+pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
+    let namespace = rt.builtin == Some(Builtin::Namespace);
+    let (re, max) = if namespace {
+        (LABEL, 63)
+    } else {
+        (SUBDOMAIN, 253)
+    };
+    let ok = name.len() <= max && regex::Regex::new(re).expect("static regex").is_match(name);
+    if ok {
+        return Ok(());
+    }
+    let message = if name.len() > max {
+        format!("Invalid value: {name:?}: must be no more than {max} characters")
+    } else if namespace {
+        format!(
+            "Invalid value: {name:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    } else {
+        format!(
+            "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    };
+    Err(ApiError::invalid(
+        &rt.kind,
+        &rt.group,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid",
+            field: "metadata.name".into(),
+            message,
+        }],
+    ))
+}
+
 /// Whether `metadata.generation` is maintained for this type.
 pub fn tracks_generation(rt: &ResourceType) -> bool {
     rt.is_custom() || rt.builtin == Some(Builtin::Crd)
@@ -118,6 +157,18 @@ pub fn tracks_generation(rt: &ResourceType) -> bool {
 mod tests {
     use super::*;
     use crate::registry::Registry;
+
+    #[test]
+    fn names() {
+        let reg = Registry::builtins();
+        let secrets = reg.get("", "secrets").unwrap();
+        let ns = reg.get("", "namespaces").unwrap();
+        assert!(validate_name(&secrets, "a.b-c").is_ok());
+        let e = validate_name(&secrets, "Bad").unwrap_err();
+        assert!(e.message.starts_with("Secret \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": a lowercase RFC 1123 subdomain"), "{}", e.message);
+        assert!(validate_name(&ns, "a.b").is_err());
+        assert!(validate_name(&ns, "kube-system").is_ok());
+    }
 
     #[test]
     fn secret_string_data() {
