@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 
 use super::plan::MirrorPlan;
 use super::resolve::{Endpoint, ResolvedInspection, ResolvedMirror};
@@ -102,23 +103,21 @@ pub async fn mirror(
     } else {
         1
     };
-    let copied: Vec<TagOutcome> = futures::stream::iter(plan.tags.iter())
-        .map(|tag| {
-            let copy_opts = &copy_opts;
-            async move {
-                let result = match mirror_tag(r, tag, signatures, copy_opts).await {
-                    Ok(report) => TagResult::Copied {
-                        report,
-                        verified: None,
-                    },
-                    Err(e) => TagResult::Failed(e),
-                };
-                TagOutcome {
-                    tag: tag.clone(),
-                    result,
-                }
-            }
+    let copy_opts = &copy_opts;
+    let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
+        Box::pin(async move {
+            let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
+                Ok(report) => TagResult::Copied {
+                    report,
+                    verified: None,
+                },
+                Err(e) => TagResult::Failed(e),
+            };
+            TagOutcome { tag, result }
         })
+    };
+    let copied: Vec<TagOutcome> = futures::stream::iter(plan.tags.clone())
+        .map(one)
         .buffered(concurrency)
         .collect()
         .await;
@@ -147,14 +146,26 @@ async fn mirror_tag(
             ));
         }
     }
-    copy::copy_image(
-        src.as_ref(),
-        &r.source.ctx,
-        dst.as_ref(),
-        &r.destination.ctx,
-        opts,
-    )
+    // The copy engine's future is not provably `Send` (a stream of borrowing
+    // closures inside it), and the controller spawns reconciles on a
+    // multi-threaded runtime: run it on a blocking thread of its own.
+    let (src_ctx, dst_ctx, opts) = (
+        r.source.ctx.clone(),
+        r.destination.ctx.clone(),
+        opts.clone(),
+    );
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(copy::copy_image(
+            src.as_ref(),
+            &src_ctx,
+            dst.as_ref(),
+            &dst_ctx,
+            &opts,
+        ))
+    })
     .await
+    .map_err(|e| format!("copy task failed: {e}"))?
     .map_err(err)
 }
 
