@@ -1,5 +1,5 @@
-//! An in-process kube-emulator with a kubeconfig whose namespace is the
-//! "release namespace", and the real kubectl against it (its own
+//! An in-process kube-emulator with the "release namespace" created, and
+//! the real kubectl against it (its own
 //! `--cache-dir`). Everything the tests do themselves goes through kubectl,
 //! so its User-Agent tells the test's requests from the controller's.
 

@@ -10,6 +10,10 @@
 //!   in that namespace);
 //! - minimal: each verb the chart grants was used, or is in [`UNUSED_OK`]
 //!   with the reason it stays.
+//!
+//! A third object fails on purpose, so that a Warning Event recurs and the
+//! Recorder's PATCH of an Event is seen too; a label on the Secret
+//! re-triggers the objects that name it; SIGTERM releases the Lease.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -19,13 +23,13 @@ use std::time::{Duration, Instant};
 use crate::cluster::{Cluster, RELEASE_NAMESPACE};
 use crate::template::{self, RoleScope};
 
-/// Granted but not necessarily seen in a short run, and why they stay.
+/// Granted but not used by the controller, and why they stay.
 const UNUSED_OK: &[(&str, &str, &str, &str)] = &[
     (
         "kubemirror.dev",
         "imagemirrors",
         "get",
-        "list already returns whole objects, so get adds no access; kubectl-style tooling run as the controller expects it",
+        "the controllers read through list + watch, which already return whole objects, so get adds no access; kept for the conventional read set (get/list/watch)",
     ),
     (
         "kubemirror.dev",
@@ -33,15 +37,11 @@ const UNUSED_OK: &[(&str, &str, &str, &str)] = &[
         "get",
         "as for imagemirrors",
     ),
-    (
-        "events.k8s.io",
-        "events",
-        "patch",
-        "kube-runtime's Recorder patches an Event (its series count) when the same one recurs within minutes; a healthy run raises none twice",
-    ),
 ];
 
 const WATCHED_NAMESPACE: &str = "team-a";
+/// The release's fullname (`{{ include "kubemirror.fullname" . }}`): the Lease's name.
+const FULLNAME: &str = "kubemirror";
 
 /// The objects: a mirror and an inspection over the committed OCI layout
 /// `examples/images/hello` (tags 1.0.0 and 1.1.0), both naming a
@@ -87,6 +87,16 @@ metadata:
 spec:
   image: oci:{src}:1.1.0
   credentialsSecretRef: {{name: registry-creds}}
+---
+# Fails (no such layout): a Warning Event, raised again on each retry.
+apiVersion: kubemirror.dev/v1alpha1
+kind: ImageInspection
+metadata:
+  name: missing
+  namespace: {WATCHED_NAMESPACE}
+spec:
+  image: oci:{dest}-missing:1.0.0
+  credentialsSecretRef: {{name: registry-creds}}
 "#
     )
 }
@@ -122,6 +132,7 @@ struct Seen {
     resource: String,
     verb: String,
     namespace: Option<String>,
+    name: Option<String>,
 }
 
 /// Run the controller (with `watch_namespace`, like the chart's
@@ -136,12 +147,14 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
     let (metrics, health) = (free_port(), free_port());
     let log = std::fs::File::create(cluster.dir.path().join("controller.log")).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"));
+    // As the chart's Deployment runs it (its args and env), on free ports.
     cmd.args([
         "--log-format=json",
         "controller",
         "--leader-elect",
         "--concurrency=2",
     ])
+    .arg(format!("--lease-name={FULLNAME}"))
     .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
     .arg(format!("--health-addr=127.0.0.1:{health}"))
     .env("KUBECONFIG", cluster.kubeconfig())
@@ -221,7 +234,20 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
         )
         .await;
     assert!(out.ok, "{out:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It also reconciles `missing` again: the same Warning Event recurs, and
+    // the Recorder patches the first one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event_patched = || {
+        cluster
+            .emu
+            .hooks()
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.contains("/apis/events.k8s.io/"))
+    };
+    while !event_patched() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Stop it as Kubernetes does (SIGTERM), so a release of the Lease is seen too.
     let pid = child.id().to_string();
@@ -251,6 +277,7 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
             resource: a.resource,
             verb: a.verb,
             namespace: a.namespace,
+            name: a.name,
         })
         .collect();
     assert!(
@@ -263,11 +290,12 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
         watch_namespace.unwrap_or("all namespaces"),
         seen.iter()
             .map(|s| format!(
-                "  {:<16} {:<28} {:<7} {}",
+                "  {:<20} {:<28} {:<7} {:<18} {}",
                 if s.group.is_empty() { "\"\"" } else { &s.group },
                 s.resource,
                 s.verb,
-                s.namespace.as_deref().unwrap_or("(cluster)")
+                s.namespace.as_deref().unwrap_or("(cluster)"),
+                s.name.as_deref().unwrap_or("")
             ))
             .collect::<Vec<_>>()
             .join("\n")
@@ -278,7 +306,7 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
 
 /// Check `seen` against the chart's rules for one install mode.
 fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
-    let roles = template::rbac_roles();
+    let roles = template::rbac_roles(FULLNAME);
     let role = |scope| {
         roles
             .iter()
@@ -294,7 +322,7 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
         let by_release = in_release_ns
             && release
                 .iter()
-                .any(|r| r.allows(&s.group, &s.resource, &s.verb));
+                .any(|r| r.allows(&s.group, &s.resource, &s.verb, s.name.as_deref()));
         let watched_applies = match watch_namespace {
             None => true,
             Some(ns) => s.namespace.as_deref() == Some(ns),
@@ -302,7 +330,7 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
         let by_watched = watched_applies
             && watched
                 .iter()
-                .any(|r| r.allows(&s.group, &s.resource, &s.verb));
+                .any(|r| r.allows(&s.group, &s.resource, &s.verb, s.name.as_deref()));
         assert!(
             by_release || by_watched,
             "the chart does not allow {s:?} (watchNamespace {watch_namespace:?})"
@@ -315,9 +343,12 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
             for g in &r.api_groups {
                 for res in &r.resources {
                     for v in &r.verbs {
-                        let used = seen
-                            .iter()
-                            .any(|s| &s.group == g && &s.resource == res && &s.verb == v);
+                        let used = seen.iter().any(|s| {
+                            &s.group == g
+                                && &s.resource == res
+                                && &s.verb == v
+                                && r.allows(g, res, v, s.name.as_deref())
+                        });
                         let excused = UNUSED_OK
                             .iter()
                             .any(|(eg, er, ev, _)| eg == g && er == res && ev == v);
@@ -336,7 +367,7 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
             roles
                 .iter()
                 .flat_map(|(_, r)| r)
-                .any(|r| r.allows(g, res, v)),
+                .any(|r| r.allows(g, res, v, None)),
             "UNUSED_OK lists {v} on {g:?} {res}, which the chart does not grant"
         );
     }

@@ -140,12 +140,24 @@ pub struct Rule {
     pub api_groups: Vec<String>,
     pub resources: Vec<String>,
     pub verbs: Vec<String>,
+    /// `resourceNames`, when the rule is limited to named objects.
+    pub resource_names: Option<Vec<String>>,
 }
 
 impl Rule {
-    pub fn allows(&self, group: &str, resource: &str, verb: &str) -> bool {
+    /// Whether the rule allows `verb` on `group`/`resource` (named `name`,
+    /// if the request names one), as the RBAC authorizer decides.
+    pub fn allows(&self, group: &str, resource: &str, verb: &str, name: Option<&str>) -> bool {
         let any = |v: &[String], x: &str| v.iter().any(|s| s == x || s == "*");
-        any(&self.api_groups, group) && any(&self.resources, resource) && any(&self.verbs, verb)
+        let named = match (&self.resource_names, name) {
+            (None, _) => true,
+            (Some(names), Some(n)) => any(names, n),
+            (Some(_), None) => false,
+        };
+        any(&self.api_groups, group)
+            && any(&self.resources, resource)
+            && any(&self.verbs, verb)
+            && named
     }
 }
 
@@ -158,8 +170,9 @@ pub enum RoleScope {
     Release,
 }
 
-/// The rules of each role in `templates/rbac.yaml`.
-pub fn rbac_roles() -> Vec<(RoleScope, Vec<Rule>)> {
+/// The rules of each role in `templates/rbac.yaml`, with `fullname` for the
+/// release's object names (`{{ include "kubemirror.fullname" . }}`).
+pub fn rbac_roles(fullname: &str) -> Vec<(RoleScope, Vec<Rule>)> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_sequence()
             .expect("a list")
@@ -183,6 +196,12 @@ pub fn rbac_roles() -> Vec<(RoleScope, Vec<Rule>)> {
                     api_groups: strings(&r["apiGroups"]),
                     resources: strings(&r["resources"]),
                     verbs: strings(&r["verbs"]),
+                    resource_names: r.get("resourceNames").map(|n| {
+                        strings(n)
+                            .into_iter()
+                            .map(|s| s.replace(PLACEHOLDER, fullname))
+                            .collect()
+                    }),
                 })
                 .collect();
             Some((scope, rules))
