@@ -25,6 +25,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/kubemirror /out/kubemirror
 
 FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="kubemirror" \
+      org.opencontainers.image.description="Mirror and inspect container images: a Kubernetes controller and a skopeo-style CLI" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/kubemirror /usr/local/bin/kubemirror
 USER 65532:65532
 ENV HOME=/tmp TMPDIR=/tmp

@@ -1,7 +1,7 @@
 //! An in-process kube-emulator with the "release namespace" created, and
-//! the real kubectl against it (its own
-//! `--cache-dir`). Everything the tests do themselves goes through kubectl,
-//! so its User-Agent tells the test's requests from the controller's.
+//! the real kubectl against it (its own `--cache-dir`). Everything the tests
+//! do themselves goes through kubectl, so its User-Agent tells the test's
+//! requests from the controller's.
 
 use std::path::{Path, PathBuf};
 
@@ -29,12 +29,9 @@ impl Cluster {
             .await
             .expect("start kube-emulator");
         let dir = tempfile::tempdir().unwrap();
-        let config = emu.kubeconfig_yaml().replace(
-            "namespace: default",
-            &format!("namespace: {RELEASE_NAMESPACE}"),
-        );
-        assert!(config.contains(RELEASE_NAMESPACE), "{config}");
-        std::fs::write(dir.path().join("kubeconfig"), config).unwrap();
+        // Its namespace is `default`: the controller must find the release
+        // namespace from POD_NAMESPACE, as in a pod.
+        emu.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
         let c = Cluster { emu, dir };
         c.apply_text(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {RELEASE_NAMESPACE}\n"

@@ -162,6 +162,7 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
     .env("TMPDIR", cluster.dir.path())
     .env("RUST_LOG", "info")
     .env("POD_NAME", "kubemirror-test")
+    .env("POD_NAMESPACE", RELEASE_NAMESPACE)
     .stdout(std::process::Stdio::null())
     .stderr(log);
     if let Some(ns) = watch_namespace {
