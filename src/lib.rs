@@ -15,13 +15,17 @@
 //! cli                             clap commands
 //! ```
 
+#[cfg(feature = "kube")]
 pub mod api;
+#[cfg(feature = "kube")]
 pub mod cli;
+#[cfg(feature = "kube")]
 pub mod controller;
 pub mod copy;
 pub mod digest;
 pub mod image;
 pub mod manifest;
+#[cfg(feature = "kube")]
 pub mod reconcile;
 pub mod reference;
 pub mod transport;

@@ -40,6 +40,8 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     /// `User-Agent` header, if any.
     pub user_agent: Option<String>,
+    /// HTTP status of the reply (200 for watches, whose body streams on).
+    pub status: u16,
 }
 
 /// The RBAC attributes of a resource request, as the authorizer would see them.
@@ -145,7 +147,8 @@ impl Hooks {
             });
     }
 
-    /// All requests received since start (or the last clear), oldest first.
+    /// All requests answered since start (or the last clear), in the order
+    /// their replies were produced.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.inner
             .requests
@@ -201,6 +204,7 @@ mod tests {
             query: query.into(),
             content_type: None,
             user_agent: None,
+            status: 200,
         }
     }
 

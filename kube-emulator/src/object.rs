@@ -70,11 +70,15 @@ pub fn labels(obj: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// The object with every part but `metadata` and `status`, for generation checks.
-pub fn spec_part(obj: &Value) -> Value {
+/// The object without `metadata` (and `status` if `without_status`), for
+/// generation checks.
+pub fn spec_part(obj: &Value, without_status: bool) -> Value {
     let mut o = obj.as_object().cloned().unwrap_or_default();
-    for k in ["metadata", "status", "apiVersion", "kind"] {
+    for k in ["metadata", "apiVersion", "kind"] {
         o.remove(k);
+    }
+    if without_status {
+        o.remove("status");
     }
     Value::Object(o)
 }

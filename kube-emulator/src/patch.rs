@@ -1,6 +1,10 @@
-//! JSON merge patch (RFC 7386) and JSON patch (RFC 6902) with the API
-//! server's `test` quirk: testing a missing location against `null` passes
-//! (kube-rs' `finalizer()` relies on it).
+//! JSON merge patch (RFC 7386), JSON patch (RFC 6902) with the API
+//! server's `test` quirk (testing a missing location against `null` passes;
+//! kube-rs' `finalizer()` relies on it), and the subset of strategic merge
+//! patch the built-in kinds here need: merge semantics plus the `$patch`,
+//! `$retainKeys`, `$setElementOrder/` and `$deleteFromPrimitiveList/`
+//! directives, `metadata.finalizers` merged as a set and
+//! `metadata.ownerReferences` merged by `uid`.
 
 use serde_json::{Map, Value};
 
@@ -33,6 +37,88 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             t.remove(k);
         } else {
             merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// Applies a strategic merge patch (the subset described in the module docs).
+pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
+    smp(target, patch, &mut Vec::new());
+}
+
+fn smp(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        let mut clean = p.clone();
+        clean.remove("$patch");
+        *target = Value::Object(clean);
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let t = target.as_object_mut().expect("object");
+    for (k, v) in p {
+        if k == "$patch" || k.starts_with("$setElementOrder/") || k == "$retainKeys" {
+            continue;
+        }
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(list)), Some(gone)) = (t.get_mut(field), v.as_array()) {
+                list.retain(|e| !gone.contains(e));
+            }
+            continue;
+        }
+        if v.is_null() || v.get("$patch").and_then(Value::as_str) == Some("delete") {
+            t.remove(k);
+            continue;
+        }
+        path.push(k.clone());
+        let at_meta = path.len() == 2 && path[0] == "metadata";
+        match (t.get_mut(k), v) {
+            (Some(Value::Array(live)), Value::Array(items)) if at_meta && k == "finalizers" => {
+                for i in items {
+                    if !live.contains(i) {
+                        live.push(i.clone());
+                    }
+                }
+            }
+            (Some(Value::Array(live)), Value::Array(items))
+                if at_meta && k == "ownerReferences" =>
+            {
+                for i in items {
+                    match live
+                        .iter_mut()
+                        .find(|l| l.get("uid").is_some() && l.get("uid") == i.get("uid"))
+                    {
+                        Some(l) => smp(l, i, &mut Vec::new()),
+                        None => live.push(i.clone()),
+                    }
+                }
+            }
+            (Some(existing), _) => smp(existing, v, path),
+            (None, _) => {
+                let mut fresh = Value::Null;
+                smp(&mut fresh, v, path);
+                t.insert(k.clone(), fresh);
+            }
+        }
+        path.pop();
+    }
+    if let Some(keys) = p.get("$retainKeys").and_then(Value::as_array) {
+        t.retain(|k, _| keys.iter().any(|x| x.as_str() == Some(k)));
+    }
+    for (k, order) in p {
+        let (Some(field), Some(order)) = (k.strip_prefix("$setElementOrder/"), order.as_array())
+        else {
+            continue;
+        };
+        if let Some(Value::Array(list)) = t.get_mut(field)
+            && list.iter().all(|e| !e.is_object())
+        {
+            list.sort_by_key(|e| order.iter().position(|o| o == e).unwrap_or(usize::MAX));
         }
     }
 }
@@ -206,6 +292,28 @@ mod tests {
         let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
         merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [1]}));
         assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
+
+    #[test]
+    fn strategic() {
+        let mut t = json!({"metadata": {"finalizers": ["a"], "labels": {"x": "1"}}, "data": {"k": "v"}, "spec": {"a": 1, "b": 2}});
+        strategic_merge_patch(
+            &mut t,
+            &json!({
+                "metadata": {"finalizers": ["b"], "$setElementOrder/finalizers": ["b", "a"], "labels": {"x": null}},
+                "data": {"$patch": "replace", "n": "m"},
+                "spec": {"$retainKeys": ["a"], "a": 3},
+            }),
+        );
+        assert_eq!(
+            t,
+            json!({"metadata": {"finalizers": ["b", "a"], "labels": {}}, "data": {"n": "m"}, "spec": {"a": 3}})
+        );
+        strategic_merge_patch(
+            &mut t,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
+        assert_eq!(t["metadata"]["finalizers"], json!(["b"]));
     }
 
     #[test]

@@ -108,15 +108,17 @@ impl LabelSelector {
     }
 }
 
-/// A parsed field selector on `metadata.name` / `metadata.namespace`.
+/// A parsed field selector: `metadata.name` / `metadata.namespace` for
+/// every type, any dotted field path where the type allows more (events).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector {
     reqs: Vec<(String, bool, String)>,
 }
 
 impl FieldSelector {
-    /// Parses `metadata.name=x,metadata.namespace!=y`; other fields are a 400.
-    pub fn parse(s: &str) -> ApiResult<Self> {
+    /// Parses `metadata.name=x,metadata.namespace!=y`; other fields are a 400
+    /// unless `extra` accepts them.
+    pub fn parse(s: &str, extra: fn(&str) -> bool) -> ApiResult<Self> {
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
@@ -131,7 +133,7 @@ impl FieldSelector {
                 )));
             };
             let k = k.trim();
-            if k != "metadata.name" && k != "metadata.namespace" {
+            if k != "metadata.name" && k != "metadata.namespace" && !extra(k) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {k}"
                 )));
@@ -144,12 +146,16 @@ impl FieldSelector {
     /// Whether the object satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(k, eq, v)| {
-            let actual = if k == "metadata.name" {
-                object::name(obj)
-            } else {
-                object::namespace(obj)
+            let mut cur = Some(obj);
+            for part in k.split('.') {
+                cur = cur.and_then(|c| c.get(part));
+            }
+            let actual = match cur {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
             };
-            (actual == v) == *eq
+            (actual == *v) == *eq
         })
     }
 }
@@ -164,15 +170,20 @@ pub struct Selector {
 }
 
 impl Selector {
-    /// Parses the optional `labelSelector` and `fieldSelector` query values.
-    pub fn parse(labels: Option<&str>, fields: Option<&str>) -> ApiResult<Self> {
+    /// Parses the optional `labelSelector` and `fieldSelector` query values;
+    /// `extra` tells which fields besides name and namespace may be selected.
+    pub fn parse(
+        labels: Option<&str>,
+        fields: Option<&str>,
+        extra: fn(&str) -> bool,
+    ) -> ApiResult<Self> {
         Ok(Selector {
             labels: labels
                 .map(LabelSelector::parse)
                 .transpose()?
                 .unwrap_or_default(),
             fields: fields
-                .map(FieldSelector::parse)
+                .map(|f| FieldSelector::parse(f, extra))
                 .transpose()?
                 .unwrap_or_default(),
         })
@@ -211,17 +222,33 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = json!({"metadata": {"name": "n", "namespace": "ns"}});
-        assert!(FieldSelector::parse("metadata.name=n").unwrap().matches(&o));
         assert!(
-            !FieldSelector::parse("metadata.name!=n")
+            FieldSelector::parse("metadata.name=n", |_| false)
                 .unwrap()
                 .matches(&o)
         );
         assert!(
-            FieldSelector::parse("metadata.namespace==ns")
+            !FieldSelector::parse("metadata.name!=n", |_| false)
                 .unwrap()
                 .matches(&o)
         );
-        assert_eq!(FieldSelector::parse("spec.x=1").unwrap_err().code, 400);
+        assert!(
+            FieldSelector::parse("metadata.namespace==ns", |_| false)
+                .unwrap()
+                .matches(&o)
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.x=1", |_| false)
+                .unwrap_err()
+                .code,
+            400
+        );
+        let ev = json!({"metadata": {"name": "e"}, "involvedObject": {"name": "w", "uid": "u"}, "count": 2});
+        let sel =
+            FieldSelector::parse("involvedObject.name=w,involvedObject.uid=u,count=2", |_| {
+                true
+            })
+            .unwrap();
+        assert!(sel.matches(&ev));
     }
 }

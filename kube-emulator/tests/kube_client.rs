@@ -1,16 +1,15 @@
 //! kube-rs 5 against the emulator: CRUD, patches, server-side apply,
-//! status, finalizers, leases, events, discovery, hooks.
+//! status, finalizers, discovery, CRD variants, hooks.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Env, eventually};
-use k8s_openapi::api::coordination::v1::Lease;
+use common::{Env, code, eventually, message, update_by};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{CustomResource, Resource, ResourceExt};
+use kube::{CustomResource, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -34,29 +33,8 @@ pub struct WidgetStatus {
     pub phase: Option<String>,
 }
 
-fn update_by(manager: &str) -> PatchParams {
-    PatchParams {
-        field_manager: Some(manager.into()),
-        ..Default::default()
-    }
-}
-
 fn widget(name: &str, size: i64) -> Widget {
     Widget::new(name, WidgetSpec { size, color: None })
-}
-
-fn code(e: &kube::Error) -> u16 {
-    match e {
-        kube::Error::Api(s) => s.code,
-        other => panic!("not an API error: {other:?}"),
-    }
-}
-
-fn message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => panic!("not an API error: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,6 +385,38 @@ async fn server_side_apply_conflicts_and_force() {
         "color removed, then defaulted"
     );
 
+    // Unknown fields: refused with Strict, dropped (not owned) otherwise.
+    let extra =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"size": 5, "bogus": 1}});
+    let err = api
+        .patch(
+            "s",
+            &PatchParams::apply("bob").validation_strict(),
+            &Patch::Apply(extra.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            422,
+            "strict decoding error: unknown field \"spec.bogus\"".to_string()
+        )
+    );
+    let w = api
+        .patch("s", &PatchParams::apply("bob"), &Patch::Apply(extra))
+        .await
+        .unwrap();
+    let bob = w
+        .managed_fields()
+        .iter()
+        .find(|e| e.manager.as_deref() == Some("bob"))
+        .unwrap()
+        .fields_v1
+        .clone()
+        .unwrap();
+    assert!(bob.0["f:spec"].get("f:bogus").is_none(), "{:?}", bob.0);
+
     // Apply status.
     let s = api
         .patch_status("s", &PatchParams::apply("ctl").force(), &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Ready"}})))
@@ -431,133 +441,6 @@ async fn server_side_apply_conflicts_and_force() {
     );
     let err = raw.await.unwrap_err();
     assert_eq!(code(&err), 422);
-    env.emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_contended_by_two_appliers() {
-    let env = Env::start().await;
-    let leases: Api<Lease> = Api::namespaced(env.client(), "default");
-    let acquire = |who: &str| {
-        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"},
-               "spec": {"holderIdentity": who, "leaseDurationSeconds": 15, "acquireTime": "2026-01-01T00:00:00.000000Z", "renewTime": "2026-01-01T00:00:00.000000Z"}})
-    };
-    let first = leases
-        .patch(
-            "leader",
-            &PatchParams::apply("pod-a"),
-            &Patch::Apply(acquire("pod-a")),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        first.spec.unwrap().holder_identity.as_deref(),
-        Some("pod-a")
-    );
-    let err = leases
-        .patch(
-            "leader",
-            &PatchParams::apply("pod-b"),
-            &Patch::Apply(acquire("pod-b")),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), 409);
-    assert_eq!(
-        message(&err),
-        "Apply failed with 1 conflict: conflict with \"pod-a\": .spec.holderIdentity"
-    );
-    // Renew (strategic patch) by the holder, then release by nulling.
-    leases
-        .patch(
-            "leader",
-            &update_by("pod-a"),
-            &Patch::Strategic(json!({"spec": {"renewTime": "2026-01-01T00:00:05.000000Z"}})),
-        )
-        .await
-        .unwrap();
-    leases
-        .patch("leader", &update_by("pod-a"), &Patch::Strategic(json!({"spec": {"holderIdentity": null, "acquireTime": null, "renewTime": null, "leaseDurationSeconds": null}})))
-        .await
-        .unwrap();
-    let second = leases
-        .patch(
-            "leader",
-            &PatchParams::apply("pod-b"),
-            &Patch::Apply(acquire("pod-b")),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        second.spec.unwrap().holder_identity.as_deref(),
-        Some("pod-b")
-    );
-    let err = leases
-        .patch(
-            "leader",
-            &PatchParams::apply("pod-a"),
-            &Patch::Apply(acquire("pod-a")),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(code(&err), 409);
-    // leaseDurationSeconds must be positive.
-    let mut bad = acquire("x");
-    bad["spec"]["leaseDurationSeconds"] = json!(0);
-    bad["metadata"]["name"] = json!("bad");
-    assert_eq!(
-        code(
-            &leases
-                .patch("bad", &PatchParams::apply("x"), &Patch::Apply(bad))
-                .await
-                .unwrap_err()
-        ),
-        422
-    );
-    env.emu.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recorder_publishes_an_event_series() {
-    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-    let env = Env::start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(env.client(), "default");
-    let cm = cms
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "cm"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let reporter = Reporter {
-        controller: "kubemirror-test".into(),
-        instance: Some("pod-1".into()),
-    };
-    let recorder = Recorder::new(env.client(), reporter);
-    let ev = Event {
-        type_: EventType::Normal,
-        reason: "Synced".into(),
-        note: Some("all good".into()),
-        action: "Sync".into(),
-        secondary: None,
-    };
-    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
-    recorder.publish(&ev, &cm.object_ref(&())).await.unwrap();
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client(), "default");
-    let list = events.list(&ListParams::default()).await.unwrap();
-    assert_eq!(list.items.len(), 1);
-    let e = &list.items[0];
-    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
-    assert_eq!(e.reason.as_deref(), Some("Synced"));
-    let methods: Vec<String> = env
-        .emu
-        .hooks()
-        .requests()
-        .iter()
-        .filter(|r| r.path.contains("/events"))
-        .map(|r| r.method.clone())
-        .collect();
-    assert_eq!(methods, ["POST", "PATCH", "GET"]);
     env.emu.shutdown().await;
 }
 
@@ -638,7 +521,13 @@ async fn hooks_inject_record_and_reset() {
         500
     );
     api.list(&ListParams::default()).await.unwrap();
-    // kube-rs retries 503 on its own.
+    // kube-rs retries 429 (Retry-After) and 503 on its own.
+    hooks.inject_error(Some("GET"), "/widgets", 429, 1);
+    api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        hooks.requests().iter().filter(|r| r.status == 429).count(),
+        1
+    );
     hooks.inject_error(None, "/widgets", 503, 1);
     api.list(&ListParams::default()).await.unwrap();
 
@@ -681,6 +570,18 @@ async fn hooks_inject_record_and_reset() {
         4
     );
 
+    let err = ns
+        .delete("default", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), message(&err)),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted".to_string()
+        )
+    );
+
     // Namespace deletion removes contents, then the namespace.
     ns.create(
         &PostParams::default(),
@@ -702,5 +603,113 @@ async fn hooks_inject_record_and_reset() {
     .await;
     assert!(cms.get_opt("c").await.unwrap().is_none());
     let _ = Duration::from_secs(0);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scoped_multi_version_crd_without_status_subresource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let env = Env::start().await;
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster", "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema},
+                {"name": "v1", "served": true, "storage": true, "schema": schema}]}});
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let gvk = |v: &str| {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("example.com", v, "Gadget"),
+            "gadgets",
+        )
+    };
+    let beta: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1beta1"));
+    let v1: Api<DynamicObject> = Api::all_with(env.client(), &gvk("v1"));
+    let obj: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget",
+        "metadata": {"name": "g"}, "spec": {"free": {"form": 1}}, "status": {"kept": true}}),
+    )
+    .unwrap();
+    let created = beta.create(&PostParams::default(), &obj).await.unwrap();
+    assert_eq!(
+        created.data["status"]["kept"], true,
+        "no status subresource: status is stored"
+    );
+    let got = v1.get("g").await.unwrap();
+    assert_eq!(got.types.unwrap().api_version, "example.com/v1");
+    assert_eq!(got.data["spec"]["free"]["form"], 1);
+    let patched = v1
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"kept": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.generation,
+        Some(2),
+        "status is part of the spec without the subresource"
+    );
+    let err = v1
+        .patch_status(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 404);
+    let discovery = kube::Discovery::new(env.client()).run().await.unwrap();
+    let group = discovery.get("example.com").unwrap();
+    assert_eq!(group.preferred_version_or_latest(), "v1");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_derive_generated_crd_round_trips() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    let env = Env::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    crds.create(&PostParams::default(), &Widget::crd())
+        .await
+        .unwrap();
+    let api: Api<Widget> = Api::namespaced(env.client(), "default");
+    let mut w = widget("gen", 3);
+    w.spec.color = Some("blue".into());
+    let created = api.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(created.spec.size, 3);
+    assert_eq!(created.spec.color.as_deref(), Some("blue"));
+    let s = api
+        .patch_status("gen", &PatchParams::apply("ctl").force(), &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Ready"}})))
+        .await
+        .unwrap();
+    assert_eq!(s.status.unwrap().phase.as_deref(), Some("Ready"));
+    // A wrong type is refused with the schema generated by kube-derive.
+    let err = api
+        .patch(
+            "gen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": "big"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 422);
+    assert!(
+        message(&err).contains("spec.size in body must be of type integer: \"string\""),
+        "{}",
+        message(&err)
+    );
     env.emu.shutdown().await;
 }

@@ -39,21 +39,34 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
+    tracing::debug!(%method, %path, query = %raw_query, "request");
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let user_agent = header_str(&parts.headers, header::USER_AGENT);
+    let response = serve(&inner, &method, &path, &raw_query, &parts.headers, body).await;
     inner
         .requests
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(RecordedRequest {
             method: method.to_string(),
-            path: path.clone(),
-            query: raw_query.clone(),
-            content_type: content_type.clone(),
-            user_agent: user_agent.clone(),
+            path,
+            query: raw_query,
+            content_type,
+            user_agent,
+            status: response.status().as_u16(),
         });
-    tracing::debug!(%method, %path, query = %raw_query, "request");
-    if let Some(code) = take_injection(&inner, method.as_str(), &path) {
+    response
+}
+
+async fn serve(
+    inner: &Arc<Inner>,
+    method: &Method,
+    path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(code) = take_injection(inner, method.as_str(), path) {
         return error_reply(&ApiError::new(
             code,
             ApiError::reason_for(code),
@@ -64,17 +77,15 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return error_reply(&ApiError::bad_request(format!("reading body: {e}"))),
     };
-    let accept = header_str(&parts.headers, header::ACCEPT).unwrap_or_default();
-    let query = Query::parse(&raw_query);
     let ctx = RequestCtx {
-        method,
-        query,
-        accept,
-        content_type: content_type.unwrap_or_default(),
-        user_agent,
+        method: method.clone(),
+        query: Query::parse(raw_query),
+        accept: header_str(headers, header::ACCEPT).unwrap_or_default(),
+        content_type: header_str(headers, header::CONTENT_TYPE).unwrap_or_default(),
+        user_agent: header_str(headers, header::USER_AGENT),
         body: bytes,
     };
-    match dispatch(&inner, route(&path), &ctx) {
+    match dispatch(inner, route(path), &ctx) {
         Ok(r) => r,
         Err(e) => error_reply(&e),
     }
@@ -161,6 +172,17 @@ fn target(st: &crate::store::State, rp: ResourcePath) -> ApiResult<Target> {
     })
 }
 
+/// Which fields besides name and namespace a field selector may use.
+fn extra_fields(t: &Target) -> fn(&str) -> bool {
+    use crate::registry::Builtin;
+    match t.rt.builtin {
+        Some(Builtin::CoreEvent | Builtin::Event) => |_| true,
+        Some(Builtin::Secret) => |f| f == "type",
+        Some(Builtin::Namespace) => |f| f == "status.phase",
+        _ => |_| false,
+    }
+}
+
 fn parse_body(ctx: &RequestCtx) -> ApiResult<Value> {
     let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
     if ct.contains("protobuf") {
@@ -178,7 +200,8 @@ fn parse_body(ctx: &RequestCtx) -> ApiResult<Value> {
     })
 }
 
-fn reply(_t: &Target, r: Reply) -> ApiResult<Response> {
+/// A write verb's reply: JSON body, status code and `Warning` headers.
+fn reply(r: Reply) -> ApiResult<Response> {
     Ok(json_reply(r.code, &r.body, "application/json", &r.warnings))
 }
 
@@ -214,7 +237,11 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
                 let (body, ct) = render_object(&t, obj, rep);
                 return Ok(json_reply(200, &body, ct, &[]));
             }
-            let sel = Selector::parse(q.non_empty("labelSelector"), q.non_empty("fieldSelector"))?;
+            let sel = Selector::parse(
+                q.non_empty("labelSelector"),
+                q.non_empty("fieldSelector"),
+                extra_fields(&t),
+            )?;
             if q.flag("watch") {
                 let rv = match q.non_empty("resourceVersion") {
                     Some(s) => Some(s.parse::<u64>().map_err(|_| {
@@ -242,11 +269,11 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
         }
         Method::POST => {
             let body = parse_body(ctx)?;
-            reply(&t, verbs::create(&mut st, &t, &options(ctx), body)?)
+            reply(verbs::create(&mut st, &t, &options(ctx), body)?)
         }
         Method::PUT => {
             let body = parse_body(ctx)?;
-            reply(&t, verbs::replace(&mut st, &t, &options(ctx), body)?)
+            reply(verbs::replace(&mut st, &t, &options(ctx), body)?)
         }
         Method::PATCH => {
             let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
@@ -264,17 +291,20 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
                 serde_json::from_slice(&ctx.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
-            reply(&t, verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
+            reply(verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
         }
         Method::DELETE => {
             let body = parse_body(ctx)?;
             let dry_run = q.get("dryRun") == Some("All");
             if t.name.is_some() {
-                reply(&t, verbs::delete(&mut st, &t, dry_run, &body)?)
+                reply(verbs::delete(&mut st, &t, dry_run, &body)?)
             } else {
-                let sel =
-                    Selector::parse(q.non_empty("labelSelector"), q.non_empty("fieldSelector"))?;
-                reply(&t, verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
+                let sel = Selector::parse(
+                    q.non_empty("labelSelector"),
+                    q.non_empty("fieldSelector"),
+                    extra_fields(&t),
+                )?;
+                reply(verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
             }
         }
         _ => Err(ApiError::method_not_allowed(ctx.method.as_str())),

@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fieldset::{FieldSet, is_prefix, leaf_paths, path_string, remove_path, value_at};
+use super::fieldset::{
+    FieldSet, ListKind, child_schema, element_key, is_element, is_prefix, leaf_paths, list_kind,
+    path_string, remove_path, value_at,
+};
 use super::{Entry, Scope, read, tracked, write};
 use crate::error::ApiError;
 
@@ -16,17 +19,14 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-fn is_finalizers(prefix: &[&str]) -> bool {
-    prefix == ["metadata", "finalizers"]
-}
-
-fn merge(live: &mut Value, applied: &Value, prefix: &mut Vec<String>) {
-    match (live.as_object_mut(), applied) {
-        (Some(l), Value::Object(a)) => {
+fn merge(live: &mut Value, applied: &Value, schema: Option<&Value>, prefix: &mut Vec<String>) {
+    match (live, applied) {
+        (Value::Object(l), Value::Object(a)) => {
             for (k, v) in a {
-                prefix.push(k.clone());
+                prefix.push(format!("f:{k}"));
+                let child = child_schema(schema, k);
                 match l.get_mut(k) {
-                    Some(existing) => merge(existing, v, prefix),
+                    Some(existing) => merge(existing, v, child, prefix),
                     None => {
                         l.insert(k.clone(), v.clone());
                     }
@@ -34,20 +34,31 @@ fn merge(live: &mut Value, applied: &Value, prefix: &mut Vec<String>) {
                 prefix.pop();
             }
         }
-        _ => {
-            let p: Vec<&str> = prefix.iter().map(String::as_str).collect();
-            if is_finalizers(&p)
-                && let (Some(l), Some(a)) = (live.as_array_mut(), applied.as_array())
-            {
+        (Value::Array(l), Value::Array(a)) => match list_kind(prefix, schema) {
+            ListKind::Set => {
                 for e in a {
                     if !l.contains(e) {
                         l.push(e.clone());
                     }
                 }
-                return;
             }
-            *live = applied.clone();
-        }
+            ListKind::Map(keys)
+                if a.iter()
+                    .chain(l.iter())
+                    .all(|e| element_key(e, &keys).is_some()) =>
+            {
+                let items = schema.and_then(|s| s.get("items"));
+                for e in a {
+                    let key = element_key(e, &keys);
+                    match l.iter_mut().find(|x| element_key(x, &keys) == key) {
+                        Some(existing) => merge(existing, e, items, prefix),
+                        None => l.push(e.clone()),
+                    }
+                }
+            }
+            _ => *l = a.clone(),
+        },
+        (live, applied) => *live = applied.clone(),
     }
 }
 
@@ -95,23 +106,40 @@ fn conflict_error(conflicts: &[(String, String)]) -> ApiError {
     ApiError::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
 }
 
-/// Applies `applied` as `manager` onto `live` (the stored object, or a
+/// Who applies, how, and against which schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Applier<'a> {
+    /// The field manager.
+    pub manager: &'a str,
+    /// The request's apiVersion (recorded in managedFields).
+    pub api_version: &'a str,
+    /// Main resource or `/status`.
+    pub scope: Scope,
+    /// The version's openAPIV3Schema (list types), if any.
+    pub schema: Option<&'a Value>,
+    /// `force=true`: take conflicting fields over.
+    pub force: bool,
+    /// The time recorded for changed entries.
+    pub now: &'a str,
+}
+
+/// Applies `applied` as `who.manager` onto `live` (the stored object, or a
 /// skeleton for a create) and returns the merged object with updated
 /// managedFields. Without `force`, a field owned by another manager with a
 /// different value is a 409 Conflict in the API server's wording.
-pub fn apply(
-    live: &Value,
-    applied: &Value,
-    manager: &str,
-    api_version: &str,
-    scope: Scope,
-    force: bool,
-    now: &str,
-) -> Result<Value, ApiError> {
+pub fn apply(live: &Value, applied: &Value, who: &Applier) -> Result<Value, ApiError> {
+    let Applier {
+        manager,
+        api_version,
+        scope,
+        schema,
+        force,
+        now,
+    } = *who;
     let mut applied_t = tracked(applied, scope);
     strip_nulls(&mut applied_t);
     let live_t = tracked(live, scope);
-    let mine = leaf_paths(&applied_t);
+    let mine = leaf_paths(&applied_t, schema);
     let sub = scope.subresource();
     let mut entries = read(live);
     let is_me = |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == sub;
@@ -125,7 +153,8 @@ pub fn apply(
         for q in &e.fields {
             for p in &mine {
                 // Same field, or an atomic (non-map) value above the other path.
-                let overlaps = q == p
+                // Map-list element identities are shared, never in conflict.
+                let overlaps = (q == p && !is_element(p))
                     || (is_prefix(q, p) && value_at(&live_t, q).is_some_and(|v| !v.is_object()))
                     || (is_prefix(p, q) && value_at(&applied_t, p).is_some_and(|v| !v.is_object()));
                 if !overlaps {
@@ -161,7 +190,7 @@ pub fn apply(
             remove_path(&mut result, p);
         }
     }
-    merge(&mut result, &applied_t, &mut vec![]);
+    merge(&mut result, &applied_t, schema, &mut vec![]);
 
     match entries.iter_mut().find(|e| is_me(e)) {
         Some(e) => {
@@ -204,19 +233,67 @@ mod tests {
         let live =
             json!({"apiVersion": "v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {}});
         let a = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}});
-        let live = apply(&live, &a, "a", "coordination.k8s.io/v1", MAIN, false, "t").unwrap();
+        let live = apply(
+            &live,
+            &a,
+            &Applier {
+                manager: "a",
+                api_version: "coordination.k8s.io/v1",
+                scope: MAIN,
+                schema: None,
+                force: false,
+                now: "t",
+            },
+        )
+        .unwrap();
         assert_eq!(live["spec"]["holderIdentity"], "a");
         // Same values from another manager: shared, no conflict.
-        let same = apply(&live, &a, "c", "coordination.k8s.io/v1", MAIN, false, "t").unwrap();
+        let same = apply(
+            &live,
+            &a,
+            &Applier {
+                manager: "c",
+                api_version: "coordination.k8s.io/v1",
+                scope: MAIN,
+                schema: None,
+                force: false,
+                now: "t",
+            },
+        )
+        .unwrap();
         assert_eq!(read(&same).len(), 2);
         let b = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "b", "leaseDurationSeconds": 10}});
-        let err = apply(&live, &b, "b", "coordination.k8s.io/v1", MAIN, false, "t").unwrap_err();
+        let err = apply(
+            &live,
+            &b,
+            &Applier {
+                manager: "b",
+                api_version: "coordination.k8s.io/v1",
+                scope: MAIN,
+                schema: None,
+                force: false,
+                now: "t",
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.code, 409);
         assert_eq!(
             err.message,
             "Apply failed with 1 conflict: conflict with \"a\": .spec.holderIdentity"
         );
-        let forced = apply(&live, &b, "b", "coordination.k8s.io/v1", MAIN, true, "t").unwrap();
+        let forced = apply(
+            &live,
+            &b,
+            &Applier {
+                manager: "b",
+                api_version: "coordination.k8s.io/v1",
+                scope: MAIN,
+                schema: None,
+                force: true,
+                now: "t",
+            },
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["holderIdentity"], "b");
         let owners = read(&forced);
         let a_entry = owners.iter().find(|e| e.manager == "a").unwrap();
@@ -227,14 +304,80 @@ mod tests {
     fn omitted_fields_are_removed() {
         let live = json!({"metadata": {"name": "w"}});
         let v1 = json!({"apiVersion": "x/v1", "kind": "W", "spec": {"a": 1, "b": 2}, "metadata": {"labels": {"x": "1"}}});
-        let live = apply(&live, &v1, "m", "x/v1", MAIN, false, "t").unwrap();
+        let live = apply(
+            &live,
+            &v1,
+            &Applier {
+                manager: "m",
+                api_version: "x/v1",
+                scope: MAIN,
+                schema: None,
+                force: false,
+                now: "t",
+            },
+        )
+        .unwrap();
         let v2 = json!({"apiVersion": "x/v1", "kind": "W", "spec": {"a": 1}});
-        let live = apply(&live, &v2, "m", "x/v1", MAIN, false, "t").unwrap();
+        let live = apply(
+            &live,
+            &v2,
+            &Applier {
+                manager: "m",
+                api_version: "x/v1",
+                scope: MAIN,
+                schema: None,
+                force: false,
+                now: "t",
+            },
+        )
+        .unwrap();
         assert_eq!(live["spec"], json!({"a": 1}));
         assert!(
             live["metadata"]
                 .get("labels")
                 .is_none_or(|l| l.as_object().unwrap().is_empty())
+        );
+    }
+
+    #[test]
+    fn map_lists_are_shared_per_element() {
+        let schema = json!({"properties": {"status": {"properties": {"conditions": {
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}}}}}});
+        let by = |manager: &'static str| Applier {
+            manager,
+            api_version: "x/v1",
+            scope: Scope::Status,
+            schema: Some(&schema),
+            force: false,
+            now: "t",
+        };
+        let cond = |t: &str, s: &str| json!({"apiVersion": "x/v1", "kind": "W", "status": {"conditions": [{"type": t, "status": s}]}});
+        let live = json!({"metadata": {"name": "w"}, "spec": {}});
+        let live = apply(&live, &cond("A", "True"), &by("a")).unwrap();
+        let live = apply(&live, &cond("B", "False"), &by("b")).unwrap();
+        assert_eq!(
+            live["status"]["conditions"],
+            json!([{"type": "A", "status": "True"}, {"type": "B", "status": "False"}])
+        );
+        // b may not change a's condition, but a may update its own.
+        assert_eq!(
+            apply(&live, &cond("A", "False"), &by("b"))
+                .unwrap_err()
+                .code,
+            409
+        );
+        let live = apply(&live, &cond("A", "False"), &by("a")).unwrap();
+        // a stops applying A: the element goes, B stays.
+        let live = apply(
+            &live,
+            &json!({"apiVersion": "x/v1", "kind": "W", "status": {}}),
+            &by("a"),
+        )
+        .unwrap();
+        assert_eq!(
+            live["status"]["conditions"],
+            json!([{"type": "B", "status": "False"}])
         );
     }
 }

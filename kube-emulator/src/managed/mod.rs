@@ -10,8 +10,10 @@ pub mod fieldset;
 
 use serde_json::{Map, Value, json};
 
-pub use apply::apply;
-use fieldset::{FieldSet, Path, from_fields_v1, is_prefix, leaf_paths, to_fields_v1, value_at};
+pub use apply::{Applier, apply};
+use fieldset::{
+    FieldSet, Path, from_fields_v1, is_element, is_prefix, leaf_paths, to_fields_v1, value_at,
+};
 
 use crate::object;
 
@@ -174,7 +176,9 @@ pub fn tracked(obj: &Value, scope: Scope) -> Value {
 }
 
 fn touched(q: &Path, set: &FieldSet) -> bool {
-    set.iter().any(|p| is_prefix(p, q) || is_prefix(q, p))
+    set.iter().any(|p| {
+        p == q || (!is_element(p) && is_prefix(p, q)) || (!is_element(q) && is_prefix(q, p))
+    })
 }
 
 /// Records an ordinary (non-apply) write: fields it changed move to
@@ -186,16 +190,24 @@ pub fn track_update(
     manager: &str,
     api_version: &str,
     scope: Scope,
+    schema: Option<&Value>,
     now: &str,
 ) {
     let empty = json!({});
     let old_t = tracked(old.unwrap_or(&empty), scope);
     let new_t = tracked(new, scope);
-    let old_paths = leaf_paths(&old_t);
-    let new_paths = leaf_paths(&new_t);
+    let old_paths = leaf_paths(&old_t, schema);
+    let new_paths = leaf_paths(&new_t, schema);
+    // A map-list element changes only by appearing; its fields are tracked one by one.
     let changed: FieldSet = new_paths
         .iter()
-        .filter(|p| value_at(&old_t, p) != value_at(&new_t, p))
+        .filter(|p| {
+            if is_element(p) {
+                !old_paths.contains(*p)
+            } else {
+                value_at(&old_t, p) != value_at(&new_t, p)
+            }
+        })
         .cloned()
         .collect();
     let removed: FieldSet = old_paths.difference(&new_paths).cloned().collect();
@@ -263,6 +275,7 @@ mod tests {
             Scope::Main {
                 status_subresource: true,
             },
+            None,
             "t0",
         );
         let mut next = new.clone();
@@ -276,6 +289,7 @@ mod tests {
             Scope::Main {
                 status_subresource: true,
             },
+            None,
             "t1",
         );
         let e = read(&next);

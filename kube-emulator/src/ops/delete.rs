@@ -54,13 +54,14 @@ fn children(st: &State, key: &ObjKey) -> Vec<ObjKey> {
 
 /// Deletes the object: removes it at once, or (finalizers, contents) marks it
 /// deleting. Returns the object to reply with. The key must exist.
-pub fn delete_object(st: &mut State, key: &ObjKey) -> Value {
+/// With `cascade` false (`propagationPolicy: Orphan`) dependents are kept.
+pub fn delete_object(st: &mut State, key: &ObjKey, cascade: bool) -> Value {
     let Some(obj) = st.objects.get(key).cloned() else {
         return json!({});
     };
     let container = is_namespace(key) || is_crd(key);
     if !container && object::finalizers(&obj).is_empty() {
-        return remove_now(st, key).unwrap_or(obj);
+        return remove_with(st, key, cascade).unwrap_or(obj);
     }
     let mut last = obj.clone();
     if !object::is_deleting(&obj) {
@@ -86,13 +87,47 @@ pub fn delete_object(st: &mut State, key: &ObjKey) -> Value {
     }
     if container {
         for child in children(st, key) {
-            delete_object(st, &child);
+            delete_object(st, &child, true);
         }
         if let Some(gone) = try_finish(st, key) {
             return gone;
         }
     }
     st.objects.get(key).cloned().unwrap_or(last)
+}
+
+/// Background garbage collection: deletes objects whose owners are all gone.
+fn collect_dependents(st: &mut State, uid: &str) {
+    if uid.is_empty() {
+        return;
+    }
+    let owner_uids = |o: &Value| -> Vec<String> {
+        o.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let live: std::collections::HashSet<String> = st
+        .objects
+        .values()
+        .map(|o| object::meta_str(o, "uid").to_string())
+        .collect();
+    let orphans: Vec<ObjKey> = st
+        .objects
+        .iter()
+        .filter(|(_, o)| {
+            let owners = owner_uids(o);
+            owners.iter().any(|u| u == uid) && owners.iter().all(|u| !live.contains(u))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in orphans {
+        delete_object(st, &k, true);
+    }
 }
 
 /// Removes a deleting object once it has no finalizers and no contents.
@@ -111,7 +146,15 @@ fn try_finish(st: &mut State, key: &ObjKey) -> Option<Value> {
 /// Removes the object now (DELETED event), then finishes a terminating
 /// namespace or CRD that was waiting for it.
 pub fn remove_now(st: &mut State, key: &ObjKey) -> Option<Value> {
+    remove_with(st, key, true)
+}
+
+/// [`remove_now`], with `cascade = false` leaving dependents alone (`Orphan`).
+pub fn remove_with(st: &mut State, key: &ObjKey, cascade: bool) -> Option<Value> {
     let gone = st.commit_delete(key)?;
+    if cascade {
+        collect_dependents(st, object::meta_str(&gone, "uid"));
+    }
     if is_crd(key) {
         let (g, p) = crd_target(&gone);
         st.registry.remove(&g, &p);

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::write::{self, WriteReq};
-use super::{FieldValidation, Reply, delete as del, generated_name};
+use super::{FieldValidation, Reply, delete as del, generated_name, kinds};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::managed::{self, Scope};
 use crate::object;
-use crate::patch::{PatchError, json_patch, merge_patch};
+use crate::patch::{PatchError, json_patch, merge_patch, strategic_merge_patch};
 use crate::registry::ResourceType;
 use crate::selector::Selector;
 use crate::store::{ObjKey, State};
@@ -52,6 +52,13 @@ impl Target {
             namespace,
             name: name.to_string(),
         })
+    }
+
+    /// The openAPIV3Schema of the requested version, if any.
+    pub fn schema(&self) -> Option<&Value> {
+        self.rt
+            .version(&self.version)
+            .and_then(|v| v.schema.as_ref())
     }
 
     fn scope(&self) -> Scope {
@@ -159,6 +166,7 @@ pub fn create(st: &mut State, t: &Target, o: &Options, mut body: Value) -> ApiRe
         name = generated_name(prefix);
         object::meta_mut(&mut body).insert("name".into(), json!(name));
     }
+    kinds::validate_name(&t.rt, &name)?;
     let t = Target {
         name: Some(name.clone()),
         ..t.clone()
@@ -249,12 +257,11 @@ pub fn patch(
     let mut new = old.clone();
     match kind {
         PatchKind::Json => json_patch(&mut new, &patch).map_err(patch_error)?,
-        _ => {
-            if !patch.is_object() {
-                return Err(ApiError::bad_request("patch body must be a JSON object"));
-            }
-            merge_patch(&mut new, &patch);
+        _ if !patch.is_object() => {
+            return Err(ApiError::bad_request("patch body must be a JSON object"));
         }
+        PatchKind::Strategic => strategic_merge_patch(&mut new, &patch),
+        _ => merge_patch(&mut new, &patch),
     }
     let rv = object::resource_version(&new);
     if !rv.is_empty() && rv != object::resource_version(&old) {
@@ -297,8 +304,23 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             t.rt.kind
         )));
     }
+    // Unknown fields are dropped (or refused) before ownership is computed.
+    let mut applied = applied;
+    let mut unknown = vec![];
+    if let Some(sch) = t.schema() {
+        crate::schema::prune(&mut applied, sch, "", &mut unknown);
+    }
+    let warnings = write::unknown_fields(&req(t, o, key.clone(), true, true), &unknown)?;
     let gv = t.rt.api_version(&t.version);
     let now = object::now_rfc3339();
+    let who = managed::Applier {
+        manager: &manager,
+        api_version: &gv,
+        scope: t.scope(),
+        schema: t.schema(),
+        force: o.force,
+        now: &now,
+    };
     let o = Options {
         manager: manager.clone(),
         ..o.clone()
@@ -309,18 +331,18 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
                 return Err(ApiError::not_found(&t.rt.plural, &t.rt.group, &key.name));
             }
             check_namespace(st, t)?;
+            kinds::validate_name(&t.rt, &key.name)?;
             let mut skeleton =
                 json!({ "apiVersion": gv, "kind": t.rt.kind, "metadata": { "name": key.name } });
             if t.rt.namespaced {
                 skeleton["metadata"]["namespace"] = json!(key.namespace);
             }
-            let merged =
-                managed::apply(&skeleton, &applied, &manager, &gv, t.scope(), o.force, &now)?;
+            let merged = managed::apply(&skeleton, &applied, &who)?;
             let w = write::create(st, &req(t, &o, key, true, true), merged)?;
             Ok(Reply {
                 code: 201,
                 body: w.object,
-                warnings: w.warnings,
+                warnings,
             })
         }
         Some(old) => {
@@ -328,12 +350,12 @@ fn apply(st: &mut State, t: &Target, o: &Options, key: ObjKey, applied: Value) -
             if !rv.is_empty() && rv != object::resource_version(&old) {
                 return Err(ApiError::conflict(&t.rt.plural, &t.rt.group, &key.name));
             }
-            let merged = managed::apply(&old, &applied, &manager, &gv, t.scope(), o.force, &now)?;
+            let merged = managed::apply(&old, &applied, &who)?;
             let w = write::update(st, &req(t, &o, key, true, true), old, merged)?;
             Ok(Reply {
                 code: 200,
                 body: w.object,
-                warnings: w.warnings,
+                warnings,
             })
         }
     }
@@ -370,15 +392,24 @@ pub fn delete(st: &mut State, t: &Target, dry_run: bool, options: &Value) -> Api
     {
         return Err(ApiError::conflict(&t.rt.plural, &t.rt.group, &key.name));
     }
+    if t.rt.builtin == Some(crate::registry::Builtin::Namespace)
+        && matches!(key.name.as_str(), "default" | "kube-system" | "kube-public")
+    {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+            key.name
+        )));
+    }
     let dry = dry_run
         || options
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let cascade = options.get("propagationPolicy").and_then(Value::as_str) != Some("Orphan");
     let mut out = if dry {
         obj
     } else {
-        del::delete_object(st, &key)
+        del::delete_object(st, &key, cascade)
     };
     object::set_type(&mut out, &t.rt.api_version(&t.version), &t.rt.kind);
     Ok(Reply::ok(out))
@@ -402,7 +433,7 @@ pub fn delete_collection(
         let mut o = if dry_run {
             st.objects.get(&k).cloned().unwrap_or_default()
         } else {
-            del::delete_object(st, &k)
+            del::delete_object(st, &k, true)
         };
         object::set_type(&mut o, &t.rt.api_version(&t.version), &t.rt.kind);
         items.push(o);

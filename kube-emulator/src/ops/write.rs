@@ -44,37 +44,45 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// Applies `fieldValidation` to the unknown fields pruning found: Strict
+/// fails (400 for POST/PUT, 422 for PATCH), Warn returns `Warning` texts.
+pub fn unknown_fields(req: &WriteReq, unknown: &[String]) -> ApiResult<Vec<String>> {
+    if unknown.is_empty() {
+        return Ok(vec![]);
+    }
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("unknown field {u:?}"))
+        .collect();
+    match req.validation {
+        FieldValidation::Strict if req.is_patch => {
+            let causes: Vec<Value> = unknown
+                .iter()
+                .map(|u| json!({"reason": "FieldValueInvalid", "message": format!("unknown field {u:?}"), "field": u}))
+                .collect();
+            Err(ApiError::new(422, "Invalid", format!("strict decoding error: {}", list.join(", ")))
+                .with_details(json!({ "name": req.key.name, "group": req.rt.group, "kind": req.rt.kind, "causes": causes })))
+        }
+        FieldValidation::Strict => {
+            let k = &req.rt.kind;
+            Err(ApiError::bad_request(format!(
+                "{k} in version {:?} cannot be handled as a {k}: strict decoding error: {}",
+                req.version,
+                list.join(", ")
+            )))
+        }
+        FieldValidation::Warn => Ok(list),
+        FieldValidation::Ignore => Ok(vec![]),
+    }
+}
+
 fn check_schema(req: &WriteReq, obj: &mut Value) -> ApiResult<Vec<String>> {
     let Some(sch) = req.rt.version(req.version).and_then(|v| v.schema.as_ref()) else {
         return Ok(vec![]);
     };
     let mut unknown = vec![];
     schema::prune(obj, sch, "", &mut unknown);
-    let mut warnings = vec![];
-    if !unknown.is_empty() {
-        let list: Vec<String> = unknown
-            .iter()
-            .map(|u| format!("unknown field {u:?}"))
-            .collect();
-        match req.validation {
-            FieldValidation::Strict if req.is_patch => {
-                return Err(ApiError::new(422, "Invalid", format!("strict decoding error: {}", list.join(", "))).with_details(json!({
-                    "name": req.key.name, "group": req.rt.group, "kind": req.rt.kind,
-                    "causes": unknown.iter().map(|u| json!({"reason": "FieldValueInvalid", "message": format!("unknown field {u:?}"), "field": u})).collect::<Vec<_>>(),
-                })));
-            }
-            FieldValidation::Strict => {
-                let k = &req.rt.kind;
-                return Err(ApiError::bad_request(format!(
-                    "{k} in version {:?} cannot be handled as a {k}: strict decoding error: {}",
-                    req.version,
-                    list.join(", ")
-                )));
-            }
-            FieldValidation::Warn => warnings = list,
-            FieldValidation::Ignore => {}
-        }
-    }
+    let warnings = unknown_fields(req, &unknown)?;
     schema::apply_defaults(obj, sch);
     let mut errs = vec![];
     schema::validate(obj, sch, "", &mut errs);
@@ -139,6 +147,7 @@ pub fn create(st: &mut State, req: &WriteReq, mut obj: Value) -> ApiResult<Writt
             &req.manager,
             &req.rt.api_version(req.version),
             req.scope,
+            req.rt.version(req.version).and_then(|v| v.schema.as_ref()),
             &object::now_rfc3339(),
         );
     }
@@ -228,7 +237,9 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
     }
     kinds::prepare(req.rt, &mut new, Some(&old))?;
     let warnings = check_schema(req, &mut new)?;
-    if kinds::tracks_generation(req.rt) && object::spec_part(&new) != object::spec_part(&old) {
+    if kinds::tracks_generation(req.rt)
+        && object::spec_part(&new, has_status) != object::spec_part(&old, has_status)
+    {
         object::meta_mut(&mut new).insert("generation".into(), json!(object::generation(&old) + 1));
     }
     if !req.applied {
@@ -238,6 +249,7 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
             &req.manager,
             &req.rt.api_version(req.version),
             req.scope,
+            req.rt.version(req.version).and_then(|v| v.schema.as_ref()),
             &object::now_rfc3339(),
         );
     }
@@ -247,7 +259,7 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
             warnings,
         });
     }
-    if managed::without_times(&new) == managed::without_times(&old) {
+    if is_noop(&old, &new) {
         return Ok(Written {
             object: old,
             warnings,
@@ -267,6 +279,19 @@ pub fn update(st: &mut State, req: &WriteReq, old: Value, mut new: Value) -> Api
         object: stored,
         warnings,
     })
+}
+
+/// Whether `new` equals the stored `old`, ignoring managedFields times and
+/// the apiVersion it was stored under.
+fn is_noop(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = managed::without_times(v);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("apiVersion");
+        }
+        v
+    };
+    strip(old) == strip(new)
 }
 
 fn copy_field(from: &Value, to: &mut Value, field: &str) {

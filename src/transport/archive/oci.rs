@@ -25,6 +25,7 @@ use crate::image::{
 };
 use crate::reference::Reference;
 use crate::transport::local::{self, StagingDir};
+use crate::transport::oci::layout::LayoutFiles;
 use crate::transport::oci::{self, OciDestination, OciSource, layout};
 
 /// The transport's name.
@@ -74,11 +75,7 @@ impl OciArchiveReference {
 
 impl fmt::Display for OciArchiveReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{NAME}:{}", self.path)?;
-        if let Some(i) = &self.image {
-            write!(f, ":{i}")?;
-        }
-        Ok(())
+        oci::fmt_path_and_ref(f, NAME, &self.path, self.image.as_deref())
     }
 }
 
@@ -129,6 +126,7 @@ impl ImageReference for OciArchiveReference {
         .await?;
         Ok(Box::new(OciArchiveDestination {
             target: self.resolved.clone(),
+            image: self.image.clone(),
             inner,
             staging,
         }))
@@ -145,6 +143,7 @@ impl ImageReference for OciArchiveReference {
 /// directory, tarred onto the target at commit.
 pub struct OciArchiveDestination {
     target: PathBuf,
+    image: Option<String>,
     inner: OciDestination,
     /// Removed (with everything staged) when the destination is dropped.
     staging: StagingDir,
@@ -154,6 +153,30 @@ pub struct OciArchiveDestination {
 impl ImageDestination for OciArchiveDestination {
     fn reference(&self) -> String {
         self.inner.reference()
+    }
+
+    fn supported_manifest_types(&self) -> &'static [&'static str] {
+        self.inner.supported_manifest_types()
+    }
+
+    /// The digest under this ref name in the archive already at PATH, if any.
+    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
+        let Some(name) = &self.image else {
+            return Ok(None);
+        };
+        if !self.target.is_file() {
+            return Ok(None);
+        }
+        let Ok(files) = TarIndex::open(&self.target).await else {
+            return Ok(None);
+        };
+        let Ok(index) = layout::read_index(&files).await else {
+            return Ok(None);
+        };
+        let found = layout::find_descriptor(&index, Some(name), &files.location()).ok();
+        Ok(found
+            .filter(|d| files.contains(&layout::blob_path(d.digest())))
+            .map(|d| d.digest().clone()))
     }
 
     async fn try_reusing_blob(&self, info: &BlobInfo, hint: &ReuseHint) -> Result<Option<Reused>> {

@@ -143,7 +143,6 @@ impl TarIndex {
     }
 
     /// Whether the archive holds a regular file (or a link to one) called `name`.
-    #[cfg(test)]
     pub fn contains(&self, name: &str) -> bool {
         self.locate(name, "").is_ok()
     }

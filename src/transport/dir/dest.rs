@@ -2,14 +2,18 @@
 //!
 //! Opening refuses a non-empty directory that the `dir:` transport did not
 //! write (no `version` file with the expected contents), as containers/image
-//! does. In a directory it did write, the old `manifest.json`, instance
-//! manifests and signatures are removed at once (so the directory no longer
-//! looks like a complete image), while its blob files stay available to
-//! [`ImageDestination::try_reusing_blob`]. Blobs are written verified as they
-//! arrive; manifests and signatures are kept in memory (each at most 4 MiB)
-//! and written by [`ImageDestination::commit`]: instance manifests and
-//! signatures first, `manifest.json` last (atomically), then files of the
-//! previous image that the new one does not use are deleted.
+//! does. Unlike containers/image, which empties the directory when it is
+//! opened, the previous image stays intact until [`ImageDestination::commit`]:
+//! new blobs are added beside the old ones (verified, each renamed into place
+//! when complete), and the old blob files are available to
+//! [`ImageDestination::try_reusing_blob`]. Manifests and signatures are kept
+//! in memory (each at most 4 MiB) until commit, which removes the old
+//! `manifest.json` first (the directory stops looking complete), then the
+//! old instance manifests and signatures, writes the new ones, writes
+//! `manifest.json` last (atomically), and finally deletes the blob files
+//! the new manifests do not reference. An interrupted copy thus leaves
+//! either the old image or a directory without `manifest.json`, never a mix
+//! that looks complete.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -22,6 +26,7 @@ use crate::digest::Digest;
 use crate::image::{
     Blob, BlobInfo, Error, ImageDestination, Manifest, Result, ReuseHint, Reused, Signature,
 };
+use crate::manifest;
 use crate::transport::local;
 
 /// The write side of `dir:`.
@@ -64,47 +69,38 @@ impl DirDestination {
                 .await
                 .map_err(|e| Error::io(&show, "create directory", e))?,
         }
-        let mut names = Vec::new();
-        let mut rd = tokio::fs::read_dir(&root)
+        let empty = tokio::fs::read_dir(&root)
             .await
-            .map_err(|e| Error::io(&show, "list directory", e))?;
-        while let Some(e) = rd
+            .map_err(|e| Error::io(&show, "list directory", e))?
             .next_entry()
             .await
             .map_err(|e| Error::io(&show, "list directory", e))?
-        {
-            names.push(e.file_name().to_string_lossy().into_owned());
-        }
-        if !names.is_empty() {
+            .is_none();
+        if !empty {
             let version = tokio::fs::read(root.join(files::VERSION_FILE)).await.ok();
             if version.as_deref() != Some(VERSION.as_bytes()) {
                 return Err(Error::Invalid(format!(
                     "{show}: directory is not empty and was not written by the dir: transport (no matching `version` file); refusing to overwrite it"
                 )));
             }
-            for n in names.iter().filter(|n| is_metadata_file(n)) {
-                let p = root.join(n);
-                tokio::fs::remove_file(&p)
-                    .await
-                    .map_err(|e| Error::io(local::show(&p), "remove", e))?;
-            }
+            return Ok(Self::new(root, name));
         }
         local::write_atomic(&root.join(files::VERSION_FILE), VERSION.as_bytes()).await?;
-        Ok(DirDestination {
+        Ok(Self::new(root, name))
+    }
+
+    fn new(root: PathBuf, name: String) -> Self {
+        DirDestination {
             root,
             name,
             state: Mutex::new(State::default()),
-        })
+        }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("not poisoned")
-    }
-
-    /// Delete files of a previous image that this one does not use.
-    async fn remove_stale(&self, written: &HashSet<String>) -> Result<()> {
-        let keep = self.state().keep.clone();
+    /// The file names in the directory.
+    async fn list(&self) -> Result<Vec<String>> {
         let show = local::show(&self.root);
+        let mut names = Vec::new();
         let mut rd = tokio::fs::read_dir(&self.root)
             .await
             .map_err(|e| Error::io(&show, "list directory", e))?;
@@ -113,15 +109,36 @@ impl DirDestination {
             .await
             .map_err(|e| Error::io(&show, "list directory", e))?
         {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let is_file = e.file_type().await.is_ok_and(|t| t.is_file());
-            if is_file
-                && n != files::VERSION_FILE
+            if e.file_type().await.is_ok_and(|t| t.is_file()) {
+                names.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    async fn remove(&self, file: &str) -> Result<()> {
+        let p = self.root.join(file);
+        match tokio::fs::remove_file(&p).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(local::show(&p), "remove", e)),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// Delete blob files of a previous image that this one does not use.
+    async fn remove_stale(&self, written: &HashSet<String>) -> Result<()> {
+        let keep = self.state().keep.clone();
+        for n in self.list().await? {
+            if n != files::VERSION_FILE
                 && !n.starts_with('.')
                 && !keep.contains(&n)
                 && !written.contains(&n)
             {
-                let _ = tokio::fs::remove_file(e.path()).await;
+                self.remove(&n).await?;
             }
         }
         Ok(())
@@ -136,6 +153,16 @@ impl ImageDestination for DirDestination {
 
     fn supports_signatures(&self) -> bool {
         true
+    }
+
+    /// The digest of the `manifest.json` already there, if any.
+    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
+        let path = self.root.join(files::MANIFEST);
+        match local::read_manifest_file(&path, "manifest.json").await {
+            Ok(b) => Ok(Some(crate::digest::sha256(&b))),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn try_reusing_blob(&self, info: &BlobInfo, _hint: &ReuseHint) -> Result<Option<Reused>> {
@@ -194,6 +221,11 @@ impl ImageDestination for DirDestination {
             (top, st.instances.clone(), st.signatures.clone())
         };
         let top_digest = top.digest();
+        // The old image stops looking complete before anything of it changes.
+        self.remove(files::MANIFEST).await?;
+        for n in self.list().await?.iter().filter(|n| is_metadata_file(n)) {
+            self.remove(n).await?;
+        }
         let mut written = HashSet::new();
         for (file, m) in &instances {
             local::write_atomic(&self.root.join(file), &m.bytes).await?;
@@ -209,6 +241,17 @@ impl ImageDestination for DirDestination {
         }
         local::write_atomic(&self.root.join(files::MANIFEST), &top.bytes).await?;
         written.insert(files::MANIFEST.to_string());
+        // Blobs the manifests reference stay, whether or not this session
+        // announced them.
+        for m in instances.values().chain([&top]) {
+            if let Ok(img) = m.image() {
+                written.extend(
+                    manifest::blobs(&img)
+                        .iter()
+                        .map(|d| files::blob(d.digest())),
+                );
+            }
+        }
         self.remove_stale(&written).await
     }
 }

@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
 
 use super::layout::{self, DirFiles};
 use crate::digest::Digest;
 use crate::image::{Blob, BlobInfo, Error, ImageDestination, Manifest, Result, ReuseHint, Reused};
+use crate::manifest;
 use crate::transport::local;
 
 /// The write side of `oci:`.
@@ -78,6 +80,34 @@ impl ImageDestination for OciDestination {
         self.name.clone()
     }
 
+    /// OCI types only, as containers/image: skopeo 1.9 ignores `index.json`
+    /// entries of Docker types, so the copy engine converts Docker schema 2
+    /// manifests and lists to OCI on the way in (new digests; signatures
+    /// cannot follow a conversion).
+    fn supported_manifest_types(&self) -> &'static [&'static str] {
+        &[manifest::OCI_MANIFEST, manifest::OCI_INDEX]
+    }
+
+    /// The digest of the entry named like this destination's ref, when
+    /// `index.json` has one and its manifest blob is present (`None` without
+    /// a ref name: an unnamed entry is always added).
+    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
+        let Some(name) = &self.image else {
+            return Ok(None);
+        };
+        let files = DirFiles::new(self.root.clone());
+        let index = match layout::read_index(&files).await {
+            Ok(i) => i,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Ok(d) = layout::find_descriptor(&index, Some(name), &self.name) else {
+            return Ok(None);
+        };
+        let present = local::file_present(&self.blob_file(d.digest()), Some(d.size())).await;
+        Ok(present.then(|| d.digest().clone()))
+    }
+
     async fn try_reusing_blob(&self, info: &BlobInfo, _hint: &ReuseHint) -> Result<Option<Reused>> {
         let present = local::file_present(&self.blob_file(&info.digest), info.size).await;
         Ok(present.then_some(Reused::Present))
@@ -96,13 +126,14 @@ impl ImageDestination for OciDestination {
                 self.name
             )));
         }
-        let path = self.blob_file(&digest);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| Error::io(local::show(parent), "create directory", e))?;
-        }
-        local::write_atomic(&path, &manifest.bytes).await?;
+        // Like any blob: through a temporary file in the layout root.
+        let size = manifest.bytes.len() as u64;
+        let blob = Blob {
+            stream: futures::stream::iter([Ok(manifest.bytes.clone())]).boxed(),
+            size: Some(size),
+        };
+        let info = BlobInfo::new(digest.clone(), Some(size));
+        local::write_blob_verified(&self.root, &self.blob_file(&digest), &info, blob).await?;
         if instance.is_none() {
             let mut b = DescriptorBuilder::default()
                 .media_type(MediaType::from(manifest.media_type.as_str()))

@@ -10,9 +10,11 @@
 //! Without either, reading needs an archive of exactly one image.
 //!
 //! Files: [`source`] (synthesises a Docker schema 2 manifest from the tar),
-//! [`dest`] (stages blobs, writes the archive at commit).
+//! [`dest`] (stages blobs, writes the archive at commit), [`docker_tar`]
+//! (the seed's `Image.DockerTar`).
 
 pub(crate) mod dest;
+mod save;
 pub(crate) mod source;
 
 use std::fmt;
@@ -26,6 +28,7 @@ use crate::reference::{self, Reference};
 use crate::transport::local;
 
 pub use dest::DockerArchiveDestination;
+pub use save::docker_tar;
 pub use source::DockerArchiveSource;
 
 /// The transport's name.
