@@ -22,6 +22,7 @@ pub mod cli;
 #[cfg(feature = "kube")]
 pub mod controller;
 pub mod copy;
+pub mod credentials;
 pub mod digest;
 pub mod image;
 pub mod manifest;

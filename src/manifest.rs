@@ -333,6 +333,95 @@ pub fn to_docker_v2s2(m: &Manifest) -> Result<Manifest, ManifestError> {
     })
 }
 
+/// Rewrite a Docker schema 2 manifest as an OCI image manifest (same config
+/// and layer blobs, OCI media types), as containers/image does for
+/// destinations that hold OCI only. An OCI manifest is returned as is. Fails
+/// for indexes (see [`rewrite_index`]).
+pub fn to_oci(m: &Manifest) -> Result<Manifest, ManifestError> {
+    if m.media_type == OCI_MANIFEST {
+        return Ok(m.clone());
+    }
+    if m.media_type != DOCKER_V2S2 {
+        return Err(ManifestError::Conversion(format!(
+            "{} has no OCI image manifest equivalent",
+            m.media_type
+        )));
+    }
+    let mut v: Value =
+        serde_json::from_slice(&m.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
+    obj.insert("mediaType".into(), OCI_MANIFEST.into());
+    if let Some(c) = obj.get_mut("config").and_then(Value::as_object_mut) {
+        c.insert("mediaType".into(), OCI_CONFIG.into());
+    }
+    if let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) {
+        for l in layers {
+            let l = l
+                .as_object_mut()
+                .ok_or_else(|| ManifestError::Invalid("layer is not an object".into()))?;
+            let t = l
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let oci = match t {
+                DOCKER_LAYER_GZIP | OCI_LAYER_GZIP => OCI_LAYER_GZIP,
+                DOCKER_LAYER | OCI_LAYER => OCI_LAYER,
+                DOCKER_FOREIGN_LAYER_GZIP => {
+                    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+                }
+                other => {
+                    return Err(ManifestError::Conversion(format!(
+                        "layer type {other} has no OCI equivalent"
+                    )));
+                }
+            };
+            l.insert("mediaType".into(), oci.into());
+        }
+    }
+    let bytes = serde_json::to_vec(&v).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    Ok(Manifest {
+        bytes: bytes.into(),
+        media_type: OCI_MANIFEST.into(),
+    })
+}
+
+/// An index rewritten for converted entries: `media_type` becomes the index's
+/// type, and each entry whose digest is a key of `converted` points at the
+/// converted manifest instead (digest, size, media type).
+pub fn rewrite_index(
+    index: &Manifest,
+    media_type: &str,
+    converted: &[(Digest, Manifest)],
+) -> Result<Manifest, ManifestError> {
+    let mut v: Value =
+        serde_json::from_slice(&index.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
+    obj.insert("mediaType".into(), media_type.into());
+    if let Some(list) = obj.get_mut("manifests").and_then(Value::as_array_mut) {
+        for d in list.iter_mut().filter_map(Value::as_object_mut) {
+            let old = d
+                .get("digest")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if let Some((_, m)) = converted.iter().find(|(o, _)| o.as_ref() == old) {
+                d.insert("digest".into(), m.digest().to_string().into());
+                d.insert("size".into(), m.bytes.len().into());
+                d.insert("mediaType".into(), m.media_type.clone().into());
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&v).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    Ok(Manifest {
+        bytes: bytes.into(),
+        media_type: media_type.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +460,17 @@ mod tests {
         let img = d.image().unwrap();
         assert_eq!(img.config().media_type().as_ref(), DOCKER_CONFIG);
         assert_eq!(img.layers()[0].media_type().as_ref(), DOCKER_LAYER_GZIP);
+    }
+
+    #[test]
+    fn converts_docker_to_oci() {
+        let m = Manifest::new(Bytes::from_static(OCI.as_bytes()), None).unwrap();
+        let d = to_docker_v2s2(&m).unwrap();
+        let o = to_oci(&d).unwrap();
+        assert_eq!(o.media_type, OCI_MANIFEST);
+        let img = o.image().unwrap();
+        assert_eq!(img.config().media_type().as_ref(), OCI_CONFIG);
+        assert_eq!(img.layers()[0].media_type().as_ref(), OCI_LAYER_GZIP);
     }
 
     #[test]

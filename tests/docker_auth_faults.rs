@@ -561,3 +561,149 @@ async fn oversized_manifests_are_refused_and_tag_pages_are_followed() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     drop(reg);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_engine_reuses_connections_and_tokens_across_copies() {
+    use kubemirror::copy::{CopyOptions, copy_image};
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(
+        dir.path(),
+        TokenOptions {
+            users: vec![("eve".into(), "engine-pw".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let dst_reg = Registry::start(RegistryOptions {
+        extra_config: ts.registry_config(),
+        ..Default::default()
+    });
+    let src_reg = Registry::plain();
+    let _f = push_fixture(
+        &src_reg.image("t/app:v1"),
+        &src_reg.tls_flags("dest"),
+        "100K",
+    );
+    let src_counter = Counter::new();
+    let dst_counter = Counter::new();
+    let src_ctx = ctx(&src_counter, 1);
+    let dst_ctx = SystemContext {
+        credentials: Some(Auth::from_creds("eve:engine-pw").unwrap()),
+        ..ctx(&dst_counter, 1)
+    };
+    let src = parse_image_name(&src_reg.image("t/app:v1")).unwrap();
+    let dst = parse_image_name(&dst_reg.image("m/app:v1")).unwrap();
+    let opts = CopyOptions::default();
+
+    // Cold copy of 3 blobs (config + 2 layers).
+    let report = copy_image(src.as_ref(), &src_ctx, dst.as_ref(), &dst_ctx, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_copied, 3, "{report:?}");
+    let d = dst_counter.summary();
+    let s = src_counter.summary();
+    eprintln!(
+        "cold copy: source {s:?}, destination {d:?}, tokens {}",
+        ts.requests().len()
+    );
+    // Destination, per blob: HEAD 404, POST 202, PUT 201; per image: HEAD 404 and PUT 201 of the manifest.
+    assert_eq!(d.get("HEAD 404"), Some(&4), "{d:?}");
+    assert_eq!(d.get("POST 202"), Some(&3), "{d:?}");
+    assert_eq!(d.get("PUT 201"), Some(&4), "{d:?}");
+    // Source: HEAD + GET of the manifest, one GET per blob (and the ping).
+    assert_eq!(s.get("HEAD 200"), Some(&1), "{s:?}");
+    assert_eq!(
+        s.get("GET 200"),
+        Some(&5),
+        "ping + manifest + 3 blobs: {s:?}"
+    );
+    assert_eq!(ts.requests().len(), 1, "one token (pull,push on m/app)");
+    // Once per registry: the ping (an HTTPS attempt, refused, then HTTP).
+    assert_eq!(s.get("GET 0"), Some(&1), "{s:?}");
+    assert_eq!(
+        (d.get("GET 0"), d.get("GET 401")),
+        (Some(&1), Some(&1)),
+        "{d:?}"
+    );
+
+    // Copies of further tags: no new ping, no new token; a no-op is two HEADs.
+    src_counter.reset();
+    dst_counter.reset();
+    let report = copy_image(src.as_ref(), &src_ctx, dst.as_ref(), &dst_ctx, &opts)
+        .await
+        .unwrap();
+    assert!(report.up_to_date);
+    assert_eq!((src_counter.total(), dst_counter.total()), (1, 1));
+    dst_counter.reset();
+    let dst2 = parse_image_name(&dst_reg.image("m/app:v2")).unwrap();
+    let report = copy_image(src.as_ref(), &src_ctx, dst2.as_ref(), &dst_ctx, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_skipped, 3, "{report:?}");
+    let d = dst_counter.summary();
+    assert_eq!(
+        (d.get("HEAD 200"), d.get("PUT 201")),
+        (Some(&3), Some(&1)),
+        "{d:?}"
+    );
+    assert_eq!(dst_counter.total(), 5, "{d:?}");
+    assert_eq!(ts.requests().len(), 1, "token reused across copies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_ping_but_protected_repository() {
+    // Some registries answer `/v2/` with 200 and ask for a token only on the
+    // repository: the challenge of the refused request is answered then.
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(
+        dir.path(),
+        TokenOptions {
+            users: vec![("fay".into(), "open-pw".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let reg = Registry::start(RegistryOptions {
+        extra_config: ts.registry_config(),
+        ..Default::default()
+    });
+    let proxy = Proxy::start(&reg.base_url()).await;
+    proxy.set_rule(|_, p, _| {
+        if p == "/v2/" {
+            Action::Respond(StatusCode::OK, vec![], b"{}".to_vec())
+        } else {
+            Action::Forward
+        }
+    });
+    let counter = Counter::new();
+    let c = SystemContext {
+        credentials: Some(Auth::from_creds("fay:open-pw").unwrap()),
+        ..ctx(&counter, 0)
+    };
+    let r = parse_image_name(&format!("docker://{}/o/app:v1", proxy.host)).unwrap();
+    let dst = r.new_image_destination(&c).await.unwrap();
+    let info = BlobInfo::new(kubemirror::digest::sha256(b"{}"), Some(2));
+    assert_eq!(
+        dst.try_reusing_blob(&info, &ReuseHint::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(ts.requests().len(), 1);
+    let s = counter.summary();
+    assert_eq!(
+        (s.get("HEAD 401"), s.get("HEAD 404")),
+        (Some(&1), Some(&1)),
+        "{s:?}"
+    );
+    // Learned: the next request carries the cached token at once.
+    counter.reset();
+    assert_eq!(
+        dst.try_reusing_blob(&info, &ReuseHint::default())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(counter.total(), 1, "{:?}", counter.summary());
+    assert_eq!(ts.requests().len(), 1);
+}

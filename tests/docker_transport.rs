@@ -164,6 +164,22 @@ async fn plain_http_reads_what_skopeo_pushed_and_writes_what_skopeo_reads() {
     assert!(done.up_to_date);
     assert_eq!((counter.total(), dst_counter.total()), (1, 1));
 
+    // Another tag of the same repository: every blob present (one HEAD each).
+    let v2 = parse_image_name(&reg2.image("mirror/app:v2")).unwrap();
+    let v2 = v2.new_image_destination(&dst_ctx).await.unwrap();
+    dst_counter.reset();
+    let done = copyloop::copy(src.as_ref(), v2.as_ref(), &hint)
+        .await
+        .unwrap();
+    assert_eq!(done.present, 3, "{done:?}");
+    let d = dst_counter.summary();
+    assert_eq!(
+        (d.get("HEAD 404"), d.get("HEAD 200"), d.get("PUT 201")),
+        (Some(&1), Some(&3), Some(&1)),
+        "{d:?}"
+    );
+    assert_eq!(dst_counter.total(), 5);
+
     // Same registry, other repository: every blob mounted with one POST.
     let other = parse_image_name(&reg.image("t/other:v1")).unwrap();
     let odst = other.new_image_destination(&ctx).await.unwrap();
@@ -286,6 +302,38 @@ async fn tls_with_basic_auth() {
         ..Default::default()
     };
     let src = r.new_image_source(&ctx_insecure).await.unwrap();
+    assert_eq!(src.manifest_digest().await.unwrap().to_string(), digest);
+
+    // Credentials from an auth file written by `skopeo login`, and from a
+    // Kubernetes dockerconfigjson payload with a namespace-scoped entry.
+    let authfile = reg.dir.path().join("auth.json");
+    support::run(
+        support::skopeo()
+            .args(["login", "--authfile"])
+            .arg(&authfile)
+            .arg(format!("--cert-dir={}", reg.cert_dir().display()))
+            .args(["-u", "alice", "-p", password, &reg.host]),
+    );
+    let files = kubemirror::credentials::AuthFiles::load(Some(&authfile)).unwrap();
+    let ctx_file = SystemContext {
+        cert_dir: Some(reg.cert_dir()),
+        credential_store: Some(Arc::new(files)),
+        ..Default::default()
+    };
+    let src = r.new_image_source(&ctx_file).await.unwrap();
+    assert_eq!(src.manifest_digest().await.unwrap().to_string(), digest);
+    let secret = format!(
+        r#"{{"auths":{{"{0}":{{"username":"alice","password":"nope"}},"{0}/t":{{"username":"alice","password":"{password}"}}}}}}"#,
+        reg.host
+    );
+    let store =
+        kubemirror::credentials::AuthFile::from_dockerconfigjson(secret.as_bytes()).unwrap();
+    let ctx_secret = SystemContext {
+        cert_dir: Some(reg.cert_dir()),
+        credential_store: Some(Arc::new(store)),
+        ..Default::default()
+    };
+    let src = r.new_image_source(&ctx_secret).await.unwrap();
     assert_eq!(src.manifest_digest().await.unwrap().to_string(), digest);
 
     // A wrong password: one line that names registry, repository and
@@ -432,4 +480,201 @@ async fn tags_and_catalog_paginate_like_skopeo() {
         img.to_string(),
         format!("docker://{}/t/tags:t001", reg.host)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_without_size_and_mount_fallback() {
+    let reg = Registry::plain();
+    let counter = Counter::new();
+    let ctx = plain_ctx(&counter);
+    let dst = parse_image_name(&reg.image("u/app:v1"))
+        .unwrap()
+        .new_image_destination(&ctx)
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let digest = kubemirror::digest::sha256(&data);
+    let chunks = |d: &[u8]| -> kubemirror::image::BlobStream {
+        let parts: Vec<kubemirror::image::Result<bytes::Bytes>> = d
+            .chunks(64 << 10)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(futures::stream::iter(parts))
+    };
+
+    // No size known: POST, a chunked PATCH, then PUT ?digest=.
+    let info = BlobInfo::new(digest.clone(), None);
+    counter.reset();
+    dst.put_blob(
+        &info,
+        kubemirror::image::Blob {
+            stream: chunks(&data),
+            size: None,
+        },
+    )
+    .await
+    .unwrap();
+    let s = counter.summary();
+    assert_eq!(
+        (s.get("POST 202"), s.get("PATCH 202"), s.get("PUT 201")),
+        (Some(&1), Some(&1), Some(&1)),
+        "{s:?}"
+    );
+    let present = dst
+        .try_reusing_blob(
+            &BlobInfo::new(digest.clone(), Some(data.len() as u64)),
+            &ReuseHint::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(present, Some(kubemirror::image::Reused::Present));
+
+    // Unknown size and content that lies: refused, nothing stored.
+    let mut bad = data.clone();
+    bad[1000] ^= 1;
+    let other = kubemirror::digest::sha256(b"something else");
+    let err = dst
+        .put_blob(
+            &BlobInfo::new(other.clone(), None),
+            kubemirror::image::Blob {
+                stream: chunks(&bad),
+                size: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(
+        dst.try_reusing_blob(&BlobInfo::new(other, None), &ReuseHint::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A mount from a repository that lacks the blob: the registry opens an
+    // upload session (202), which put_blob uses: no second POST.
+    let data2: Vec<u8> = data.iter().rev().copied().collect();
+    let info2 = BlobInfo::new(kubemirror::digest::sha256(&data2), Some(data2.len() as u64));
+    let hint = ReuseHint {
+        source: Some(kubemirror::reference::parse(&format!("{}/u/empty:v1", reg.host)).unwrap()),
+    };
+    counter.reset();
+    assert_eq!(dst.try_reusing_blob(&info2, &hint).await.unwrap(), None);
+    dst.put_blob(
+        &info2,
+        kubemirror::image::Blob {
+            stream: chunks(&data2),
+            size: Some(data2.len() as u64),
+        },
+    )
+    .await
+    .unwrap();
+    let s = counter.summary();
+    assert_eq!(
+        (s.get("POST 202"), s.get("PUT 201")),
+        (Some(&1), Some(&1)),
+        "{s:?}"
+    );
+    assert_eq!(counter.total(), 2, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_from_cert_dir() {
+    // A client CA the registry trusts, and a client pair signed by it.
+    let pki = tempfile::tempdir().unwrap();
+    let p = |n: &str| pki.path().join(n).to_string_lossy().into_owned();
+    support::run(std::process::Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=client CA",
+        "-keyout",
+        &p("clientca.key"),
+        "-out",
+        &p("clientca.pem"),
+    ]));
+    support::run(std::process::Command::new("openssl").args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=kubemirror",
+        "-keyout",
+        &p("client.key"),
+        "-out",
+        &p("client.csr"),
+    ]));
+    std::fs::write(
+        pki.path().join("client.ext"),
+        "extendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    support::run(std::process::Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p("client.csr"),
+        "-CA",
+        &p("clientca.pem"),
+        "-CAkey",
+        &p("clientca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("client.ext"),
+        "-out",
+        &p("client.cert"),
+    ]));
+    let reg = Registry::start(support::registry::RegistryOptions {
+        client_auth: Some(support::registry::ClientAuth {
+            ca: pki.path().join("clientca.pem"),
+            cert: pki.path().join("client.cert"),
+            key: pki.path().join("client.key"),
+        }),
+        ..Default::default()
+    });
+    let with_pair = pki.path().join("certs.d");
+    std::fs::create_dir(&with_pair).unwrap();
+    std::fs::copy(reg.cert_dir().join("ca.crt"), with_pair.join("ca.crt")).unwrap();
+    std::fs::copy(
+        pki.path().join("client.cert"),
+        with_pair.join("client.cert"),
+    )
+    .unwrap();
+    std::fs::copy(pki.path().join("client.key"), with_pair.join("client.key")).unwrap();
+
+    let r = parse_image_name(&reg.image("c/app")).unwrap();
+    let ok = SystemContext {
+        cert_dir: Some(with_pair.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        r.list_tags(&ok).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let without = SystemContext {
+        cert_dir: Some(reg.cert_dir()),
+        ..Default::default()
+    };
+    let err = r.list_tags(&without).await.unwrap_err();
+    assert!(
+        matches!(err, kubemirror::image::Error::Connection { .. }),
+        "{err}"
+    );
+    // A certificate without its key is a clear error.
+    std::fs::remove_file(with_pair.join("client.key")).unwrap();
+    let broken = SystemContext {
+        cert_dir: Some(with_pair),
+        retry_times: 1,
+        ..Default::default()
+    };
+    let err = r.list_tags(&broken).await.unwrap_err();
+    assert!(err.to_string().contains("missing key"), "{err}");
 }

@@ -125,26 +125,44 @@ fn skopeo_raw(name: &str) -> Vec<u8> {
     support::run(support::skopeo().args(["inspect", "--raw", name])).stdout
 }
 
-/// Layout with `v1` (2 layers) and `multi` (an amd64 + arm64 index).
-fn fixture(dir: &Path) -> String {
-    let p = dir.join("fixture");
-    support::mkimage(&p, &["--tag", "v1", "--layers", "2", "--layer-size", "2K"]);
-    support::mkimage(
-        &p,
-        &[
-            "--tag",
-            "multi",
-            "--layers",
-            "1",
-            "--layer-size",
-            "1K",
-            "--platforms",
-            "linux/amd64,linux/arm64",
-            "--seed",
-            "3",
-        ],
-    );
-    p.display().to_string()
+/// Layout with `v1` (2 layers) and `multi` (an amd64 + arm64 index),
+/// written once per build directory (mkimage is deterministic) and shared by
+/// every test: tests only read it (those that corrupt blobs copy it first).
+fn fixture() -> String {
+    static FIXTURE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let p = base.join("local-transports-fixture-1");
+            if !p.join("index.json").exists() {
+                // Written aside and renamed, so a concurrent run never sees half of it.
+                let tmp = base.join(format!("local-transports-fixture.{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&tmp);
+                support::mkimage(
+                    &tmp,
+                    &["--tag", "v1", "--layers", "2", "--layer-size", "2K"],
+                );
+                support::mkimage(
+                    &tmp,
+                    &[
+                        "--tag",
+                        "multi",
+                        "--layers",
+                        "1",
+                        "--layer-size",
+                        "1K",
+                        "--platforms",
+                        "linux/amd64,linux/arm64",
+                        "--seed",
+                        "3",
+                    ],
+                );
+                let _ = std::fs::rename(&tmp, &p);
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            p.display().to_string()
+        })
+        .clone()
 }
 
 // ---------------------------------------------------------------- oci:
@@ -152,7 +170,7 @@ fn fixture(dir: &Path) -> String {
 #[tokio::test]
 async fn oci_reads_mkimage_and_skopeo_layouts() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let top = read_all(&format!("oci:{fx}:v1")).await.unwrap();
     assert_eq!(top.media_type, manifest::OCI_MANIFEST);
     assert_eq!(top.bytes.as_ref(), skopeo_raw(&format!("oci:{fx}:v1")));
@@ -180,7 +198,7 @@ async fn oci_reads_mkimage_and_skopeo_layouts() {
 #[tokio::test]
 async fn oci_write_is_read_by_skopeo() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let out = tmp.path().join("out").display().to_string();
     let d1 = copy(&format!("oci:{fx}:v1"), &format!("oci:{out}:v1"))
         .await
@@ -235,7 +253,7 @@ async fn oci_write_is_read_by_skopeo() {
 #[tokio::test]
 async fn dir_reads_what_skopeo_writes() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let single = tmp.path().join("single").display().to_string();
     let all = tmp.path().join("all").display().to_string();
     skopeo_ok(&["copy", &format!("oci:{fx}:v1"), &format!("dir:{single}")]);
@@ -278,7 +296,7 @@ fn dir_listing(p: &str) -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 async fn dir_write_matches_skopeo_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     for (tag, all) in [("v1", false), ("multi", true)] {
         let ours = tmp.path().join(format!("ours-{tag}")).display().to_string();
         let theirs = tmp
@@ -319,7 +337,7 @@ async fn dir_write_matches_skopeo_byte_for_byte() {
 async fn dir_signatures_round_trip_and_rewrite_cleans_up() {
     use kubemirror::image::Signature;
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let out = tmp.path().join("sig").display().to_string();
     let src = open_source(&format!("oci:{fx}:v1")).await.unwrap();
     let top = src.get_manifest(None).await.unwrap();
@@ -356,8 +374,17 @@ async fn dir_signatures_round_trip_and_rewrite_cleans_up() {
         back.get_signatures(Some(&top.digest())).await.unwrap(),
         sigs
     );
-    // skopeo accepts the directory (and its signatures) as a source.
-    skopeo_ok(&["inspect", &format!("dir:{out}")]);
+    // skopeo parses both signature files and writes them back byte for byte
+    // (so our sigstore-json encoding is containers/image's).
+    let chk = tmp.path().join("sig-chk").display().to_string();
+    skopeo_ok(&["copy", &format!("dir:{out}"), &format!("dir:{chk}")]);
+    for f in ["signature-1", "signature-2"] {
+        assert_eq!(
+            std::fs::read(format!("{chk}/{f}")).unwrap(),
+            std::fs::read(format!("{out}/{f}")).unwrap(),
+            "{f}"
+        );
+    }
 
     // Writing another image into the same directory leaves only that image.
     copy(&format!("oci:{fx}:multi"), &format!("dir:{out}"))
@@ -381,6 +408,18 @@ fn one_line(e: &Error) -> String {
     s
 }
 
+/// Staging directories and temporary files start with '.'; none may be left.
+fn assert_no_temporary_files(dir: &str) {
+    let stray: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.starts_with('.').then_some(n)
+        })
+        .collect();
+    assert!(stray.is_empty(), "left in {dir}: {stray:?}");
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     support::run(std::process::Command::new("cp").arg("-r").arg(from).arg(to));
 }
@@ -388,7 +427,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[tokio::test]
 async fn oci_and_dir_bad_inputs_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
 
     // Missing paths.
@@ -514,7 +553,7 @@ fn archive_member(tar: &str, name: &str) -> Vec<u8> {
 #[tokio::test]
 async fn docker_archive_reads_what_skopeo_writes() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let theirs = tmp.path().join("theirs.tar").display().to_string();
     skopeo_ok(&[
         "copy",
@@ -565,7 +604,7 @@ async fn docker_archive_reads_what_skopeo_writes() {
 #[tokio::test]
 async fn docker_archive_write_is_read_by_skopeo() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
     let (ours, theirs) = (format!("{t}/ours.tar"), format!("{t}/theirs.tar"));
     copy(
@@ -660,14 +699,7 @@ async fn docker_archive_write_is_read_by_skopeo() {
     assert!(!dst.supports_index());
     assert_eq!(dst.supported_manifest_types(), [manifest::DOCKER_V2S2]);
     drop(dst);
-    let stray: Vec<_> = std::fs::read_dir(&t)
-        .unwrap()
-        .filter_map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.starts_with('.').then_some(n)
-        })
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+    assert_no_temporary_files(&t);
 }
 
 // ---------------------------------------------------------------- oci-archive:
@@ -675,7 +707,7 @@ async fn docker_archive_write_is_read_by_skopeo() {
 #[tokio::test]
 async fn oci_archive_round_trips_with_skopeo() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
     let (ours, theirs) = (format!("{t}/ours.tar"), format!("{t}/theirs.tar"));
     skopeo_ok(&[
@@ -722,7 +754,7 @@ async fn oci_archive_round_trips_with_skopeo() {
 #[tokio::test]
 async fn archives_bad_inputs_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
 
     for transport in ["docker-archive", "oci-archive"] {
@@ -777,14 +809,7 @@ async fn archives_bad_inputs_give_clear_errors() {
         assert!(one_line(&e).contains("digest mismatch"), "{e}");
         assert!(!Path::new(&out).exists());
     }
-    let stray: Vec<_> = std::fs::read_dir(&t)
-        .unwrap()
-        .filter_map(|e| {
-            let n = e.unwrap().file_name().into_string().unwrap();
-            n.starts_with('.').then_some(n)
-        })
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+    assert_no_temporary_files(&t);
 
     // A layer in a docker archive whose bytes do not match the config's diffID.
     let src_tar = format!("{t}/skopeo.tar");
@@ -808,7 +833,7 @@ async fn archives_bad_inputs_give_clear_errors() {
 #[tokio::test]
 async fn destinations_report_what_they_hold_and_survive_abandoned_copies() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
     for dst in [
         format!("oci:{t}/o:v1"),
@@ -876,7 +901,7 @@ fn km(args: &[&str]) -> String {
 #[test]
 fn kubemirror_copy_between_local_transports_matches_skopeo() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
     // dir: with --all, byte for byte what skopeo writes.
     km(&[
@@ -930,6 +955,72 @@ fn kubemirror_copy_between_local_transports_matches_skopeo() {
     assert!(tags.contains("\"v1\""), "{tags}");
 }
 
+#[test]
+fn docker_schema2_into_oci_is_converted_so_skopeo_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let t = tmp.path().display().to_string();
+    km(&[
+        "copy",
+        &format!("oci:{fx}:v1"),
+        &format!("docker-archive:{t}/a.tar:app:v1"),
+    ]);
+    let raw = km(&["inspect", "--raw", &format!("docker-archive:{t}/a.tar")]);
+    assert!(raw.contains(kubemirror::manifest::DOCKER_V2S2), "{raw}");
+    km(&[
+        "copy",
+        &format!("docker-archive:{t}/a.tar"),
+        &format!("oci:{t}/layout:v1"),
+    ]);
+    let theirs = skopeo_ok(&["inspect", "--raw", &format!("oci:{t}/layout:v1")]);
+    assert!(
+        theirs.contains(kubemirror::manifest::OCI_MANIFEST),
+        "{theirs}"
+    );
+    let ours = km(&["inspect", &format!("oci:{t}/layout:v1")]);
+    let src = skopeo_ok(&["inspect", &format!("oci:{fx}:v1")]);
+    let layers = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["Layers"].clone();
+    assert_eq!(
+        layers(&ours),
+        layers(&src),
+        "same layer blobs after two conversions"
+    );
+}
+
+#[test]
+fn the_system_platform_of_a_signed_index_carries_its_own_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let t = tmp.path().display().to_string();
+    let (home, fpr) = gpg_key(tmp.path());
+    support::run(
+        support::skopeo()
+            .env("GNUPGHOME", &home)
+            .args([
+                "copy",
+                "--all",
+                "--sign-by",
+                &fpr,
+                "--sign-identity",
+                "docker.io/library/app:m",
+            ])
+            .arg(format!("oci:{fx}:multi"))
+            .arg(format!("dir:{t}/signed")),
+    );
+    // The default copies this machine's platform as a single image.
+    km(&["copy", &format!("dir:{t}/signed"), &format!("dir:{t}/one")]);
+    let one = std::fs::read(format!("{t}/one/signature-1")).expect("the copied image is signed");
+    let index_sig = std::fs::read(format!("{t}/signed/signature-1")).unwrap();
+    assert_ne!(
+        one, index_sig,
+        "the index's signature must not be put on one platform"
+    );
+    let manifest = std::fs::read(format!("{t}/one/manifest.json")).unwrap();
+    let hex = kubemirror::digest::sha256(&manifest).digest().to_string();
+    let instance_sig = std::fs::read(format!("{t}/signed/{hex}.signature-1")).unwrap();
+    assert_eq!(one, instance_sig);
+}
+
 // ---------------------------------------------------------------- skopeo's signatures
 
 /// A throwaway GPG home with one unprotected key; returns (home, fingerprint).
@@ -970,7 +1061,7 @@ fn gpg_key(dir: &Path) -> (std::path::PathBuf, String) {
 #[tokio::test]
 async fn dir_reads_and_copies_skopeo_gpg_signatures() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(tmp.path());
+    let fx = fixture();
     let t = tmp.path().display().to_string();
     let (home, fpr) = gpg_key(tmp.path());
     let signed = format!("{t}/signed");

@@ -93,9 +93,9 @@ impl State {
     pub fn reset(&mut self) {
         self.objects.clear();
         self.registry = Registry::builtins();
-        self.history.clear();
-        self.compacted_rv = self.rv;
         self.seed();
+        // Every earlier resourceVersion is now too old: watchers re-list.
+        self.compact();
     }
 
     fn seed(&mut self) {

@@ -122,13 +122,32 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<PrinterColumn> {
     }
     match rt.builtin {
         Some(Builtin::Namespace) => vec![col("Status", ".status.phase"), age_column()],
-        Some(Builtin::Secret) => vec![col("Type", ".type"), age_column()],
+        Some(Builtin::Secret) => vec![col("Type", ".type"), count("Data", ".data"), age_column()],
+        Some(Builtin::ConfigMap) => vec![count("Data", ".data"), age_column()],
         Some(Builtin::Lease) => vec![col("Holder", ".spec.holderIdentity"), age_column()],
         _ => vec![age_column()],
     }
 }
 
+/// A built-in column counting the entries of a map (`DATA` of secrets).
+fn count(name: &str, path: &str) -> PrinterColumn {
+    PrinterColumn {
+        type_: COUNT.into(),
+        ..col(name, path)
+    }
+}
+
+/// Internal column type: the number of entries, shown as an integer.
+const COUNT: &str = "count";
+
 fn cell(c: &PrinterColumn, obj: &Value) -> Value {
+    if c.type_ == COUNT {
+        let n = select(obj, &c.json_path)
+            .first()
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.len());
+        return json!(n);
+    }
     let Some(v) = select(obj, &c.json_path).into_iter().next() else {
         return Value::Null;
     };
@@ -165,7 +184,10 @@ pub fn render(
     let mut defs = vec![
         json!({ "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 }),
     ];
-    defs.extend(cols.iter().map(|c| json!({ "name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority })));
+    defs.extend(cols.iter().map(|c| {
+        let type_ = if c.type_ == COUNT { "integer" } else { c.type_.as_str() };
+        json!({ "name": c.name, "type": type_, "format": c.format, "description": c.description, "priority": c.priority })
+    }));
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {

@@ -265,6 +265,15 @@ async fn secrets_through_apply_pipeline() {
         .await;
     let out = env.kubectl_in(&["apply", "-f", "-"], &changed.stdout).await;
     assert_eq!(out.stdout.trim(), "secret/creds configured", "{out:?}");
+    let out = env.kubectl(&["get", "secrets"]).await;
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..3], ["creds", "Opaque", "1"], "{out:?}");
     let out = env
         .kubectl(&["get", "secret", "creds", "-o", "jsonpath={.data.user}"])
         .await;

@@ -110,6 +110,18 @@ async fn watcher_relists_after_410() {
     assert_eq!(&seen[1..], ["Init", "InitApply(a)", "InitDone"]);
     api.create(&PostParams::default(), &cm("c")).await.unwrap();
     assert_eq!(describe(&next(&mut s).await), "Apply(c)");
+
+    // reset() drops everything: the watcher re-lists an empty collection.
+    hooks.reset();
+    let mut seen = vec![];
+    while seen.last().map(String::as_str) != Some("InitDone") {
+        seen.push(describe(&next(&mut s).await));
+    }
+    assert_eq!(
+        seen.iter().filter(|e| e.starts_with("InitApply")).count(),
+        0,
+        "{seen:?}"
+    );
     env.emu.shutdown().await;
 }
 

@@ -70,7 +70,17 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                     TagResult::Copied { report, .. } => {
                         m.tags_synced.inc();
                         m.bytes_copied.inc_by(report.bytes_copied);
-                        if !report.up_to_date && report.manifests_written > 0 {
+                        // Something changed at the destination: new blobs, or a
+                        // digest status did not hold yet (local layouts rewrite
+                        // manifests on every pass, so `manifests_written` is no sign).
+                        let before = current
+                            .as_ref()
+                            .and_then(|s| s.tags.iter().find(|p| p.name == t.tag))
+                            .map(|p| p.destination_digest.as_str());
+                        if !report.up_to_date
+                            && (report.blobs_copied > 0
+                                || before != Some(report.destination_digest.as_str()))
+                        {
                             written.push(t.tag.as_str());
                         }
                     }

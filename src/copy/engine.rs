@@ -21,13 +21,17 @@ use crate::image::{
 use crate::manifest::{self, Manifest, Parsed};
 use crate::reference;
 
-/// One image to write: its manifest as written and the blobs it needs.
+/// One manifest to write: as written, and where it came from.
 struct Instance {
     manifest: Manifest,
     /// `Some(digest)` for an index entry written by digest; `None` for the top level.
     digest: Option<Digest>,
-    /// The digest of the source manifest it came from (for signatures).
+    /// The digest of the source manifest it came from; when it differs from
+    /// the written digest the manifest was converted and signatures cannot follow.
     source_digest: Digest,
+    /// What to ask the source's `get_signatures` for: `None` for the source's
+    /// top level, else the index entry it came from.
+    source_instance: Option<Digest>,
 }
 
 pub async fn run(
@@ -64,47 +68,14 @@ pub async fn run(
 
     let top = src.get_manifest(None).await?;
     let top_digest = top.digest();
-    let supported = dst.supported_manifest_types();
-    let (top_out, top_source_digest, instances) =
-        match top.parse().map_err(|e| Error::manifest(&src_loc, e))? {
-            Parsed::Image(_) => {
-                let out = plan::for_destination(&top, supported)
-                    .map_err(|e| Error::manifest(&src_loc, e))?;
-                (out, top_digest.clone(), Vec::new())
-            }
-            Parsed::Index(index) => {
-                let selection = plan::select(&top, &index, &options.multi_arch)
-                    .map_err(|e| Error::manifest(&src_loc, e))?;
-                match selection {
-                    Selection::Single(d) => {
-                        let m = src.get_manifest(Some(d.digest())).await?;
-                        let out = plan::for_destination(&m, supported)
-                            .map_err(|e| Error::manifest(&src_loc, e))?;
-                        (out, d.digest().clone(), Vec::new())
-                    }
-                    Selection::Index { entries, filtered } => {
-                        require_index(dst.as_ref())?;
-                        let fetched = fetch_instances(src.as_ref(), &entries, options.jobs).await?;
-                        (
-                            filtered.unwrap_or_else(|| top.clone()),
-                            top_digest.clone(),
-                            fetched,
-                        )
-                    }
-                    Selection::IndexOnly => {
-                        require_index(dst.as_ref())?;
-                        (top.clone(), top_digest.clone(), Vec::new())
-                    }
-                }
-            }
-        };
+    let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
     // Every blob, once, in manifest order.
     let mut seen = HashSet::new();
     let mut blobs: Vec<BlobInfo> = Vec::new();
     for m in instances
         .iter()
         .map(|i| &i.manifest)
-        .chain(std::iter::once(&top_out))
+        .chain(std::iter::once(&top_out.manifest))
     {
         if m.is_index() {
             continue;
@@ -148,22 +119,17 @@ pub async fn run(
     .await?;
     let mut signatures_copied = 0u64;
     if options.signatures == SignaturePolicy::Copy {
-        let top_written = Instance {
-            manifest: top_out.clone(),
-            digest: None,
-            source_digest: top_source_digest.clone(),
-        };
-        for inst in instances.iter().chain(std::iter::once(&top_written)) {
+        for inst in instances.iter().chain(std::iter::once(&top_out)) {
             signatures_copied += copy_signatures(src.as_ref(), dst.as_ref(), inst).await?;
         }
     }
-    dst.put_manifest(&top_out, None).await?;
+    dst.put_manifest(&top_out.manifest, None).await?;
     dst.commit().await?;
 
     let c = &mover.counters;
     Ok(CopyReport {
         source_digest: top_digest.to_string(),
-        destination_digest: top_out.digest().to_string(),
+        destination_digest: top_out.manifest.digest().to_string(),
         up_to_date: false,
         bytes_copied: c.bytes.load(Ordering::Relaxed),
         blobs_copied: c.copied.load(Ordering::Relaxed),
@@ -173,6 +139,84 @@ pub async fn run(
         signatures_copied,
         duration: started.elapsed(),
     })
+}
+
+/// Decide every manifest to write: the top level and, for an index copy,
+/// its entries, converted where the destination cannot store their type.
+async fn plan_writes(
+    src: &dyn ImageSource,
+    dst: &dyn ImageDestination,
+    top: Manifest,
+    options: &CopyOptions,
+) -> Result<(Instance, Vec<Instance>), Error> {
+    let loc = src.reference();
+    let err = |e| Error::manifest(&loc, e);
+    let supported = dst.supported_manifest_types();
+    let top_digest = top.digest();
+    let index = match top.parse().map_err(err)? {
+        Parsed::Image(_) => {
+            let out = plan::for_destination(&top, supported).map_err(err)?;
+            let inst = Instance {
+                manifest: out,
+                digest: None,
+                source_digest: top_digest,
+                source_instance: None,
+            };
+            return Ok((inst, Vec::new()));
+        }
+        Parsed::Index(index) => index,
+    };
+    match plan::select(&top, &index, &options.multi_arch).map_err(err)? {
+        Selection::Single(d) => {
+            let m = src.get_manifest(Some(d.digest())).await?;
+            let out = plan::for_destination(&m, supported).map_err(err)?;
+            let inst = Instance {
+                manifest: out,
+                digest: None,
+                source_digest: d.digest().clone(),
+                source_instance: Some(d.digest().clone()),
+            };
+            Ok((inst, Vec::new()))
+        }
+        Selection::Index { entries, filtered } => {
+            require_index(dst)?;
+            let mut instances = fetch_instances(src, &entries, options.jobs).await?;
+            let base = filtered.unwrap_or_else(|| top.clone());
+            let index_type =
+                plan::index_type_for_destination(&base.media_type, supported).map_err(err)?;
+            let mut converted = Vec::new();
+            for inst in &mut instances {
+                let out = plan::for_destination(&inst.manifest, supported).map_err(err)?;
+                if out != inst.manifest {
+                    converted.push((inst.source_digest.clone(), out.clone()));
+                    inst.digest = Some(out.digest());
+                    inst.manifest = out;
+                }
+            }
+            let manifest = if converted.is_empty() && index_type == base.media_type {
+                base
+            } else {
+                manifest::rewrite_index(&base, index_type, &converted).map_err(err)?
+            };
+            let inst = Instance {
+                manifest,
+                digest: None,
+                source_digest: top_digest,
+                source_instance: None,
+            };
+            Ok((inst, instances))
+        }
+        Selection::IndexOnly => {
+            require_index(dst)?;
+            let inst = Instance {
+                manifest: top,
+                digest: None,
+                source_digest: top_digest,
+                source_instance: None,
+            };
+            Ok((inst, Vec::new()))
+        }
+    }
 }
 
 /// The context with the registry windows observing its requests.
@@ -229,6 +273,7 @@ async fn fetch_instances(
                 manifest: m,
                 digest: Some(d.digest().clone()),
                 source_digest: d.digest().clone(),
+                source_instance: Some(d.digest().clone()),
             })
         }
     }))
@@ -243,8 +288,7 @@ async fn copy_signatures(
     dst: &dyn ImageDestination,
     inst: &Instance,
 ) -> Result<u64, Error> {
-    let instance = inst.digest.as_ref();
-    let sigs = src.get_signatures(instance).await?;
+    let sigs = src.get_signatures(inst.source_instance.as_ref()).await?;
     if sigs.is_empty() {
         return Ok(0);
     }

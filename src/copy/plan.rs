@@ -96,10 +96,15 @@ fn filtered_index(original: &Manifest, entries: &[Descriptor]) -> Result<Manifes
 
 /// The manifest to write for a single image at a destination that stores
 /// `supported` types (empty: any). Unchanged when possible; otherwise
-/// converted to Docker schema 2, the one conversion there is.
+/// converted: to OCI for destinations that hold OCI (`oci:`, `oci-archive:`),
+/// to Docker schema 2 for those that hold only that (`docker-archive:`).
+/// Conversion changes the digest, so signatures cannot follow.
 pub fn for_destination(m: &Manifest, supported: &[&str]) -> Result<Manifest, ManifestError> {
     if supported.is_empty() || supported.contains(&m.media_type.as_str()) {
         return Ok(m.clone());
+    }
+    if supported.contains(&manifest::OCI_MANIFEST) {
+        return manifest::to_oci(m);
     }
     if supported.contains(&manifest::DOCKER_V2S2) {
         return manifest::to_docker_v2s2(m);
@@ -108,6 +113,27 @@ pub fn for_destination(m: &Manifest, supported: &[&str]) -> Result<Manifest, Man
         "the destination stores only {} and {} cannot be converted",
         supported.join(", "),
         m.media_type
+    )))
+}
+
+/// The index type to write at a destination that stores `supported` types,
+/// for an index of type `current`: unchanged when stored, else the OCI index.
+pub fn index_type_for_destination(
+    current: &str,
+    supported: &[&str],
+) -> Result<&'static str, ManifestError> {
+    if supported.is_empty() || supported.contains(&current) {
+        return Ok(if current == manifest::DOCKER_LIST {
+            manifest::DOCKER_LIST
+        } else {
+            manifest::OCI_INDEX
+        });
+    }
+    if supported.contains(&manifest::OCI_INDEX) {
+        return Ok(manifest::OCI_INDEX);
+    }
+    Err(ManifestError::Conversion(format!(
+        "the destination cannot store an index of type {current}"
     )))
 }
 

@@ -16,6 +16,17 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// Extra YAML appended to the config (e.g. an `auth: token` section).
     pub extra_config: String,
+    /// Require TLS client certificates signed by this CA (PEM); the readiness
+    /// probe presents `(cert, key)`. Implies TLS.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Client-certificate authentication for [`RegistryOptions::client_auth`].
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A running registry.
@@ -24,6 +35,7 @@ pub struct Registry {
     pub dir: tempfile::TempDir,
     child: Child,
     pub tls: bool,
+    probe_cert: Option<ClientAuth>,
 }
 
 impl Registry {
@@ -55,7 +67,7 @@ impl Registry {
             "docker-registry is not installed (apt-get install -y docker-registry; scripts/test does this)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let tls = opts.tls || opts.basic_auth.is_some();
+        let tls = opts.tls || opts.basic_auth.is_some() || opts.client_auth.is_some();
         let mut extra = String::new();
         if tls {
             make_tls(dir.path());
@@ -63,6 +75,9 @@ impl Registry {
                 "  tls:\n    certificate: {0}/ca/cert.pem\n    key: {0}/ca/key.pem\n",
                 dir.path().display()
             );
+            if let Some(c) = &opts.client_auth {
+                extra += &format!("    clientcas:\n      - {}\n", c.ca.display());
+            }
         }
         if let Some((u, p)) = &opts.basic_auth {
             let out = run(Command::new("htpasswd").args(["-Bbn", u, p]));
@@ -96,12 +111,13 @@ impl Registry {
             }
             let mut child = cmd.spawn().expect("spawn docker-registry");
             let host = format!("127.0.0.1:{port}");
-            if wait_ready(&mut child, &base_url(tls, &host)) {
+            if wait_ready(&mut child, &base_url(tls, &host), opts.client_auth.as_ref()) {
                 return Registry {
                     host,
                     dir,
                     child,
                     tls,
+                    probe_cert: opts.client_auth.clone(),
                 };
             }
             let _ = child.kill();
@@ -161,7 +177,7 @@ impl Registry {
             .unwrap();
         let url = self.base_url();
         assert!(
-            wait_ready(&mut self.child, &url),
+            wait_ready(&mut self.child, &url, self.probe_cert.as_ref()),
             "registry did not come back"
         );
     }
@@ -180,13 +196,17 @@ fn base_url(tls: bool, host: &str) -> String {
 
 /// Poll `/v2/` until it answers (200 or 401); false if the registry exits or
 /// does not answer within 15 s.
-fn wait_ready(child: &mut Child, base: &str) -> bool {
+fn wait_ready(child: &mut Child, base: &str, client: Option<&ClientAuth>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        let out = Command::new("curl")
+        let mut curl = Command::new("curl");
+        if let Some(c) = client {
+            curl.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
+        }
+        let out = curl
             .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
             .arg(format!("{base}/v2/"))
             .output();

@@ -200,7 +200,8 @@ fn parse_body(ctx: &RequestCtx) -> ApiResult<Value> {
     })
 }
 
-fn reply(_t: &Target, r: Reply) -> ApiResult<Response> {
+/// A write verb's reply: JSON body, status code and `Warning` headers.
+fn reply(r: Reply) -> ApiResult<Response> {
     Ok(json_reply(r.code, &r.body, "application/json", &r.warnings))
 }
 
@@ -268,11 +269,11 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
         }
         Method::POST => {
             let body = parse_body(ctx)?;
-            reply(&t, verbs::create(&mut st, &t, &options(ctx), body)?)
+            reply(verbs::create(&mut st, &t, &options(ctx), body)?)
         }
         Method::PUT => {
             let body = parse_body(ctx)?;
-            reply(&t, verbs::replace(&mut st, &t, &options(ctx), body)?)
+            reply(verbs::replace(&mut st, &t, &options(ctx), body)?)
         }
         Method::PATCH => {
             let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
@@ -290,20 +291,20 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
                 serde_json::from_slice(&ctx.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
-            reply(&t, verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
+            reply(verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
         }
         Method::DELETE => {
             let body = parse_body(ctx)?;
             let dry_run = q.get("dryRun") == Some("All");
             if t.name.is_some() {
-                reply(&t, verbs::delete(&mut st, &t, dry_run, &body)?)
+                reply(verbs::delete(&mut st, &t, dry_run, &body)?)
             } else {
                 let sel = Selector::parse(
                     q.non_empty("labelSelector"),
                     q.non_empty("fieldSelector"),
                     extra_fields(&t),
                 )?;
-                reply(&t, verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
+                reply(verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
             }
         }
         _ => Err(ApiError::method_not_allowed(ctx.method.as_str())),

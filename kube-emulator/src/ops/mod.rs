@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod kinds;
 pub mod read;
+pub mod secret;
 pub mod verbs;
 pub mod write;
 

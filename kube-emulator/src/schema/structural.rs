@@ -11,7 +11,8 @@ fn preserves_unknown(schema: &Value) -> bool {
         .unwrap_or(false)
 }
 
-/// Removes fields the schema does not declare, recording their paths
+/// Removes fields the schema does not declare (and `null`s of declared
+/// non-nullable fields), recording the undeclared paths
 /// (`spec.x`, `spec.items[0].y`) in `unknown`. At the root, `apiVersion`,
 /// `kind` and `metadata` are always kept (metadata is the server's business).
 pub fn prune(value: &mut Value, schema: &Value, path: &str, unknown: &mut Vec<String>) {
@@ -31,6 +32,12 @@ pub fn prune(value: &mut Value, schema: &Value, path: &str, unknown: &mut Vec<St
                 }
                 let child_path = join(path, &k);
                 if let Some(s) = props.and_then(|p| p.get(&k)) {
+                    // Nulls of non-nullable fields are dropped (defaulting may refill them).
+                    if map[&k].is_null() && s.get("nullable").and_then(Value::as_bool) != Some(true)
+                    {
+                        map.remove(&k);
+                        continue;
+                    }
                     prune(map.get_mut(&k).expect("key"), s, &child_path, unknown);
                 } else if let Some(a) = additional.filter(|a| a.is_object()) {
                     prune(map.get_mut(&k).expect("key"), a, &child_path, unknown);
@@ -102,7 +109,7 @@ mod tests {
             "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
             "items": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string"}}}}
         }}}});
-        let mut v = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "a"}, "spec": {
+        let mut v = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "a"}, "spec": {"size": null, 
             "x": 1, "labels": {"k": "v"}, "free": {"any": {"thing": 1}}, "items": [{"a": "1", "b": 2}]}, "other": 1});
         let mut unknown = vec![];
         prune(&mut v, &schema, "", &mut unknown);

@@ -108,6 +108,7 @@ pub fn validate(value: &Value, schema: &Value, path: &str, errs: &mut Vec<Cause>
             ),
         });
     }
+    validate_composition(value, schema, path, errs);
     match value {
         Value::Number(_) => validate_number(value, schema, path, errs),
         Value::String(s) => validate_string(value, s, schema, path, errs),
@@ -162,6 +163,65 @@ pub fn validate(value: &Value, schema: &Value, path: &str, errs: &mut Vec<Cause>
             }
         }
         _ => {}
+    }
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not` (go-openapi's wording).
+fn validate_composition(value: &Value, schema: &Value, path: &str, errs: &mut Vec<Cause>) {
+    let branches = |key: &str| {
+        schema
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let passes = |branch: &Value| {
+        let mut e = vec![];
+        validate(value, branch, path, &mut e);
+        e.is_empty()
+    };
+    let name = if path.is_empty() { "body" } else { path };
+    for b in branches("allOf") {
+        validate(value, &b, path, errs);
+    }
+    let any = branches("anyOf");
+    if !any.is_empty() && !any.iter().any(passes) {
+        invalid(
+            errs,
+            path,
+            value,
+            format!("{name} must validate at least one schema (anyOf)"),
+        );
+    }
+    let one = branches("oneOf");
+    if !one.is_empty() {
+        match one.iter().filter(|b| passes(b)).count() {
+            1 => {}
+            0 => invalid(
+                errs,
+                path,
+                value,
+                format!("{name} must validate one and only one schema (oneOf). Found none valid"),
+            ),
+            n => invalid(
+                errs,
+                path,
+                value,
+                format!(
+                    "{name} must validate one and only one schema (oneOf). Found {n} valid alternatives"
+                ),
+            ),
+        }
+    }
+    if let Some(not) = schema.get("not")
+        && passes(not)
+    {
+        invalid(
+            errs,
+            path,
+            value,
+            format!("{name} must not validate the schema (not)"),
+        );
     }
 }
 
@@ -285,6 +345,22 @@ mod tests {
         errs.into_iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect()
+    }
+
+    #[test]
+    fn one_of_required() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}]});
+        let run = |v: Value| {
+            let mut errs = vec![];
+            validate(&v, &schema, "spec.source", &mut errs);
+            errs.into_iter().map(|c| c.message).collect::<Vec<_>>()
+        };
+        assert!(run(json!({"a": "x"})).is_empty());
+        assert!(run(json!({"a": "x", "b": "y"}))[0].ends_with(
+            "spec.source must validate one and only one schema (oneOf). Found 2 valid alternatives"
+        ));
+        assert!(run(json!({}))[0].ends_with("Found none valid"));
     }
 
     #[test]

@@ -124,3 +124,27 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The HTTP code of an API error (panics on other errors).
+pub fn code(e: &kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("not an API error: {other:?}"),
+    }
+}
+
+/// The message of an API error (panics on other errors).
+pub fn message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => panic!("not an API error: {other:?}"),
+    }
+}
+
+/// PatchParams for an ordinary (Update) write by `manager`.
+pub fn update_by(manager: &str) -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(manager.into()),
+        ..Default::default()
+    }
+}

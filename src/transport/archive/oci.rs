@@ -75,11 +75,7 @@ impl OciArchiveReference {
 
 impl fmt::Display for OciArchiveReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{NAME}:{}", self.path)?;
-        if let Some(i) = &self.image {
-            write!(f, ":{i}")?;
-        }
-        Ok(())
+        oci::fmt_path_and_ref(f, NAME, &self.path, self.image.as_deref())
     }
 }
 

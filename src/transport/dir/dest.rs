@@ -10,10 +10,10 @@
 //! in memory (each at most 4 MiB) until commit, which removes the old
 //! `manifest.json` first (the directory stops looking complete), then the
 //! old instance manifests and signatures, writes the new ones, writes
-//! `manifest.json` last (atomically), and finally deletes the blob files the
-//! new image does not use. An interrupted copy thus leaves either the old
-//! image or a directory without `manifest.json`, never a mix that looks
-//! complete.
+//! `manifest.json` last (atomically), and finally deletes the blob files
+//! the new manifests do not reference. An interrupted copy thus leaves
+//! either the old image or a directory without `manifest.json`, never a mix
+//! that looks complete.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ use crate::digest::Digest;
 use crate::image::{
     Blob, BlobInfo, Error, ImageDestination, Manifest, Result, ReuseHint, Reused, Signature,
 };
+use crate::manifest;
 use crate::transport::local;
 
 /// The write side of `dir:`.
@@ -240,6 +241,17 @@ impl ImageDestination for DirDestination {
         }
         local::write_atomic(&self.root.join(files::MANIFEST), &top.bytes).await?;
         written.insert(files::MANIFEST.to_string());
+        // Blobs the manifests reference stay, whether or not this session
+        // announced them.
+        for m in instances.values().chain([&top]) {
+            if let Ok(img) = m.image() {
+                written.extend(
+                    manifest::blobs(&img)
+                        .iter()
+                        .map(|d| files::blob(d.digest())),
+                );
+            }
+        }
         self.remove_stale(&written).await
     }
 }

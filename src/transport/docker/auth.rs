@@ -95,6 +95,23 @@ impl Scopes {
         self
     }
 
+    /// Whether a scope the registry asked for is already granted by one of
+    /// ours (same resource, a superset of its actions).
+    pub fn covers(&self, wanted: &str) -> bool {
+        let Some((resource, actions)) = wanted.rsplit_once(':') else {
+            return false;
+        };
+        self.0.iter().any(|have| {
+            have.rsplit_once(':').is_some_and(|(r, a)| {
+                let a: Vec<&str> = a.split(',').collect();
+                r == resource
+                    && actions
+                        .split(',')
+                        .all(|x| a.contains(&x) || a.contains(&"*"))
+            })
+        })
+    }
+
     pub fn key(&self) -> String {
         self.0.iter().cloned().collect::<Vec<_>>().join(" ")
     }
@@ -237,6 +254,16 @@ mod tests {
         assert_eq!(t.into_token().unwrap().1, Duration::from_secs(300));
         let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(t.into_token().is_none());
+    }
+
+    #[test]
+    fn covered_scopes() {
+        let s = Scopes::repository("a/b", "pull,push");
+        assert!(s.covers("repository:a/b:pull"));
+        assert!(s.covers("repository:a/b:push,pull"));
+        assert!(!s.covers("repository:a/b:delete"));
+        assert!(!s.covers("repository:a/c:pull"));
+        assert!(!s.covers("nonsense"));
     }
 
     #[test]

@@ -14,19 +14,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::OnceCell;
 use url::Url;
 
 use super::auth::{self, CachedToken, Challenge, Scopes};
 use super::tls;
+pub use super::wire::{
+    MAX_RETRY_WAIT, backoff, error_chain, host_port, read_capped, registry_message, retry_after,
+};
+use super::wire::{display_repo, join_what, same_origin};
 use crate::image::{Auth, CredentialStore, Error, RequestObserver, Result, SystemContext};
 
-/// Longest wait between two attempts, whatever `Retry-After` says.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
-/// First backoff step (doubled per attempt, jittered).
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Idle sessions are dropped after this long.
 const SESSION_IDLE: Duration = Duration::from_secs(300);
 /// Error bodies are read up to this many bytes.
@@ -66,33 +66,45 @@ impl Op {
 
 /// The ping's outcome.
 #[derive(Debug, Clone)]
-struct Endpoint {
+pub(super) struct Endpoint {
     base: Url,
     challenge: Challenge,
 }
 
-/// A connection to one registry under one SystemContext.
+/// A connection to one registry for one source or destination: the shared
+/// state plus this context's observer and retry budget.
 pub struct Session {
     /// `host[:port]` requests go to (`registry-1.docker.io` for Docker Hub).
     pub host: String,
     /// The registry as references name it (`docker.io`), for credential lookup.
     pub registry: String,
-    http: reqwest::Client,
-    insecure: bool,
+    pub(super) shared: Arc<Shared>,
     retry_times: u32,
     observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// What every session of one registry under equivalent contexts (same TLS
+/// settings and credentials) shares: the HTTP client and its connection
+/// pool, the ping's outcome, resolved credentials and the token cache.
+/// Observers and retry budgets are not part of it, so that the copy engine
+/// wrapping each copy's observer still reuses connections and tokens.
+pub(super) struct Shared {
+    pub(super) http: reqwest::Client,
+    insecure: bool,
     explicit: Option<Auth>,
     store: Option<Arc<dyn CredentialStore>>,
     endpoint: OnceCell<Endpoint>,
+    /// A challenge learned from a refused request when the ping asked for none.
+    learned: Mutex<Option<Challenge>>,
     creds: Mutex<HashMap<String, Option<Auth>>>,
-    tokens: Mutex<HashMap<String, CachedToken>>,
-    token_fetch: tokio::sync::Mutex<()>,
+    pub(super) tokens: Mutex<HashMap<String, CachedToken>>,
+    pub(super) token_fetch: tokio::sync::Mutex<()>,
 }
 
 type SessionKey = (String, String);
 
 struct CacheEntry {
-    session: Arc<Session>,
+    shared: Arc<Shared>,
     last_used: Instant,
 }
 
@@ -101,54 +113,44 @@ fn sessions() -> &'static Mutex<HashMap<SessionKey, CacheEntry>> {
     S.get_or_init(Default::default)
 }
 
-/// Everything in `ctx` that changes what a session sends; secrets only hashed.
-fn context_key(ctx: &SystemContext) -> String {
+/// Everything in `ctx` that changes what a session sends; secrets only
+/// hashed. The store is keyed by address: the shared state holds a clone of
+/// the `Arc`, so the address cannot be reused while the entry lives.
+fn context_key(ctx: &SystemContext, host: &str) -> String {
     let ca = crate::digest::sha256(&ctx.extra_ca_pem.concat());
+    // The certificate directories' listings, so that edited files are reread.
+    let mut listing = String::new();
+    for dir in tls::cert_dirs(ctx, host) {
+        let mut entries: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                let mtime = m.modified().ok()?;
+                Some(format!("{:?}:{}:{:?}", e.file_name(), m.len(), mtime))
+            })
+            .collect();
+        entries.sort();
+        listing += &format!("{}[{}]", dir.display(), entries.join(","));
+    }
+    let listing = crate::digest::sha256(listing.as_bytes());
     let ptr = |p: Option<*const ()>| p.map_or(0, |p| p as usize);
     format!(
-        "{:?}|{:?}|{}|{}|{:x}|{:x}|{}",
+        "{:?}|{}|{}|{}|{:x}",
         ctx.tls_verify,
-        ctx.cert_dir,
+        listing.digest(),
         ca.digest(),
         auth::fingerprint(ctx.credentials.as_ref()),
         ptr(ctx
             .credential_store
             .as_ref()
             .map(|a| Arc::as_ptr(a) as *const ())),
-        ptr(ctx.observer.as_ref().map(|a| Arc::as_ptr(a) as *const ())),
-        ctx.retry_times,
     )
 }
 
-impl Session {
-    /// The shared session for `registry` (a reference's registry name) under `ctx`.
-    pub fn get(ctx: &SystemContext, registry: &str) -> Result<Arc<Session>> {
-        let host = match registry {
-            crate::reference::DOCKER_HUB | "index.docker.io" => {
-                crate::reference::DOCKER_HUB_ENDPOINT
-            }
-            other => other,
-        };
-        let key = (host.to_string(), context_key(ctx));
-        let mut map = sessions().lock().expect("session cache poisoned");
-        let now = Instant::now();
-        map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
-        if let Some(e) = map.get_mut(&key) {
-            e.last_used = now;
-            return Ok(e.session.clone());
-        }
-        let session = Arc::new(Session::new(ctx, registry, host)?);
-        map.insert(
-            key,
-            CacheEntry {
-                session: session.clone(),
-                last_used: now,
-            },
-        );
-        Ok(session)
-    }
-
-    fn new(ctx: &SystemContext, registry: &str, host: &str) -> Result<Session> {
+impl Shared {
+    fn new(ctx: &SystemContext, host: &str) -> Result<Shared> {
         let config = tls::client_config(ctx, host)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(config)
@@ -164,20 +166,59 @@ impl Session {
                 message: error_chain(&e),
                 retryable: false,
             })?;
-        Ok(Session {
-            host: host.into(),
-            registry: registry.into(),
+        Ok(Shared {
             http,
             insecure: ctx.tls_verify == Some(false),
-            retry_times: ctx.retry_times,
-            observer: ctx.observer.clone(),
             explicit: ctx.credentials.clone(),
             store: ctx.credential_store.clone(),
             endpoint: OnceCell::new(),
+            learned: Mutex::new(None),
             creds: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             token_fetch: tokio::sync::Mutex::new(()),
         })
+    }
+}
+
+impl Session {
+    /// The shared session for `registry` (a reference's registry name) under `ctx`.
+    pub fn get(ctx: &SystemContext, registry: &str) -> Result<Arc<Session>> {
+        let host = match registry {
+            crate::reference::DOCKER_HUB | "index.docker.io" => {
+                crate::reference::DOCKER_HUB_ENDPOINT
+            }
+            other => other,
+        };
+        let key = (host.to_string(), context_key(ctx, host));
+        let shared = {
+            let mut map = sessions().lock().expect("session cache poisoned");
+            let now = Instant::now();
+            map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
+            match map.get_mut(&key) {
+                Some(e) => {
+                    e.last_used = now;
+                    e.shared.clone()
+                }
+                None => {
+                    let shared = Arc::new(Shared::new(ctx, host)?);
+                    map.insert(
+                        key,
+                        CacheEntry {
+                            shared: shared.clone(),
+                            last_used: now,
+                        },
+                    );
+                    shared
+                }
+            }
+        };
+        Ok(Arc::new(Session {
+            host: host.into(),
+            registry: registry.into(),
+            shared,
+            retry_times: ctx.retry_times,
+            observer: ctx.observer.clone(),
+        }))
     }
 
     /// Retries after a first failed attempt.
@@ -205,7 +246,8 @@ impl Session {
     /// `tls_verify = false`, HTTPS is tried first and plain HTTP after it, as
     /// containers/image does for insecure registries.
     async fn endpoint(&self) -> Result<&Endpoint> {
-        self.endpoint
+        self.shared
+            .endpoint
             .get_or_try_init(|| async {
                 let https = Url::parse(&format!("https://{}/", self.host)).map_err(|e| {
                     Error::Invalid(format!("invalid registry host {:?}: {e}", self.host))
@@ -216,12 +258,14 @@ impl Session {
                     what: "/v2/".into(),
                     scopes: Scopes::default(),
                 };
-                let first = self.ping(&op, https.clone()).await;
-                match first {
-                    Err(e @ Error::Connection { .. }) if self.insecure => {
+                // Insecure: one HTTPS attempt (a plain-HTTP server refuses the
+                // handshake at once), then HTTP with the retry budget.
+                let insecure = self.shared.insecure;
+                match self.ping(&op, https.clone(), !insecure).await {
+                    Err(Error::Connection { .. }) if insecure => {
                         let mut http = https;
                         let _ = http.set_scheme("http");
-                        self.ping(&op, http).await.map_err(|_| e)
+                        self.ping(&op, http, true).await
                     }
                     other => other,
                 }
@@ -229,10 +273,10 @@ impl Session {
             .await
     }
 
-    async fn ping(&self, op: &Op, base: Url) -> Result<Endpoint> {
+    async fn ping(&self, op: &Op, base: Url, retry: bool) -> Result<Endpoint> {
         let url = base.join("/v2/").expect("static path");
         let resp = self
-            .execute(op, &Method::GET, &url, &|r| r, None, true)
+            .execute(op, &Method::GET, &url, &|r| r, None, retry)
             .await?;
         let challenge = match resp.status() {
             s if s.is_success() => Challenge::None,
@@ -250,18 +294,26 @@ impl Session {
     }
 
     /// Credentials for `repository`: `--creds`, else the store.
-    pub fn credentials(&self, repository: &str) -> Result<Option<Auth>> {
-        if let Some(a) = &self.explicit {
+    pub async fn credentials(&self, repository: &str) -> Result<Option<Auth>> {
+        if let Some(a) = &self.shared.explicit {
             return Ok(Some(a.clone()));
         }
-        let Some(store) = &self.store else {
+        let Some(store) = self.shared.store.clone() else {
             return Ok(None);
         };
-        if let Some(a) = self.creds.lock().expect("poisoned").get(repository) {
+        if let Some(a) = self.shared.creds.lock().expect("poisoned").get(repository) {
             return Ok(a.clone());
         }
-        let found = store.lookup_for_repository(&self.registry, repository)?;
-        self.creds
+        // A store may run a credential helper: keep it off the async workers.
+        let (registry, repo) = (self.registry.clone(), repository.to_string());
+        let found =
+            tokio::task::spawn_blocking(move || store.lookup_for_repository(&registry, &repo))
+                .await
+                .map_err(|e| {
+                    Error::Invalid(format!("credential lookup for {}: {e}", self.registry))
+                })??;
+        self.shared
+            .creds
             .lock()
             .expect("poisoned")
             .insert(repository.to_string(), found.clone());
@@ -280,28 +332,52 @@ impl Session {
     ) -> Result<Response> {
         let endpoint = self.endpoint().await?;
         let url = self.url(path_or_url).await?;
-        let mut challenge = endpoint.challenge.clone();
+        let mut challenge = match &endpoint.challenge {
+            Challenge::None => self
+                .shared
+                .learned
+                .lock()
+                .expect("poisoned")
+                .clone()
+                .unwrap_or(Challenge::None),
+            c => c.clone(),
+        };
         let mut renewed = false;
         loop {
             let authz = self.authorization(op, &challenge, renewed).await?;
             let resp = self
                 .execute(op, &method, &url, build, authz.as_deref(), true)
                 .await?;
-            if resp.status() == StatusCode::UNAUTHORIZED
-                && !renewed
-                && matches!(challenge, Challenge::Bearer { .. })
-            {
-                // An expired token, or one without the scope the registry wants.
-                if let Some(c) = resp
+            if resp.status() == StatusCode::UNAUTHORIZED && !renewed {
+                // An expired token, one without the scope the registry wants,
+                // or a registry whose `/v2/` was open but this repository is
+                // not: answer the challenge of this response, once.
+                let fresh = resp
                     .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(auth::parse_challenge)
-                {
-                    challenge = c;
+                    .get_all(WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(auth::parse_challenge)
+                    .max_by_key(|c| matches!(c, Challenge::Bearer { .. }));
+                let worth_it = match (&challenge, &fresh) {
+                    (_, Some(Challenge::Bearer { .. })) => true,
+                    (Challenge::None, Some(Challenge::Basic)) => {
+                        self.credentials(&op.repository).await?.is_some()
+                    }
+                    _ => false,
+                };
+                if worth_it {
+                    challenge = fresh.expect("matched Some above");
+                    if endpoint.challenge == Challenge::None {
+                        let mut general = challenge.clone();
+                        if let Challenge::Bearer { scope, .. } = &mut general {
+                            *scope = None;
+                        }
+                        *self.shared.learned.lock().expect("poisoned") = Some(general);
+                    }
+                    renewed = true;
+                    continue;
                 }
-                renewed = true;
-                continue;
             }
             return Ok(resp);
         }
@@ -339,139 +415,8 @@ impl Session {
         Err(self.plain_error(op, 0, "too many redirects".into()))
     }
 
-    /// The `Authorization` value for `op` under `challenge`.
-    async fn authorization(
-        &self,
-        op: &Op,
-        challenge: &Challenge,
-        renew: bool,
-    ) -> Result<Option<String>> {
-        let creds = self.credentials(&op.repository)?;
-        match challenge {
-            Challenge::None => Ok(None),
-            Challenge::Basic => Ok(creds.as_ref().and_then(auth::basic_header)),
-            Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            } => {
-                let mut scopes = op.scopes.clone();
-                if let Some(s) = scope.as_ref().filter(|_| renew) {
-                    for one in s.split(' ').filter(|s| !s.is_empty()) {
-                        scopes = scopes.with(one.to_string());
-                    }
-                }
-                let key = format!("{}|{}", auth::fingerprint(creds.as_ref()), scopes.key());
-                if !renew && let Some(t) = self.cached_token(&key) {
-                    return Ok(Some(format!("Bearer {}", t.expose())));
-                }
-                let _guard = self.token_fetch.lock().await;
-                // Another task may have fetched it while we waited.
-                if !renew && let Some(t) = self.cached_token(&key) {
-                    return Ok(Some(format!("Bearer {}", t.expose())));
-                }
-                let (token, life) = self
-                    .fetch_token(op, realm, service.as_deref(), &scopes, creds.as_ref())
-                    .await?;
-                self.tokens
-                    .lock()
-                    .expect("poisoned")
-                    .insert(key, CachedToken::new(token.clone(), life));
-                Ok(Some(format!("Bearer {}", token.expose())))
-            }
-        }
-    }
-
-    fn cached_token(&self, key: &str) -> Option<crate::image::Secret> {
-        let mut tokens = self.tokens.lock().expect("poisoned");
-        match tokens.get(key) {
-            Some(t) if t.is_fresh() => Some(t.token.clone()),
-            Some(_) => {
-                tokens.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Ask the token server: GET with Basic credentials (or none); the
-    /// OAuth2 POST form for identity tokens, or when GET is refused with 404/405.
-    async fn fetch_token(
-        &self,
-        op: &Op,
-        realm: &str,
-        service: Option<&str>,
-        scopes: &Scopes,
-        creds: Option<&Auth>,
-    ) -> Result<(crate::image::Secret, Duration)> {
-        let realm_url = Url::parse(realm)
-            .map_err(|e| self.plain_error(op, 0, format!("invalid token realm {realm:?}: {e}")))?;
-        let auth_op = Op {
-            what: format!("token from {}", host_port(&realm_url)),
-            ..op.clone()
-        };
-        let use_post = matches!(creds, Some(Auth::IdentityToken { .. }));
-        let mut resp = None;
-        if !use_post {
-            let mut url = realm_url.clone();
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(s) = service {
-                    q.append_pair("service", s);
-                }
-                for s in &scopes.0 {
-                    q.append_pair("scope", s);
-                }
-            }
-            let basic = creds.and_then(auth::basic_header);
-            let r = self
-                .execute(&auth_op, &Method::GET, &url, &|r| r, basic.as_deref(), true)
-                .await?;
-            let refused = matches!(r.status().as_u16(), 404 | 405);
-            if !(refused && creds.is_some()) {
-                resp = Some(r);
-            }
-        }
-        let resp = match resp {
-            Some(r) => r,
-            None => {
-                let form = auth::oauth_form(creds.expect("checked above"), service, scopes);
-                let body = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(&form)
-                    .finish();
-                self.execute(
-                    &auth_op,
-                    &Method::POST,
-                    &realm_url,
-                    &|r| {
-                        r.header(
-                            reqwest::header::CONTENT_TYPE,
-                            "application/x-www-form-urlencoded",
-                        )
-                        .body(body.clone())
-                    },
-                    None,
-                    true,
-                )
-                .await?
-            }
-        };
-        if !resp.status().is_success() {
-            return Err(self.status_error(&auth_op, resp).await);
-        }
-        let body = read_capped(resp, 1 << 20)
-            .await
-            .map_err(|m| self.plain_error(&auth_op, 0, m))?;
-        serde_json::from_slice::<auth::TokenResponse>(&body)
-            .ok()
-            .and_then(auth::TokenResponse::into_token)
-            .ok_or_else(|| {
-                self.plain_error(&auth_op, 0, "token server answered without a token".into())
-            })
-    }
-
     /// One request with retries; reports every attempt to the observer.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         op: &Op,
         method: &Method,
@@ -483,7 +428,7 @@ impl Session {
         let host = host_port(url);
         let mut attempt = 0u32;
         loop {
-            let mut req = build(self.http.request(method.clone(), url.clone()));
+            let mut req = build(self.shared.http.request(method.clone(), url.clone()));
             if let Some(a) = authorization {
                 req = req.header(AUTHORIZATION, a);
             }
@@ -526,6 +471,7 @@ impl Session {
         let endpoint = self.endpoint().await?;
         let authz = self.authorization(op, &endpoint.challenge, false).await?;
         let mut req = self
+            .shared
             .http
             .request(method.clone(), url.clone())
             .headers(headers);
@@ -591,174 +537,5 @@ impl Session {
             message: join_what(&op.what, &registry_message(&body)),
             retry_after,
         }
-    }
-}
-
-fn display_repo(r: &str) -> String {
-    if r.is_empty() { "*".into() } else { r.into() }
-}
-
-fn join_what(what: &str, message: &str) -> String {
-    match (what.is_empty(), message.is_empty()) {
-        (true, _) => message.into(),
-        (false, true) => what.into(),
-        (false, false) => format!("{what}: {message}"),
-    }
-}
-
-/// The messages of a Distribution error body (`{"errors":[{code,message}]}`),
-/// else the first line of the body, bounded.
-pub fn registry_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
-        let msgs: Vec<String> = env
-            .errors
-            .iter()
-            .map(|e| {
-                if e.message.is_empty() {
-                    e.code.clone()
-                } else {
-                    e.message.clone()
-                }
-            })
-            .filter(|m| !m.is_empty())
-            .collect();
-        if !msgs.is_empty() {
-            return truncate(&msgs.join("; "), 300);
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    truncate(text.lines().next().unwrap_or("").trim(), 200)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect::<String>() + "…"
-    }
-}
-
-/// Read at most `cap` bytes of a body; longer bodies are an error.
-pub async fn read_capped(mut resp: Response, cap: usize) -> std::result::Result<Vec<u8>, String> {
-    if let Some(len) = resp.content_length()
-        && len > cap as u64
-    {
-        return Err(format!(
-            "response of {len} bytes is over the {cap}-byte limit"
-        ));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
-        if out.len() + chunk.len() > cap {
-            return Err(format!("response is over the {cap}-byte limit"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// `host[:port]` of a URL.
-pub fn host_port(url: &Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
-/// An error and its causes on one line (reqwest's own message is terse).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let m = s.to_string();
-        if !parts.iter().any(|p| p.contains(&m)) {
-            parts.push(m);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
-
-/// `Retry-After`: delta-seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let now = jiff::Timestamp::now();
-    let d = now.duration_until(when);
-    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
-}
-
-/// How long to wait before attempt `attempt + 1`: the server's `Retry-After`
-/// if given, else exponential backoff with jitter; never above the cap.
-pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(w) = retry_after {
-        return w.min(MAX_RETRY_WAIT);
-    }
-    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.min(16));
-    let jitter = rand::random::<f64>() * 0.5 + 0.75;
-    exp.mul_f64(jitter).min(MAX_RETRY_WAIT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
-        let date = jiff::fmt::rfc2822::to_string(&later.to_zoned(jiff::tz::TimeZone::UTC))
-            .unwrap()
-            .replace("+0000", "GMT");
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0, None) <= Duration::from_millis(250));
-        assert!(backoff(3, None) >= Duration::from_millis(1200));
-        assert_eq!(backoff(30, None), MAX_RETRY_WAIT);
-        assert_eq!(backoff(0, Some(Duration::from_secs(3600))), MAX_RETRY_WAIT);
-    }
-
-    #[test]
-    fn registry_messages() {
-        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
-        assert_eq!(registry_message(body), "manifest unknown");
-        assert_eq!(registry_message(b"oops\nmore"), "oops");
     }
 }

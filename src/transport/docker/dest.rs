@@ -313,7 +313,10 @@ impl ImageDestination for DockerDestination {
         let resp = self.session.send(&op, Method::HEAD, &path, &|r| r).await?;
         match resp.status() {
             s if s.is_success() => {
-                let size_ok = match (info.size, resp.content_length()) {
+                // Not `resp.content_length()`: that is the (empty) body's size for HEAD.
+                let announced = header_str(resp.headers(), CONTENT_LENGTH.as_str())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let size_ok = match (info.size, announced) {
                     (Some(want), Some(got)) => want == got,
                     _ => true,
                 };
@@ -350,5 +353,28 @@ impl ImageDestination for DockerDestination {
 
     async fn commit(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    #[tokio::test]
+    async fn the_last_chunk_waits_for_the_verdict() {
+        let data = [Bytes::from_static(b"ab"), Bytes::from_static(b"cd")];
+        let good = digest::sha256(b"abcd");
+        let s = VerifyingStream::new(stream::iter(data.clone().map(Ok::<_, Error>)), good, None);
+        let out: Vec<_> = hold_last_chunk(s).collect().await;
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|r| r.is_ok()));
+        // A mismatch: the last chunk is never yielded, the error takes its place.
+        let bad = digest::sha256(b"other");
+        let s = VerifyingStream::new(stream::iter(data.map(Ok::<_, Error>)), bad, None);
+        let out: Vec<_> = hold_last_chunk(s).collect().await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].as_ref().unwrap().as_ref(), b"ab");
+        assert!(matches!(out[1], Err(Error::Digest { .. })));
     }
 }

@@ -7,7 +7,9 @@
 //! | file | what |
 //! |---|---|
 //! | [`client`] | the per-registry [`client::Session`]: ping, auth, retries, observer |
-//! | [`auth`] | challenges, tokens, token cache |
+//! | [`auth`] | challenges, scopes, token responses and cache entries |
+//! | `token` | the Bearer flow of a session: cache, token server GET/POST |
+//! | `wire` | error bodies, bounded reads, `Retry-After`, backoff |
 //! | [`tls`] | rustls configuration per containers-certs.d(5) |
 //! | `source` / `dest` | [`DockerSource`], [`DockerDestination`] |
 //! | `catalog` | `_catalog` and tag listing with `Link` pagination |
@@ -24,6 +26,8 @@ pub mod client;
 mod dest;
 mod source;
 pub mod tls;
+mod token;
+mod wire;
 
 use std::fmt;
 

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use oci_spec::image::{Descriptor, DescriptorBuilder, MediaType};
 
 use super::layout::{self, DirFiles};
@@ -79,16 +80,12 @@ impl ImageDestination for OciDestination {
         self.name.clone()
     }
 
-    /// OCI types first (skopeo 1.9 reads only OCI-typed `index.json`
-    /// entries); Docker schema 2 types are stored too, unconverted, so that
-    /// their digests survive until the copy engine can convert to OCI.
+    /// OCI types only, as containers/image: skopeo 1.9 ignores `index.json`
+    /// entries of Docker types, so the copy engine converts Docker schema 2
+    /// manifests and lists to OCI on the way in (new digests; signatures
+    /// cannot follow a conversion).
     fn supported_manifest_types(&self) -> &'static [&'static str] {
-        &[
-            manifest::OCI_MANIFEST,
-            manifest::OCI_INDEX,
-            manifest::DOCKER_V2S2,
-            manifest::DOCKER_LIST,
-        ]
+        &[manifest::OCI_MANIFEST, manifest::OCI_INDEX]
     }
 
     /// The digest of the entry named like this destination's ref, when
@@ -129,13 +126,14 @@ impl ImageDestination for OciDestination {
                 self.name
             )));
         }
-        let path = self.blob_file(&digest);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| Error::io(local::show(parent), "create directory", e))?;
-        }
-        local::write_atomic(&path, &manifest.bytes).await?;
+        // Like any blob: through a temporary file in the layout root.
+        let size = manifest.bytes.len() as u64;
+        let blob = Blob {
+            stream: futures::stream::iter([Ok(manifest.bytes.clone())]).boxed(),
+            size: Some(size),
+        };
+        let info = BlobInfo::new(digest.clone(), Some(size));
+        local::write_blob_verified(&self.root, &self.blob_file(&digest), &info, blob).await?;
         if instance.is_none() {
             let mut b = DescriptorBuilder::default()
                 .media_type(MediaType::from(manifest.media_type.as_str()))

@@ -139,13 +139,23 @@ impl OciReference {
     }
 }
 
+/// Print `TRANSPORT:PATH[:REF]` (shared with `oci-archive:`).
+pub(crate) fn fmt_path_and_ref(
+    f: &mut fmt::Formatter<'_>,
+    transport: &str,
+    path: &str,
+    image: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{transport}:{path}")?;
+    match image {
+        Some(i) => write!(f, ":{i}"),
+        None => Ok(()),
+    }
+}
+
 impl fmt::Display for OciReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{NAME}:{}", self.path)?;
-        if let Some(i) = &self.image {
-            write!(f, ":{i}")?;
-        }
-        Ok(())
+        fmt_path_and_ref(f, NAME, &self.path, self.image.as_deref())
     }
 }
 

@@ -1,0 +1,182 @@
+//! Small pieces of the wire protocol: error bodies, bounded reads, URLs,
+//! `Retry-After` and the backoff schedule.
+
+use std::time::Duration;
+
+use reqwest::Response;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use url::Url;
+
+/// Longest wait between two attempts, whatever `Retry-After` says.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+/// First backoff step (doubled per attempt, jittered).
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+
+pub(super) fn display_repo(r: &str) -> String {
+    if r.is_empty() { "*".into() } else { r.into() }
+}
+
+pub(super) fn join_what(what: &str, message: &str) -> String {
+    match (what.is_empty(), message.is_empty()) {
+        (true, _) => message.into(),
+        (false, true) => what.into(),
+        (false, false) => format!("{what}: {message}"),
+    }
+}
+
+/// The messages of a Distribution error body (`{"errors":[{code,message}]}`),
+/// else the first line of the body, bounded.
+pub fn registry_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
+        let msgs: Vec<String> = env
+            .errors
+            .iter()
+            .map(|e| {
+                if e.message.is_empty() {
+                    e.code.clone()
+                } else {
+                    e.message.clone()
+                }
+            })
+            .filter(|m| !m.is_empty())
+            .collect();
+        if !msgs.is_empty() {
+            return truncate(&msgs.join("; "), 300);
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    truncate(text.lines().next().unwrap_or("").trim(), 200)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+/// Read at most `cap` bytes of a body; longer bodies are an error.
+pub async fn read_capped(mut resp: Response, cap: usize) -> std::result::Result<Vec<u8>, String> {
+    if let Some(len) = resp.content_length()
+        && len > cap as u64
+    {
+        return Err(format!(
+            "response of {len} bytes is over the {cap}-byte limit"
+        ));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > cap {
+            return Err(format!("response is over the {cap}-byte limit"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `host[:port]` of a URL.
+pub fn host_port(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// An error and its causes on one line (reqwest's own message is terse).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `Retry-After`: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let now = jiff::Timestamp::now();
+    let d = now.duration_until(when);
+    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
+}
+
+/// How long to wait before attempt `attempt + 1`: the server's `Retry-After`
+/// if given, else exponential backoff with jitter; never above the cap.
+pub fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(w) = retry_after {
+        return w.min(MAX_RETRY_WAIT);
+    }
+    let exp = BACKOFF_BASE.saturating_mul(1 << attempt.min(16));
+    let jitter = rand::random::<f64>() * 0.5 + 0.75;
+    exp.mul_f64(jitter).min(MAX_RETRY_WAIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let date = jiff::fmt::rfc2822::to_string(&later.to_zoned(jiff::tz::TimeZone::UTC))
+            .unwrap()
+            .replace("+0000", "GMT");
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0, None) <= Duration::from_millis(250));
+        assert!(backoff(3, None) >= Duration::from_millis(1200));
+        assert_eq!(backoff(30, None), MAX_RETRY_WAIT);
+        assert_eq!(backoff(0, Some(Duration::from_secs(3600))), MAX_RETRY_WAIT);
+    }
+
+    #[test]
+    fn registry_messages() {
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
+        assert_eq!(registry_message(body), "manifest unknown");
+        assert_eq!(registry_message(b"oops\nmore"), "oops");
+    }
+}
