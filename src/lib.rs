@@ -16,12 +16,18 @@
 //! ```
 
 #[cfg(feature = "kube")]
+pub mod api;
+#[cfg(feature = "kube")]
 pub mod cli;
+#[cfg(feature = "kube")]
+pub mod controller;
 pub mod copy;
 pub mod credentials;
 pub mod digest;
 pub mod image;
 pub mod manifest;
+#[cfg(feature = "kube")]
+pub mod reconcile;
 pub mod reference;
 pub mod signature;
 pub mod transport;

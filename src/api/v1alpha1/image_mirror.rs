@@ -1,0 +1,195 @@
+//! `ImageMirror`: keep a destination repository in step with the selected tags
+//! of a source repository.
+
+// Each `printcolumn(...)` repeats `type_ = ...`: not a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{SecretKeyRef, SecretRef, VerificationSpec};
+use super::{Condition, Time};
+
+/// Mirror the selected tags of `source.repository` to `destination.repository`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "kubemirror.dev",
+    version = "v1alpha1",
+    kind = "ImageMirror",
+    plural = "imagemirrors",
+    singular = "imagemirror",
+    shortname = "imir",
+    namespaced,
+    status = "ImageMirrorStatus",
+    derive = "PartialEq",
+    doc = "Mirrors the selected tags of a source repository to a destination repository",
+    printcolumn(
+        name = "Source",
+        type_ = "string",
+        json_path = ".spec.source.repository"
+    ),
+    printcolumn(
+        name = "Destination",
+        type_ = "string",
+        json_path = ".spec.destination.repository"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Synced",
+        type_ = "integer",
+        description = "Tags in step with the source",
+        json_path = ".status.summary.synced"
+    ),
+    printcolumn(name = "Last Sync", type_ = "date", json_path = ".status.lastSyncTime"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageMirrorSpec {
+    /// Where images are read from.
+    pub source: RepositorySpec,
+    /// Where images are written to.
+    pub destination: RepositorySpec,
+    /// Which source tags to mirror; at least one selector.
+    pub tags: TagSelector,
+    /// Platforms to copy from an index (`os/arch[/variant]`); empty: every platform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(pattern(super::PLATFORM_PATTERN)))]
+    pub platforms: Vec<String>,
+    /// `Copy` (default) copies signatures, `Drop` leaves them, `Require` fails a tag without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignaturePolicy>,
+    /// Mirror only what trusted keys signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSpec>,
+    /// Re-sync period, Go duration syntax (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(super::DURATION_PATTERN))]
+    pub interval: Option<String>,
+    /// Stop reconciling while true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// One side of a mirror: a repository and how to reach it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositorySpec {
+    /// A repository without tag (`registry:5000/mirror/app`); transport-qualified
+    /// (`oci:/path`, `dir:/path`) allowed, `docker://` is the default.
+    #[schemars(length(min = 1))]
+    pub repository: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret with credentials for the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// Require HTTPS and verify certificates (default true); false also allows plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// An extra CA certificate (PEM) to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Simple-signing lookaside URL (`https://`, `file://`): read for the source, written for the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_lookaside: Option<String>,
+}
+
+/// Which source tags to mirror. Names are taken as listed; `pattern` and
+/// `semver` filter the source's tag list (both must match when both are set),
+/// and `latest` keeps the N highest of the filtered tags (of all tags when it
+/// is the only filter).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1))]
+pub struct TagSelector {
+    /// Tags to mirror by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// A regular expression (Rust `regex` syntax) over the source tag list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// A semver range (`>=1.26.0 <2.0.0`, `~1.27`, `^1 || ^2`); a leading `v` on tags is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    /// Keep only the N highest tags after filtering (by semver, else lexically).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub latest: Option<i32>,
+}
+
+/// What happens to signatures.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum SignaturePolicy {
+    /// Copy whatever signatures the source has.
+    #[default]
+    Copy,
+    /// Copy none.
+    Drop,
+    /// Copy them, and fail a tag that has none.
+    Require,
+}
+
+/// What the controller last saw and did.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageMirrorStatus {
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Reconciling`, `Stalled`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// When the last sync finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// One entry per selected tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagStatus>,
+    /// Counts over `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<TagSummary>,
+}
+
+/// The last copy of one tag.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagStatus {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_digest: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub destination_digest: String,
+    /// When this tag was last written (or found up to date for the first time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<Time>,
+    #[serde(default)]
+    pub bytes_copied: i64,
+    #[serde(default)]
+    pub blobs_copied: i64,
+    #[serde(default)]
+    pub blobs_skipped: i64,
+    /// Signatures copied.
+    #[serde(default)]
+    pub signatures: i64,
+    /// With `spec.verification`: whether a trusted key signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Why this tag failed; empty when it succeeded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// Counts over the selected tags.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct TagSummary {
+    pub selected: i64,
+    pub synced: i64,
+    pub failed: i64,
+}

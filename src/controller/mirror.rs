@@ -1,0 +1,128 @@
+//! The `ImageMirror` driver: read the object, mark it `Reconciling` on a new
+//! generation, run the reconciler, write the status if it changed, record
+//! Events and metrics, and pick the requeue.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+
+use super::secrets::ApiSecrets;
+use super::{Context, Error, now, object_key, write_status};
+use crate::api::v1alpha1::ImageMirror;
+use crate::reconcile::{self, DEFAULT_MIRROR_INTERVAL, TagResult, status};
+
+const KIND: &str = "ImageMirror";
+
+pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = object_key(obj.as_ref());
+    let ns = obj
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(key.clone()))?;
+    let name = obj.name_any();
+    if obj.metadata.deletion_timestamp.is_some() || obj.spec.suspend == Some(true) {
+        return Ok(Action::await_change());
+    }
+    let api: Api<ImageMirror> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = obj.metadata.generation;
+    let mut current = obj.status.clone();
+    if current.as_ref().and_then(|s| s.observed_generation) != generation {
+        let mut st = current.clone().unwrap_or_default();
+        status::progressing(
+            &mut st.conditions,
+            st.observed_generation,
+            generation,
+            &now(),
+        );
+        write_status(&api, &name, &st).await?;
+        current = Some(st);
+    }
+
+    let secrets = ApiSecrets {
+        api: Api::namespaced(ctx.client.clone(), &ns),
+        namespace: ns.clone(),
+    };
+    let started = Instant::now();
+    let outcome = reconcile::reconcile_mirror(&obj.spec, &secrets, &ctx.env).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let new = status::mirror_status(
+        current.as_ref(),
+        generation,
+        &outcome,
+        &obj.spec.destination.repository,
+        &now(),
+    );
+    if status::differs(current.as_ref(), &new) {
+        write_status(&api, &name, &new).await?;
+    }
+
+    let interval = reconcile::interval(obj.spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)
+        .unwrap_or(DEFAULT_MIRROR_INTERVAL);
+    let m = &ctx.metrics;
+    match outcome {
+        Ok(o) => {
+            let mut written = Vec::new();
+            let mut failed = Vec::new();
+            for t in &o.tags {
+                match &t.result {
+                    TagResult::Copied { report, .. } => {
+                        m.tags_synced.inc();
+                        m.bytes_copied.inc_by(report.bytes_copied);
+                        // Something changed at the destination: new blobs, or a
+                        // digest status did not hold yet (local layouts rewrite
+                        // manifests on every pass, so `manifests_written` is no sign).
+                        let before = current
+                            .as_ref()
+                            .and_then(|s| s.tags.iter().find(|p| p.name == t.tag))
+                            .map(|p| p.destination_digest.as_str());
+                        if !report.up_to_date
+                            && (report.blobs_copied > 0
+                                || before != Some(report.destination_digest.as_str()))
+                        {
+                            written.push(t.tag.as_str());
+                        }
+                    }
+                    TagResult::Failed(e) => {
+                        m.tags_failed.inc();
+                        failed.push((t.tag.as_str(), e.as_str()));
+                    }
+                }
+            }
+            let dest = &obj.spec.destination.repository;
+            if !written.is_empty() {
+                let note = format!("mirrored {} to {dest}", written.join(", "));
+                ctx.event(obj.as_ref(), EventType::Normal, "Synced", "Sync", note)
+                    .await;
+            }
+            for (tag, e) in &failed {
+                let note = format!("tag {tag}: {e}");
+                ctx.event(obj.as_ref(), EventType::Warning, "TagFailed", "Sync", note)
+                    .await;
+            }
+            if failed.is_empty() {
+                m.reconciled(KIND, "ok", seconds);
+                ctx.reset_backoff(&key);
+                tracing::info!(object = %key, tags = o.tags.len(), written = written.len(), "synced");
+                Ok(Action::requeue(interval))
+            } else {
+                m.reconciled(KIND, "tags_failed", seconds);
+                tracing::warn!(object = %key, failed = failed.len(), "some tags failed");
+                Ok(Action::requeue(ctx.backoff(&key).min(interval)))
+            }
+        }
+        Err(e) => {
+            m.reconciled(KIND, e.metric_label(), seconds);
+            ctx.event(
+                obj.as_ref(),
+                EventType::Warning,
+                e.reason(),
+                "Sync",
+                e.to_string(),
+            )
+            .await;
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The Kubernetes controller: `kube::runtime::Controller`s for `ImageMirror`
+//! and `ImageInspection` driving the cluster-agnostic reconcilers, plus the
+//! HTTP server (`/metrics`, `/healthz`, `/readyz`) and optional leader
+//! election on a Lease. [`run`] joins them and returns on shutdown.
+//!
+//! Per object: Secrets are read from its namespace (a change to a Secret it
+//! names re-triggers it), status is written by server-side apply of
+//! `{apiVersion, kind, status}` under [`FIELD_MANAGER`] and only when it
+//! changed beyond timestamps, requeue follows `spec.interval`, and
+//! `error_policy` follows the error's kind: spec errors wait for a change,
+//! 429s wait for `Retry-After`, transient errors back off per object.
+
+mod context;
+mod http;
+mod inspection;
+mod leader;
+pub mod metrics;
+mod mirror;
+mod secrets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use context::{Context, FIELD_MANAGER};
+pub use metrics::Metrics;
+
+use crate::api::v1alpha1::{ImageInspection, ImageMirror};
+use crate::reconcile::{self, ErrorKind};
+
+/// How the controller runs (the `kubemirror controller` flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub metrics_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub leader_elect: bool,
+    /// Lease name and namespace (default: the client's namespace).
+    pub lease_name: String,
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: hostname + random).
+    pub identity: Option<String>,
+    /// Watch one namespace only.
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            metrics_addr: "0.0.0.0:8080".parse().expect("valid"),
+            health_addr: "0.0.0.0:8081".parse().expect("valid"),
+            leader_elect: false,
+            lease_name: "kubemirror-controller".into(),
+            lease_namespace: None,
+            identity: None,
+            namespace: None,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A failed reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    #[error("writing status of {object}: {source}")]
+    Status {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Reconcile(e) => e.kind(),
+            Error::Status { .. } => ErrorKind::Transient,
+            Error::NoNamespace(_) => ErrorKind::Spec,
+        }
+    }
+}
+
+/// Run until `shutdown` is cancelled (or, with leader election, leadership is lost).
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = http::serve(
+        config.metrics_addr,
+        config.health_addr,
+        metrics.clone(),
+        ready.clone(),
+        shutdown.clone(),
+    );
+    let work = async {
+        let result = if config.leader_elect {
+            leader::run_as_leader(&client, &config, &shutdown, &ready, |stop| {
+                controllers(client.clone(), &config, metrics.clone(), stop)
+            })
+            .await
+        } else {
+            ready.store(true, Ordering::Relaxed);
+            controllers(client.clone(), &config, metrics.clone(), shutdown.clone()).await;
+            Ok(())
+        };
+        // Whatever ended the controllers ends the HTTP server too.
+        shutdown.cancel();
+        result
+    };
+    let (http_result, work_result) = tokio::join!(http, work);
+    work_result?;
+    http_result.map_err(|e| format!("HTTP server: {e}"))?;
+    Ok(())
+}
+
+/// Both controllers, until `shutdown`.
+async fn controllers(
+    client: Client,
+    config: &Config,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let reporter = Reporter {
+        controller: "kubemirror".into(),
+        instance: config.identity.clone(),
+    };
+    let env = reconcile::Env {
+        base: crate::image::SystemContext {
+            observer: Some(Arc::new(metrics::MetricsObserver(metrics.clone()))),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        metrics,
+        env,
+    ));
+    let cfg = controller::Config::default().concurrency(config.concurrency);
+    let ns = config.namespace.as_deref();
+
+    let mirrors = build(
+        api::<ImageMirror>(&client, ns),
+        api::<Secret>(&client, ns),
+        |m: &ImageMirror, secret: &str| secrets::mirror_secret_names(&m.spec).contains(&secret),
+        cfg.clone(),
+        shutdown.clone(),
+    )
+    .run(mirror::reconcile, error_policy, ctx.clone())
+    .for_each(log_result);
+    let inspections = build(
+        api::<ImageInspection>(&client, ns),
+        api::<Secret>(&client, ns),
+        |m: &ImageInspection, secret: &str| {
+            secrets::inspection_secret_names(&m.spec).contains(&secret)
+        },
+        cfg,
+        shutdown.clone(),
+    )
+    .run(inspection::reconcile, error_policy, ctx)
+    .for_each(log_result);
+    tracing::info!(namespace = ns.unwrap_or("(all)"), "controllers started");
+    tokio::join!(mirrors, inspections);
+    tracing::info!("controllers stopped");
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A controller for `K` that reconciles on changes, on requeues, and when a
+/// Secret an object names changes. (Its own status writes trigger one more
+/// reconcile, which finds nothing to write: the emulator and real API servers
+/// keep no-op writes silent.)
+fn build<K>(
+    api: Api<K>,
+    secrets: Api<Secret>,
+    names_secret: fn(&K, &str) -> bool,
+    cfg: controller::Config,
+    shutdown: CancellationToken,
+) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let controller = Controller::new(api, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .with_config(cfg)
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let (ns, name) = (secret.namespace(), secret.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|o| o.namespace() == ns && names_secret(o, &name))
+                    .map(|o| ObjectRef::from_obj(&*o))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+}
+
+fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    e: &Error,
+    ctx: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    let key = object_key(obj.as_ref());
+    tracing::warn!(object = %key, error = %reconcile::one_line(e), "reconcile failed");
+    ctx.error_action(&key, e)
+}
+
+async fn log_result<K: kube::Resource, E: std::error::Error + 'static>(
+    r: Result<(ObjectRef<K>, kube::runtime::controller::Action), E>,
+) where
+    K::DynamicType: std::fmt::Debug,
+{
+    match r {
+        Ok((o, _)) => tracing::debug!(object = %o, "reconciled"),
+        Err(e) => tracing::debug!(error = %reconcile::one_line(&e), "reconcile error"),
+    }
+}
+
+/// `Kind/namespace/name`, for backoff keys and logs.
+pub fn object_key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Server-side apply of `{apiVersion, kind, status}` to `/status`.
+pub async fn write_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+        &kube::api::Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Status {
+        object: format!("{}/{name}", K::kind(&())),
+        source,
+    })
+}
+
+/// Now, as status timestamps hold it.
+pub fn now() -> crate::api::v1alpha1::Time {
+    crate::api::v1alpha1::Time(jiff::Timestamp::now())
+}

@@ -1,0 +1,285 @@
+//! Apply: the I/O step. Copies each planned tag with the copy engine (one
+//! failing tag does not stop the others) and inspects images. Results are
+//! data for `status`; nothing here knows about Kubernetes.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+
+use super::plan::MirrorPlan;
+use super::resolve::{Endpoint, ResolvedInspection, ResolvedMirror};
+use super::{Error, one_line};
+use crate::api::v1alpha1::{PlatformDigest, SignaturePolicy, SignatureStatus};
+use crate::copy::{self, CopyOptions, CopyReport, Progress};
+use crate::image::{self, Image, ImageInspectInfo, Signature};
+use crate::manifest::{Parsed, Platform};
+
+/// Signature payloads kept in status are cut to this many bytes.
+pub const MAX_SIGNATURE_PAYLOAD: usize = 4096;
+
+/// Knobs the driver sets for the I/O step.
+#[derive(Clone)]
+pub struct ApplyOptions {
+    /// Blobs copied at once per image.
+    pub jobs: usize,
+    /// Tags copied at once.
+    pub tag_concurrency: usize,
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            jobs: 4,
+            tag_concurrency: 2,
+            progress: None,
+        }
+    }
+}
+
+/// What happened to each planned tag, in plan order.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorOutcome {
+    pub tags: Vec<TagOutcome>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagOutcome {
+    pub tag: String,
+    pub result: TagResult,
+}
+
+#[derive(Debug, Clone)]
+pub enum TagResult {
+    Copied {
+        report: CopyReport,
+        /// With `spec.verification`: whether a trusted key signed it.
+        verified: Option<bool>,
+    },
+    /// Why the tag failed, on one line.
+    Failed(String),
+}
+
+impl MirrorOutcome {
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags.iter().filter_map(|t| match &t.result {
+            TagResult::Failed(e) => Some((t.tag.as_str(), e.as_str())),
+            TagResult::Copied { .. } => None,
+        })
+    }
+}
+
+/// The source's tags (for the plan).
+pub async fn list_tags(src: &Endpoint) -> Result<Vec<String>, Error> {
+    src.reference
+        .list_tags(&src.ctx)
+        .await
+        .map_err(|e| Error::image(format!("listing tags of {}", src.reference), e))
+}
+
+/// Copy every planned tag; failures are per tag.
+pub async fn mirror(
+    r: &ResolvedMirror,
+    plan: &MirrorPlan,
+    signatures: SignaturePolicy,
+    opts: &ApplyOptions,
+) -> MirrorOutcome {
+    let copy_opts = CopyOptions {
+        multi_arch: plan.multi_arch.clone(),
+        jobs: opts.jobs.max(1),
+        signatures: match signatures {
+            SignaturePolicy::Drop => copy::SignaturePolicy::Drop,
+            SignaturePolicy::Copy | SignaturePolicy::Require => copy::SignaturePolicy::Copy,
+        },
+        incremental: true,
+        progress: opts.progress.clone(),
+    };
+    // Local layouts keep every tag in one file (`index.json`, an archive):
+    // concurrent writers in one process would race on it, so copy one at a time.
+    let concurrency = if r.destination.reference.transport() == "docker" {
+        opts.tag_concurrency.max(1)
+    } else {
+        1
+    };
+    let copy_opts = &copy_opts;
+    let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
+        Box::pin(async move {
+            let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
+                Ok(report) => TagResult::Copied {
+                    report,
+                    verified: None,
+                },
+                Err(e) => TagResult::Failed(e),
+            };
+            TagOutcome { tag, result }
+        })
+    };
+    let copied: Vec<TagOutcome> = futures::stream::iter(plan.tags.clone())
+        .map(one)
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut tags = copied;
+    tags.extend(plan.missing.iter().map(|t| TagOutcome {
+        tag: t.clone(),
+        result: TagResult::Failed(format!("tag {t:?} not found in {}", r.source.reference)),
+    }));
+    MirrorOutcome { tags }
+}
+
+async fn mirror_tag(
+    r: &ResolvedMirror,
+    tag: &str,
+    signatures: SignaturePolicy,
+    opts: &CopyOptions,
+) -> Result<CopyReport, String> {
+    let err = |e: image::Error| one_line(&e);
+    let src = r.source.reference.with_tag(tag).map_err(err)?;
+    let dst = r.destination.reference.with_tag(tag).map_err(err)?;
+    if signatures == SignaturePolicy::Require {
+        let source = src.new_image_source(&r.source.ctx).await.map_err(err)?;
+        if source.get_signatures(None).await.map_err(err)?.is_empty() {
+            return Err(format!(
+                "{src} has no signatures and spec.signatures is Require"
+            ));
+        }
+    }
+    // The copy engine's future is not provably `Send` (a stream of borrowing
+    // closures inside it), and the controller spawns reconciles on a
+    // multi-threaded runtime: run it on a blocking thread of its own.
+    let (src_ctx, dst_ctx, opts) = (
+        r.source.ctx.clone(),
+        r.destination.ctx.clone(),
+        opts.clone(),
+    );
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(copy::copy_image(
+            src.as_ref(),
+            &src_ctx,
+            dst.as_ref(),
+            &dst_ctx,
+            &opts,
+        ))
+    })
+    .await
+    .map_err(|e| format!("copy task failed: {e}"))?
+    .map_err(err)
+}
+
+/// What an inspection found.
+#[derive(Debug, Clone, Default)]
+pub struct InspectOutcome {
+    /// The reference inspected, for messages.
+    pub reference: String,
+    pub info: ImageInspectInfo,
+    pub platforms: Vec<PlatformDigest>,
+    pub signatures: Vec<SignatureStatus>,
+}
+
+/// Inspect the image for `platform` (the host's, else the index's first, when `None`).
+pub async fn inspect(
+    r: &ResolvedInspection,
+    platform: Option<&Platform>,
+) -> Result<InspectOutcome, Error> {
+    let reference = &r.image.reference;
+    let ctx = &r.image.ctx;
+    let what = format!("inspecting {reference}");
+    let source = reference
+        .new_image_source(ctx)
+        .await
+        .map_err(|e| Error::image(&what, e))?;
+    let image = Image::new(source);
+    let top = image.manifest().await.map_err(|e| Error::image(&what, e))?;
+    let mut platforms = Vec::new();
+    if let Ok(Parsed::Index(index)) = top.parse() {
+        for d in index.manifests() {
+            if let Some(p) = Platform::of(d) {
+                platforms.push(PlatformDigest {
+                    platform: p.to_string(),
+                    digest: d.digest().to_string(),
+                });
+            }
+        }
+    }
+    let mut info = match image.inspect(platform).await {
+        Ok(i) => i,
+        Err(e) if platform.is_none() && !platforms.is_empty() => {
+            // Not the host's platform: describe the index's first image.
+            let first =
+                Platform::parse(&platforms[0].platform).map_err(|_| Error::image(&what, e))?;
+            image
+                .inspect(Some(&first))
+                .await
+                .map_err(|e| Error::image(&what, e))?
+        }
+        Err(e) => return Err(Error::image(&what, e)),
+    };
+    if let Some(d) = reference.docker_reference() {
+        info.name = crate::reference::name(&d);
+        info.tag = d.tag().unwrap_or_default().to_string();
+    }
+    if reference.transport() == "docker" {
+        info.repo_tags = reference
+            .list_tags(ctx)
+            .await
+            .map_err(|e| Error::image(format!("listing tags of {reference}"), e))?;
+    }
+    let signatures = match image.signatures().await {
+        Ok(s) => s
+            .iter()
+            .map(|s| signature_status(s, !r.keys.is_empty()))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(image = %reference, error = %one_line(&e), "reading signatures failed");
+            Vec::new()
+        }
+    };
+    Ok(InspectOutcome {
+        reference: reference.to_string(),
+        info,
+        platforms,
+        signatures,
+    })
+}
+
+/// What status shows of one signature (verification comes with the signature module).
+fn signature_status(s: &Signature, keys_given: bool) -> SignatureStatus {
+    let reason = if keys_given {
+        "signature verification is not available in this build".to_string()
+    } else {
+        "no keys in spec.verification".to_string()
+    };
+    let b64 = |b: &[u8]| {
+        base64::engine::general_purpose::STANDARD.encode(&b[..b.len().min(MAX_SIGNATURE_PAYLOAD)])
+    };
+    match s {
+        Signature::Sigstore { payload, .. } => {
+            let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+            let str_at = |p: &str| {
+                v.pointer(p)
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            SignatureStatus {
+                type_: "sigstore".into(),
+                manifest_digest: str_at("/critical/image/docker-manifest-digest"),
+                identity: str_at("/critical/identity/docker-reference"),
+                key_id: String::new(),
+                verified: false,
+                reason,
+                payload: b64(payload),
+            }
+        }
+        Signature::SimpleSigning(msg) => SignatureStatus {
+            type_: "simple-signing".into(),
+            verified: false,
+            reason,
+            payload: b64(msg),
+            ..Default::default()
+        },
+    }
+}

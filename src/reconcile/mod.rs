@@ -1,0 +1,111 @@
+//! The reconcilers, cluster-agnostic: a spec and the Secrets it names in, a
+//! status out. Steps as Stackable operators split them:
+//!
+//! 1. [`resolve`]: repositories → image references; Secrets → credentials,
+//!    CAs, keys (through [`SecretSource`], which the driver implements);
+//! 2. [`plan`]: which tags and platforms (pure);
+//! 3. [`apply`]: copy / inspect (I/O through the image traits only);
+//! 4. [`status`]: conditions and per-tag results (pure).
+//!
+//! The controller and `kubemirror sync` are two drivers of
+//! [`reconcile_mirror`] / [`reconcile_inspection`] + [`status`].
+
+pub mod apply;
+mod dockerconfig;
+mod error;
+pub mod plan;
+pub mod resolve;
+pub mod status;
+
+use std::time::Duration;
+
+pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagOutcome, TagResult};
+pub use dockerconfig::DockerConfigStore;
+pub use error::{Error, ErrorKind};
+pub use resolve::{SecretData, SecretSource, StaticSecrets};
+
+use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, parse_go_duration};
+use crate::image::SystemContext;
+use crate::manifest::Platform;
+
+/// Re-sync period of an `ImageMirror` without `spec.interval`.
+pub const DEFAULT_MIRROR_INTERVAL: Duration = Duration::from_secs(3600);
+/// Re-inspection period of an `ImageInspection` without `spec.interval`.
+pub const DEFAULT_INSPECTION_INTERVAL: Duration = Duration::from_secs(1800);
+/// The shortest interval honoured (a typo like `1ms` must not hammer registries).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the driver provides to every reconcile.
+#[derive(Clone, Default)]
+pub struct Env {
+    /// The base of every side's context (an auth-file store, an observer).
+    pub base: SystemContext,
+    pub apply: ApplyOptions,
+}
+
+/// `spec.interval` (or the default), checked.
+pub fn interval(spec: Option<&str>, default: Duration) -> Result<Duration, Error> {
+    match spec {
+        None => Ok(default),
+        Some(s) => parse_go_duration(s)
+            .map(|d| d.max(MIN_INTERVAL))
+            .map_err(|e| Error::Spec(format!("spec.interval: {e}"))),
+    }
+}
+
+/// One `ImageMirror` reconcile: resolve, plan, copy. `Err` for failures of
+/// the whole object; per-tag failures are in the outcome.
+pub async fn reconcile_mirror(
+    spec: &ImageMirrorSpec,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<MirrorOutcome, Error> {
+    let selector = plan::Selector::new(&spec.tags)?;
+    plan::multi_arch(&spec.platforms)?;
+    interval(spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)?;
+    let resolved = resolve::resolve_mirror(spec, secrets, &env.base).await?;
+    let available = if selector.needs_tag_list() {
+        Some(apply::list_tags(&resolved.source).await?)
+    } else {
+        None
+    };
+    let plan = plan::plan_mirror(&selector, available.as_deref(), &spec.platforms)?;
+    Ok(apply::mirror(
+        &resolved,
+        &plan,
+        spec.signatures.unwrap_or_default(),
+        &env.apply,
+    )
+    .await)
+}
+
+/// One `ImageInspection` reconcile: resolve, inspect.
+pub async fn reconcile_inspection(
+    spec: &ImageInspectionSpec,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<InspectOutcome, Error> {
+    let platform = spec
+        .platform
+        .as_deref()
+        .map(|p| Platform::parse(p).map_err(|e| Error::Spec(format!("spec.platform: {e}"))))
+        .transpose()?;
+    interval(spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)?;
+    let resolved = resolve::resolve_inspection(spec, secrets, &env.base).await?;
+    apply::inspect(&resolved, platform.as_ref()).await
+}
+
+/// An error and its sources on one line (sources already quoted are skipped).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cur = s.source();
+    }
+    msg.replace('\n', " ")
+}

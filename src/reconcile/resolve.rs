@@ -1,0 +1,433 @@
+//! Resolve: turn the references of a spec (repositories, Secrets) into what
+//! `apply` needs: parsed image references and one [`SystemContext`] per side
+//! with credentials, CAs and signature storage. The driver supplies Secrets
+//! through [`SecretSource`] (the controller reads the API, `sync` reads the
+//! Secret documents of its file), so this step never touches a cluster.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::Error;
+use super::dockerconfig::DockerConfigStore;
+use crate::api::v1alpha1::{
+    ImageInspectionSpec, ImageMirrorSpec, KeyType, RepositorySpec, SecretKeyRef, SecretRef,
+    VerificationSpec,
+};
+use crate::image::{ImageReference, SignatureStorage, SignatureStorageConfig, SystemContext};
+use crate::reference::Reference;
+use crate::transport;
+
+/// The Secret type that holds registry credentials.
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// Its data key.
+pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+
+/// A Secret as the reconcilers see it. `Debug` never shows the data.
+#[derive(Clone, Default)]
+pub struct SecretData {
+    pub type_: Option<String>,
+    pub data: BTreeMap<String, Vec<u8>>,
+}
+
+impl fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretData")
+            .field("type_", &self.type_)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Where Secrets of the object's namespace come from.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The namespace Secrets are looked up in (for messages).
+    fn namespace(&self) -> &str;
+    /// The Secret `name`, or `None` when it does not exist. `Err` is for
+    /// failures to ask (the API server is down), not for a missing Secret.
+    async fn get(&self, name: &str) -> Result<Option<SecretData>, String>;
+}
+
+/// Secrets held in memory (`sync`'s Secret documents, tests).
+#[derive(Debug, Default, Clone)]
+pub struct StaticSecrets {
+    pub namespace: String,
+    pub secrets: BTreeMap<String, SecretData>,
+}
+
+#[async_trait]
+impl SecretSource for StaticSecrets {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    async fn get(&self, name: &str) -> Result<Option<SecretData>, String> {
+        Ok(self.secrets.get(name).cloned())
+    }
+}
+
+/// One side of a copy, ready to open.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub reference: Box<dyn ImageReference>,
+    pub ctx: SystemContext,
+}
+
+/// A verification key read from its Secret (for the signature step).
+#[derive(Clone)]
+pub struct ResolvedKey {
+    pub type_: KeyType,
+    pub key: Vec<u8>,
+    /// `secret/key`, for messages.
+    pub origin: String,
+}
+
+impl fmt::Debug for ResolvedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResolvedKey({:?} from {})", self.type_, self.origin)
+    }
+}
+
+/// An `ImageMirror` spec, resolved.
+#[derive(Debug)]
+pub struct ResolvedMirror {
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    pub keys: Vec<ResolvedKey>,
+}
+
+/// An `ImageInspection` spec, resolved.
+#[derive(Debug)]
+pub struct ResolvedInspection {
+    pub image: Endpoint,
+    pub keys: Vec<ResolvedKey>,
+}
+
+/// Resolve both sides of a mirror. `base` carries what the driver adds to
+/// every side (an auth-file store, a request observer, registries.d).
+pub async fn resolve_mirror(
+    spec: &ImageMirrorSpec,
+    secrets: &dyn SecretSource,
+    base: &SystemContext,
+) -> Result<ResolvedMirror, Error> {
+    let bare = |r: &str| r.trim().trim_start_matches("docker://").to_string();
+    if bare(&spec.source.repository) == bare(&spec.destination.repository) {
+        return Err(Error::Spec(
+            "spec.destination.repository: must differ from spec.source.repository".into(),
+        ));
+    }
+    let source = resolve_side(&spec.source, "spec.source", secrets, base, false).await?;
+    let destination =
+        resolve_side(&spec.destination, "spec.destination", secrets, base, true).await?;
+    let keys = resolve_keys(spec.verification.as_ref(), secrets).await?;
+    Ok(ResolvedMirror {
+        source,
+        destination,
+        keys,
+    })
+}
+
+/// Resolve an inspection's image.
+pub async fn resolve_inspection(
+    spec: &ImageInspectionSpec,
+    secrets: &dyn SecretSource,
+    base: &SystemContext,
+) -> Result<ResolvedInspection, Error> {
+    let ctx = side_context(
+        base,
+        spec.tls_verify,
+        spec.credentials_secret_ref.as_ref(),
+        spec.ca_secret_ref.as_ref(),
+        spec.signature_lookaside.as_deref(),
+        false,
+        "spec",
+        secrets,
+    )
+    .await?;
+    let reference = transport::parse_repository(spec.image.trim())
+        .map_err(|e| Error::Spec(format!("spec.image: {e}")))?;
+    let keys = resolve_keys(spec.verification.as_ref(), secrets).await?;
+    Ok(ResolvedInspection {
+        image: Endpoint { reference, ctx },
+        keys,
+    })
+}
+
+async fn resolve_side(
+    spec: &RepositorySpec,
+    field: &str,
+    secrets: &dyn SecretSource,
+    base: &SystemContext,
+    write: bool,
+) -> Result<Endpoint, Error> {
+    let repo = spec.repository.trim();
+    if names_tag_or_digest(repo) {
+        return Err(Error::Spec(format!(
+            "{field}.repository: {repo:?} names a tag or digest; give the repository alone and choose tags with spec.tags"
+        )));
+    }
+    let ctx = side_context(
+        base,
+        spec.tls_verify,
+        spec.credentials_secret_ref.as_ref(),
+        spec.ca_secret_ref.as_ref(),
+        spec.signature_lookaside.as_deref(),
+        write,
+        field,
+        secrets,
+    )
+    .await?;
+    let reference = transport::parse_repository(repo)
+        .map_err(|e| Error::Spec(format!("{field}.repository: {e}")))?;
+    Ok(Endpoint { reference, ctx })
+}
+
+/// Whether a docker repository string carries `:tag` or `@digest`.
+fn names_tag_or_digest(repo: &str) -> bool {
+    let r = repo.strip_prefix("docker://").unwrap_or(repo);
+    if r.contains('@') {
+        return true;
+    }
+    // A colon after the last slash is a tag (one before it is a port).
+    let last = r.rsplit('/').next().unwrap_or(r);
+    r.contains('/') && last.contains(':')
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn side_context(
+    base: &SystemContext,
+    tls_verify: Option<bool>,
+    credentials: Option<&SecretRef>,
+    ca: Option<&SecretKeyRef>,
+    lookaside: Option<&str>,
+    write: bool,
+    field: &str,
+    secrets: &dyn SecretSource,
+) -> Result<SystemContext, Error> {
+    let mut ctx = base.clone();
+    if tls_verify.is_some() {
+        ctx.tls_verify = tls_verify;
+    }
+    if let Some(r) = credentials {
+        let field = format!("{field}.credentialsSecretRef");
+        let secret = fetch(secrets, &field, &r.name).await?;
+        let bytes = secret
+            .data
+            .get(DOCKER_CONFIG_JSON_KEY)
+            .ok_or_else(|| Error::InvalidSecret {
+                field: field.clone(),
+                name: r.name.clone(),
+                message: format!(
+                    "want a {DOCKER_CONFIG_JSON_TYPE} Secret with a {DOCKER_CONFIG_JSON_KEY} key (kubectl create secret docker-registry)"
+                ),
+            })?;
+        let store =
+            DockerConfigStore::from_json(bytes).map_err(|message| Error::InvalidSecret {
+                field,
+                name: r.name.clone(),
+                message,
+            })?;
+        ctx.credentials = None;
+        ctx.credential_store = Some(Arc::new(store));
+    }
+    if let Some(r) = ca {
+        let pem = fetch_key(secrets, &format!("{field}.caSecretRef"), r).await?;
+        ctx.extra_ca_pem.push(pem);
+    }
+    if let Some(url) = lookaside {
+        let storage = SignatureStorage {
+            lookaside: (!write).then(|| url.to_string()),
+            lookaside_staging: write.then(|| url.to_string()),
+            use_sigstore_attachments: true,
+        };
+        ctx.signature_storage = Some(Arc::new(FixedSignatureStorage(storage)));
+    }
+    Ok(ctx)
+}
+
+async fn resolve_keys(
+    v: Option<&VerificationSpec>,
+    secrets: &dyn SecretSource,
+) -> Result<Vec<ResolvedKey>, Error> {
+    let mut out = Vec::new();
+    for (i, k) in v
+        .map(|v| v.keys.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let field = format!("spec.verification.keys[{i}].secretRef");
+        let key = fetch_key(secrets, &field, &k.secret_ref).await?;
+        out.push(ResolvedKey {
+            type_: k.type_,
+            key,
+            origin: format!("{}/{}", k.secret_ref.name, k.secret_ref.key),
+        });
+    }
+    Ok(out)
+}
+
+async fn fetch(secrets: &dyn SecretSource, field: &str, name: &str) -> Result<SecretData, Error> {
+    match secrets.get(name).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(Error::SecretNotFound {
+            field: field.to_string(),
+            name: name.to_string(),
+            namespace: secrets.namespace().to_string(),
+        }),
+        Err(message) => Err(Error::SecretLookup {
+            name: name.to_string(),
+            message,
+        }),
+    }
+}
+
+async fn fetch_key(
+    secrets: &dyn SecretSource,
+    field: &str,
+    r: &SecretKeyRef,
+) -> Result<Vec<u8>, Error> {
+    let mut s = fetch(secrets, field, &r.name).await?;
+    s.data.remove(&r.key).ok_or_else(|| Error::InvalidSecret {
+        field: field.to_string(),
+        name: r.name.clone(),
+        message: format!(
+            "no key {:?} (keys: {})",
+            r.key,
+            s.data.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// One lookaside for every image of a side (`signatureLookaside`).
+struct FixedSignatureStorage(SignatureStorage);
+
+impl SignatureStorageConfig for FixedSignatureStorage {
+    fn storage_for(&self, _image: &Reference) -> SignatureStorage {
+        self.0.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::v1alpha1::TagSelector;
+
+    fn spec(src: &str, dst: &str) -> ImageMirrorSpec {
+        ImageMirrorSpec {
+            source: RepositorySpec {
+                repository: src.into(),
+                credentials_secret_ref: Some(SecretRef {
+                    name: "pull".into(),
+                }),
+                tls_verify: Some(false),
+                ca_secret_ref: None,
+                signature_lookaside: None,
+            },
+            destination: RepositorySpec {
+                repository: dst.into(),
+                credentials_secret_ref: None,
+                tls_verify: None,
+                ca_secret_ref: None,
+                signature_lookaside: None,
+            },
+            tags: TagSelector {
+                names: Some(vec!["v1".into()]),
+                ..Default::default()
+            },
+            platforms: vec![],
+            signatures: None,
+            verification: None,
+            interval: None,
+            suspend: None,
+        }
+    }
+
+    fn secrets(with_pull: bool) -> StaticSecrets {
+        let mut s = StaticSecrets {
+            namespace: "team".into(),
+            ..Default::default()
+        };
+        if with_pull {
+            s.secrets.insert(
+                "pull".into(),
+                SecretData {
+                    type_: Some(DOCKER_CONFIG_JSON_TYPE.into()),
+                    data: [(
+                        DOCKER_CONFIG_JSON_KEY.to_string(),
+                        br#"{"auths":{"reg.example:5000":{"auth":"dTpw"}}}"#.to_vec(),
+                    )]
+                    .into(),
+                },
+            );
+        }
+        s
+    }
+
+    #[tokio::test]
+    async fn missing_secret_names_field_secret_and_namespace() {
+        let e = resolve_mirror(
+            &spec("reg.example:5000/a", "reg.example:5000/b"),
+            &secrets(false),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.is_spec_error());
+        assert_eq!(e.reason(), "SecretNotFound");
+        let m = e.to_string();
+        assert!(
+            m.contains("\"pull\"")
+                && m.contains("spec.source.credentialsSecretRef")
+                && m.contains("\"team\""),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_come_from_the_secret() {
+        let ctx = side_context(
+            &SystemContext::default(),
+            Some(false),
+            Some(&SecretRef {
+                name: "pull".into(),
+            }),
+            None,
+            None,
+            false,
+            "spec.source",
+            &secrets(true),
+        )
+        .await
+        .unwrap();
+        let store = ctx.credential_store.as_ref().unwrap();
+        let auth = store.lookup("reg.example:5000").unwrap().unwrap();
+        assert!(format!("{auth:?}").contains("<redacted>"));
+        assert_eq!(ctx.tls_verify, Some(false));
+        assert!(store.lookup("other.example").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_repositories_are_spec_errors() {
+        for (src, what) in [
+            ("reg.example:5000/a:v1", "names a tag"),
+            ("reg.example/a@sha256:00", "names a tag"),
+            ("docker://reg.example:5000/b", "must differ"),
+        ] {
+            let e = resolve_mirror(
+                &spec(src, "reg.example:5000/b"),
+                &secrets(true),
+                &Default::default(),
+            )
+            .await
+            .unwrap_err();
+            assert!(e.is_spec_error(), "{e}");
+            assert!(e.to_string().contains(what), "{src}: {e}");
+        }
+        assert!(!names_tag_or_digest("reg.example:5000/a"));
+        assert!(!names_tag_or_digest("alpine"));
+        assert!(names_tag_or_digest("docker://reg/a:v1"));
+    }
+}

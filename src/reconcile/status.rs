@@ -1,0 +1,358 @@
+//! Status: pure functions from a reconcile's outcome (and the previous
+//! status) to the new status and its conditions (`Ready`, `Reconciling`,
+//! `Stalled`, kstatus style: the last two are present only while `True`).
+//!
+//! Rules: a condition's `lastTransitionTime` changes only when its status
+//! does; a tag found up to date keeps the entry of the copy that last wrote
+//! it; [`differs`] compares statuses without their timestamps, so a driver can
+//! skip writes that would only move clocks.
+
+use serde::Serialize;
+
+use super::Error;
+use super::apply::{InspectOutcome, MirrorOutcome, TagResult};
+use crate::api::v1alpha1::{
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, Condition, ImageInspectionStatus,
+    ImageMirrorStatus, TagStatus, TagSummary, Time,
+};
+
+/// Longest condition message; longer ones are cut (the tags list holds details).
+pub const MAX_MESSAGE: usize = 1024;
+
+/// Set condition `type_`, keeping `lastTransitionTime` when the status is unchanged.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let message = truncate(message);
+    let existing = conditions.iter_mut().find(|c| c.type_ == type_);
+    match existing {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now.clone();
+            }
+            c.status = status.to_string();
+            c.reason = reason.to_string();
+            c.message = message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            observed_generation: generation,
+            last_transition_time: now.clone(),
+        }),
+    }
+    conditions.sort_by_key(|c| condition_order(&c.type_));
+}
+
+/// Drop condition `type_` (abnormal-true conditions are absent when false).
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+/// The condition of `type_`, if present.
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether condition `type_` is `True`.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    condition(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+fn condition_order(t: &str) -> u8 {
+    match t {
+        CONDITION_READY => 0,
+        CONDITION_RECONCILING => 1,
+        CONDITION_STALLED => 2,
+        _ => 3,
+    }
+}
+
+fn truncate(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+/// Conditions for "work under way on a new generation": `Reconciling=True`,
+/// and `Ready=Unknown` when the spec changed since the last reconcile.
+pub fn progressing(
+    conditions: &mut Vec<Condition>,
+    observed_generation: Option<i64>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let msg = match generation {
+        Some(g) => format!("reconciling generation {g}"),
+        None => "reconciling".to_string(),
+    };
+    set_condition(
+        conditions,
+        CONDITION_RECONCILING,
+        "True",
+        "Progressing",
+        &msg,
+        generation,
+        now,
+    );
+    if observed_generation != generation {
+        set_condition(
+            conditions,
+            CONDITION_READY,
+            "Unknown",
+            "Progressing",
+            &msg,
+            generation,
+            now,
+        );
+    }
+}
+
+/// Conditions after a reconcile that failed as a whole.
+fn failed(conditions: &mut Vec<Condition>, e: &Error, generation: Option<i64>, now: &Time) {
+    let msg = e.to_string();
+    set_condition(
+        conditions,
+        CONDITION_READY,
+        "False",
+        e.reason(),
+        &msg,
+        generation,
+        now,
+    );
+    remove_condition(conditions, CONDITION_RECONCILING);
+    if e.is_spec_error() {
+        set_condition(
+            conditions,
+            CONDITION_STALLED,
+            "True",
+            e.reason(),
+            &msg,
+            generation,
+            now,
+        );
+    } else {
+        remove_condition(conditions, CONDITION_STALLED);
+    }
+}
+
+fn done(
+    conditions: &mut Vec<Condition>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let status = if ready { "True" } else { "False" };
+    set_condition(
+        conditions,
+        CONDITION_READY,
+        status,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    remove_condition(conditions, CONDITION_RECONCILING);
+    remove_condition(conditions, CONDITION_STALLED);
+}
+
+/// The new `ImageMirror` status after a reconcile.
+pub fn mirror_status(
+    old: Option<&ImageMirrorStatus>,
+    generation: Option<i64>,
+    outcome: &Result<MirrorOutcome, Error>,
+    destination: &str,
+    now: &Time,
+) -> ImageMirrorStatus {
+    let mut st = old.cloned().unwrap_or_default();
+    st.observed_generation = generation;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            failed(&mut st.conditions, e, generation, now);
+            return st;
+        }
+    };
+    let old_tags = old.map(|o| o.tags.as_slice()).unwrap_or_default();
+    let previous = |name: &str| old_tags.iter().find(|t| t.name == name);
+    let mut tags = Vec::with_capacity(outcome.tags.len());
+    let mut failures = Vec::new();
+    for t in &outcome.tags {
+        let entry = match &t.result {
+            TagResult::Copied { report, verified } => {
+                let unchanged = previous(&t.tag).filter(|p| {
+                    // Nothing written: the entry of the copy that wrote it stays.
+                    (report.up_to_date || (report.bytes_copied == 0 && report.blobs_copied == 0))
+                        && p.error.is_empty()
+                        && p.source_digest == report.source_digest
+                        && p.destination_digest == report.destination_digest
+                        && p.verified == *verified
+                });
+                match unchanged {
+                    Some(p) => p.clone(),
+                    None => TagStatus {
+                        name: t.tag.clone(),
+                        source_digest: report.source_digest.clone(),
+                        destination_digest: report.destination_digest.clone(),
+                        synced_at: Some(now.clone()),
+                        bytes_copied: report.bytes_copied as i64,
+                        blobs_copied: report.blobs_copied as i64,
+                        blobs_skipped: report.blobs_skipped as i64 + report.blobs_mounted as i64,
+                        signatures: report.signatures_copied as i64,
+                        verified: *verified,
+                        error: String::new(),
+                    },
+                }
+            }
+            TagResult::Failed(err) => {
+                failures.push(format!("{}: {err}", t.tag));
+                // Keep what was last mirrored; say why this round failed.
+                let mut e = previous(&t.tag).cloned().unwrap_or_else(|| TagStatus {
+                    name: t.tag.clone(),
+                    ..Default::default()
+                });
+                e.error = err.clone();
+                e
+            }
+        };
+        tags.push(entry);
+    }
+    let selected = tags.len() as i64;
+    let failed_n = failures.len() as i64;
+    st.summary = Some(TagSummary {
+        selected,
+        synced: selected - failed_n,
+        failed: failed_n,
+    });
+    st.tags = tags;
+    st.last_sync_time = Some(now.clone());
+    if failures.is_empty() {
+        let msg = match selected {
+            0 => "no source tag matches spec.tags".to_string(),
+            1 => format!("1 tag in step with {destination}"),
+            n => format!("{n} tags in step with {destination}"),
+        };
+        done(&mut st.conditions, true, "Synced", &msg, generation, now);
+    } else {
+        let msg = format!(
+            "{failed_n} of {selected} tags failed: {}",
+            failures.join("; ")
+        );
+        done(
+            &mut st.conditions,
+            false,
+            "TagsFailed",
+            &msg,
+            generation,
+            now,
+        );
+    }
+    st
+}
+
+/// The new `ImageInspection` status after a reconcile.
+pub fn inspection_status(
+    old: Option<&ImageInspectionStatus>,
+    generation: Option<i64>,
+    outcome: &Result<InspectOutcome, Error>,
+    now: &Time,
+) -> ImageInspectionStatus {
+    let o = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let mut st = old.cloned().unwrap_or_default();
+            st.observed_generation = generation;
+            failed(&mut st.conditions, e, generation, now);
+            return st;
+        }
+    };
+    let i = &o.info;
+    let verified = o.signatures.iter().filter(|s| s.verified).count();
+    let mut st = ImageInspectionStatus {
+        observed_generation: generation,
+        conditions: old.map(|s| s.conditions.clone()).unwrap_or_default(),
+        last_inspection_time: Some(now.clone()),
+        name: i.name.clone(),
+        digest: i.digest.clone(),
+        tag: i.tag.clone(),
+        created: i.created.clone(),
+        docker_version: i.docker_version.clone(),
+        labels: i.labels.clone().unwrap_or_default(),
+        architecture: i.architecture.clone(),
+        os: i.os.clone(),
+        variant: i.variant.clone(),
+        layers: i.layers.clone(),
+        layers_data: i
+            .layers_data
+            .iter()
+            .map(|l| crate::api::v1alpha1::LayerData {
+                mime_type: l.mime_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                annotations: l.annotations.clone().unwrap_or_default(),
+            })
+            .collect(),
+        env: i.env.clone().unwrap_or_default(),
+        repo_tags: i.repo_tags.clone(),
+        platforms: o.platforms.clone(),
+        signatures: o.signatures.clone(),
+        signature_summary: Some(if o.signatures.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} ({verified} verified)", o.signatures.len())
+        }),
+    };
+    let msg = format!("{} is {}", o.reference, i.digest);
+    done(&mut st.conditions, true, "Inspected", &msg, generation, now);
+    st
+}
+
+/// Keys holding clocks, ignored by [`differs`].
+const TIMESTAMP_KEYS: &[&str] = &[
+    "lastTransitionTime",
+    "lastSyncTime",
+    "lastInspectionTime",
+    "syncedAt",
+];
+
+/// Whether `new` says anything `old` does not, ignoring timestamps: `false`
+/// means the write can be skipped.
+pub fn differs<S: Serialize>(old: Option<&S>, new: &S) -> bool {
+    let Some(old) = old else { return true };
+    let strip = |s: &S| {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        strip_keys(&mut v);
+        v
+    };
+    strip(old) != strip(new)
+}
+
+fn strip_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| !TIMESTAMP_KEYS.contains(&k.as_str()));
+            m.values_mut().for_each(strip_keys);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_keys),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

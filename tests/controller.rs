@@ -1,0 +1,544 @@
+//! The controller end to end: the real kubectl and the in-process controller
+//! against kube-emulator, mirroring between two real Distribution registries
+//! (one with Basic auth behind TLS, its credentials and CA in Secrets).
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use kube_emulator::Emulator;
+use serde_json::Value;
+use support::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use kubemirror::api::v1alpha1::crds_yaml;
+use kubemirror::controller::{self, Config};
+
+struct Cluster {
+    emu: Emulator,
+    dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let emu = Emulator::start("127.0.0.1:0")
+            .await
+            .expect("start emulator");
+        let dir = tempfile::tempdir().unwrap();
+        emu.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
+        Cluster { emu, dir }
+    }
+
+    async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
+        let mut child = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kubectl is installed");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+            .await
+            .expect("kubectl timed out")
+            .unwrap();
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> Out {
+        self.kubectl_in(args, "").await
+    }
+
+    async fn apply(&self, yaml: &str) {
+        let out = self.kubectl_in(&["apply", "-f", "-"], yaml).await;
+        assert!(out.ok, "kubectl apply failed: {out:?}\n{yaml}");
+    }
+
+    /// `kubectl create ... --dry-run=client -o yaml | kubectl apply -f -`
+    /// (kubectl's create sends protobuf, which the emulator refuses).
+    async fn create_via_apply(&self, args: &[&str]) {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--dry-run=client", "-o", "yaml"]);
+        let out = self.kubectl(&full).await;
+        assert!(out.ok, "{out:?}");
+        self.apply(&out.stdout).await;
+    }
+
+    async fn get_json(&self, what: &str) -> Value {
+        let out = self.kubectl(&["get", what, "-o", "json"]).await;
+        assert!(out.ok, "{out:?}");
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    fn client(&self) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(self.emu.url().parse().unwrap())).unwrap()
+    }
+}
+
+/// Poll `f` until it returns `Some`, failing with `what` after `secs` seconds.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn push(src: &Registry, layout: &std::path::Path, tag: &str, seed: &str) {
+    support::mkimage(
+        layout,
+        &[
+            "--tag",
+            tag,
+            "--layers",
+            "1",
+            "--layer-size",
+            "2K",
+            "--seed",
+            seed,
+        ],
+    );
+    support::run(
+        support::skopeo()
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(src.image(&format!("team/app:{tag}"))),
+    );
+}
+
+fn skopeo_digest(args: &[&str]) -> String {
+    let out = support::run(support::skopeo().arg("inspect").args(args));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+fn local_addr() -> std::net::SocketAddr {
+    format!("127.0.0.1:{}", support::free_port())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn controller_mirrors_inspects_and_reports() {
+    let cluster = Cluster::start().await;
+    cluster.apply(&crds_yaml()).await;
+    for crd in [
+        "imagemirrors.kubemirror.dev",
+        "imageinspections.kubemirror.dev",
+    ] {
+        let out = cluster
+            .kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd}"),
+                "--timeout=30s",
+            ])
+            .await;
+        assert!(out.ok, "{out:?}");
+    }
+
+    // Registries: a plain source with two tags, a Basic-auth TLS destination.
+    let src = Registry::plain();
+    let dst = Registry::basic_auth("mirror", "pa55-word");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    push(&src, &layout, "1.0.0", "1");
+    push(&src, &layout, "1.1.0", "2");
+
+    // An invalid ImageMirror is refused by the schema, naming the field.
+    let bad = format!(
+        "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageMirror\nmetadata: {{name: bad, namespace: default}}\nspec:\n  source: {{repository: {0}/team/app}}\n  destination: {{repository: {0}/x}}\n  tags: {{names: [v1]}}\n  signatures: Keep\n",
+        src.host
+    );
+    let out = cluster.kubectl_in(&["apply", "-f", "-"], &bad).await;
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("spec.signatures"), "{out:?}");
+    // `tags: {}` fails `minProperties: 1` on a real API server; the emulator
+    // does not check it, so the controller refuses it as Stalled (below).
+    let no_selector = bad
+        .replace("  signatures: Keep\n", "")
+        .replace("{names: [v1]}", "{}");
+    let out = cluster
+        .kubectl_in(&["apply", "-f", "-"], &no_selector)
+        .await;
+    let schema_refused = !out.ok && out.stderr.contains("spec.tags");
+
+    // The controller, in process, with leader election.
+    let metrics_addr = local_addr();
+    let health_addr = local_addr();
+    let shutdown = CancellationToken::new();
+    let config = Config {
+        metrics_addr,
+        health_addr,
+        leader_elect: true,
+        lease_namespace: Some("default".into()),
+        identity: Some("test-replica".into()),
+        concurrency: 4,
+        ..Default::default()
+    };
+    let running = tokio::spawn(controller::run(cluster.client(), config, shutdown.clone()));
+
+    // Secrets: destination credentials and CA.
+    cluster
+        .create_via_apply(&[
+            "secret",
+            "docker-registry",
+            "push",
+            &format!("--docker-server={}", dst.host),
+            "--docker-username=mirror",
+            "--docker-password=pa55-word",
+        ])
+        .await;
+    let ca = dst.cert_dir().join("ca.crt");
+    cluster
+        .create_via_apply(&[
+            "secret",
+            "generic",
+            "dst-ca",
+            &format!("--from-file=ca.crt={}", ca.display()),
+        ])
+        .await;
+
+    let mirror = format!(
+        "apiVersion: kubemirror.dev/v1alpha1
+kind: ImageMirror
+metadata: {{name: app, namespace: default}}
+spec:
+  source: {{repository: {src}/team/app, tlsVerify: false}}
+  destination:
+    repository: {dst}/mirror/app
+    credentialsSecretRef: {{name: push}}
+    caSecretRef: {{name: dst-ca, key: ca.crt}}
+  tags: {{semver: '>=1.0.0 <2.0.0'}}
+  interval: 2s
+",
+        src = src.host,
+        dst = dst.host
+    );
+    cluster.apply(&mirror).await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "imagemirror/app",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(
+        out.ok,
+        "not Ready: {out:?}\n{:#}",
+        cluster.get_json("imagemirror/app").await
+    );
+
+    // Status per-tag digests are what skopeo sees on both sides.
+    let obj = cluster.get_json("imagemirror/app").await;
+    let tags = obj["status"]["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 2, "{obj:#}");
+    let cert_dir = format!("--cert-dir={}", dst.cert_dir().display());
+    for t in tags {
+        let name = t["name"].as_str().unwrap();
+        let at_dst = skopeo_digest(&[
+            "--creds=mirror:pa55-word",
+            &cert_dir,
+            &dst.image(&format!("mirror/app:{name}")),
+        ]);
+        assert_eq!(t["destinationDigest"].as_str().unwrap(), at_dst, "{name}");
+        let at_src = skopeo_digest(&[
+            "--tls-verify=false",
+            &src.image(&format!("team/app:{name}")),
+        ]);
+        assert_eq!(t["sourceDigest"].as_str().unwrap(), at_src, "{name}");
+    }
+    assert!(
+        !obj.to_string().contains("pa55-word"),
+        "no credential in status"
+    );
+    let ready = condition(&obj, "Ready").unwrap();
+    assert_eq!(ready["observedGeneration"], obj["metadata"]["generation"]);
+
+    // Printer columns.
+    let out = cluster.kubectl(&["get", "imagemirrors"]).await;
+    assert!(out.ok, "{out:?}");
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "SOURCE",
+            "DESTINATION",
+            "READY",
+            "SYNCED",
+            "LAST",
+            "SYNC",
+            "AGE"
+        ],
+        "{}",
+        out.stdout
+    );
+    let row = out.stdout.lines().nth(1).unwrap();
+    assert!(
+        row.contains("True") && row.contains(&format!("{}/mirror/app", dst.host)),
+        "{row}"
+    );
+
+    // A new upstream tag inside the selection is mirrored at the next interval; one outside is not.
+    push(&src, &layout, "1.2.0", "3");
+    push(&src, &layout, "3.0.0", "4");
+    let obj = eventually(30, "1.2.0 mirrored", || async {
+        let o = cluster.get_json("imagemirror/app").await;
+        let names: Vec<String> = o["status"]["tags"]
+            .as_array()?
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.contains(&"1.2.0".to_string()).then_some(o)
+    })
+    .await;
+    assert_eq!(obj["status"]["summary"]["synced"], 3, "{obj:#}");
+    assert!(!obj.to_string().contains("\"3.0.0\""));
+    let at_dst = skopeo_digest(&[
+        "--creds=mirror:pa55-word",
+        &cert_dir,
+        &dst.image("mirror/app:1.2.0"),
+    ]);
+    let t = obj["status"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "1.2.0")
+        .unwrap();
+    assert_eq!(t["destinationDigest"].as_str().unwrap(), at_dst);
+
+    // A missing Secret shows as Stalled naming it; creating it re-triggers the object.
+    cluster
+        .apply(&format!(
+            "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageMirror\nmetadata: {{name: later, namespace: default}}\nspec:\n  source: {{repository: {0}/team/app, tlsVerify: false, credentialsSecretRef: {{name: src-pull}}}}\n  destination: {{repository: {0}/copy/app, tlsVerify: false}}\n  tags: {{names: ['1.0.0']}}\n",
+            src.host
+        ))
+        .await;
+    let stalled = eventually(30, "Stalled naming src-pull", || async {
+        let o = cluster.get_json("imagemirror/later").await;
+        condition(&o, "Stalled")
+            .filter(|c| c["status"] == "True")
+            .cloned()
+    })
+    .await;
+    assert_eq!(stalled["reason"], "SecretNotFound");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"src-pull\""),
+        "{stalled}"
+    );
+    cluster
+        .create_via_apply(&[
+            "secret",
+            "docker-registry",
+            "src-pull",
+            &format!("--docker-server={}", src.host),
+            "--docker-username=any",
+            "--docker-password=any",
+        ])
+        .await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "imagemirror/later",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(
+        out.ok,
+        "the Secret did not re-trigger: {out:?}\n{:#}",
+        cluster.get_json("imagemirror/later").await
+    );
+
+    if !schema_refused {
+        let stalled = eventually(30, "Stalled without a tag selector", || async {
+            let o = cluster.get_json("imagemirror/bad").await;
+            condition(&o, "Stalled")
+                .filter(|c| c["status"] == "True")
+                .cloned()
+        })
+        .await;
+        assert!(
+            stalled["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("spec.tags: give at least one selector"),
+            "{stalled}"
+        );
+    }
+
+    // An ImageInspection of the mirrored image.
+    cluster
+        .apply(&format!(
+            "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageInspection\nmetadata: {{name: app, namespace: default}}\nspec:\n  image: {}/mirror/app:1.1.0\n  credentialsSecretRef: {{name: push}}\n  caSecretRef: {{name: dst-ca, key: ca.crt}}\n",
+            dst.host
+        ))
+        .await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "imageinspection/app",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(
+        out.ok,
+        "{out:?}\n{:#}",
+        cluster.get_json("imageinspection/app").await
+    );
+    let obj = cluster.get_json("imageinspection/app").await;
+    let at_dst = skopeo_digest(&[
+        "--creds=mirror:pa55-word",
+        &cert_dir,
+        &dst.image("mirror/app:1.1.0"),
+    ]);
+    assert_eq!(obj["status"]["digest"].as_str().unwrap(), at_dst);
+    let mut repo_tags: Vec<&str> = obj["status"]["repoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    repo_tags.sort();
+    assert_eq!(repo_tags, ["1.0.0", "1.1.0", "1.2.0"]);
+    let out = cluster.kubectl(&["get", "iinsp"]).await;
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "IMAGE",
+            "DIGEST",
+            "ARCH",
+            "READY",
+            "SIGNATURES",
+            "AGE"
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&at_dst) && out.stdout.contains("amd64"),
+        "{}",
+        out.stdout
+    );
+
+    // Events, metrics, probes.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(cluster.client(), "default");
+    let list = events.list(&Default::default()).await.unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Synced")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")),
+        "no Synced event: {:?}",
+        list.items
+            .iter()
+            .map(|e| (&e.reason, &e.note))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        list.items
+            .iter()
+            .all(|e| !e.note.clone().unwrap_or_default().contains("pa55-word"))
+    );
+    let metrics = http_get(metrics_addr, "/metrics").await;
+    assert!(
+        metrics.contains("kubemirror_tags_synced_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kubemirror_registry_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kubemirror_reconcile_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        http_get(health_addr, "/healthz")
+            .await
+            .starts_with("HTTP/1.0 200")
+    );
+    assert!(
+        http_get(health_addr, "/readyz")
+            .await
+            .starts_with("HTTP/1.0 200")
+    );
+    let lease = cluster.get_json("lease/kubemirror-controller").await;
+    assert_eq!(lease["spec"]["holderIdentity"], "test-replica");
+
+    // Graceful shutdown.
+    shutdown.cancel();
+    let r = tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("controller stops on shutdown")
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+}
