@@ -95,6 +95,7 @@ pub async fn mirror(
         },
         incremental: true,
         progress: opts.progress.clone(),
+        policy: None,
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
     // concurrent writers in one process would race on it, so copy one at a time.
