@@ -83,7 +83,8 @@ impl TrustedKeys {
 }
 
 /// One entry of `status.signatures[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureReport {
     /// `sigstore` or `simple-signing`.

@@ -74,7 +74,7 @@ async fn paginate(session: &Session, op: &Op, first: String, key: &str) -> Resul
 }
 
 /// The target of `rel="next"` in one `Link` header value.
-fn next_link(value: &str) -> Option<String> {
+pub fn next_link(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;

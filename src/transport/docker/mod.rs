@@ -40,7 +40,7 @@
 //!   `access_token`, and refuse GET (405), wanting the OAuth2 POST form.
 
 pub mod auth;
-mod catalog;
+pub mod catalog;
 pub mod client;
 mod dest;
 mod source;
