@@ -1,6 +1,8 @@
 //! One [`Session`] per (registry, SystemContext): the `reqwest::Client` (so
-//! connections are pooled and kept alive), the result of the `/v2/` ping
-//! (scheme and auth challenge), resolved credentials and the token cache.
+//! connections are pooled and kept alive), the endpoint (scheme, and the auth
+//! challenge learned from the first refused request — there is no `/v2/` ping
+//! unless `tls_verify = false` needs an HTTPS probe), resolved credentials and
+//! the token cache.
 //! Every request goes through [`Session::send`], which adds authorization,
 //! retries transient failures (connection errors, 408, 429, 5xx) with
 //! exponential backoff and jitter while honouring `Retry-After`, renews a
@@ -243,9 +245,14 @@ impl Session {
         })
     }
 
-    /// Ping `/v2/` once: which scheme works, and what auth it wants. With
-    /// `tls_verify = false`, HTTPS is tried first and plain HTTP after it, as
-    /// containers/image does for insecure registries.
+    /// Where requests go, settled once per session without spending a
+    /// request where none is needed: with TLS verification on it is HTTPS and
+    /// nothing is sent; with `tls_verify = false` one `/v2/` probe over HTTPS
+    /// tells an HTTPS registry (its answer also gives the challenge) from a
+    /// plain-HTTP one (the handshake fails before any HTTP request is made),
+    /// as containers/image tries HTTPS first for insecure registries. The
+    /// auth challenge is otherwise learned from the first refused request
+    /// ([`Session::send`]), so an anonymous no-op check is one `HEAD`.
     async fn endpoint(&self) -> Result<&Endpoint> {
         self.shared
             .endpoint
@@ -253,20 +260,26 @@ impl Session {
                 let https = Url::parse(&format!("https://{}/", self.host)).map_err(|e| {
                     Error::Invalid(format!("invalid registry host {:?}: {e}", self.host))
                 })?;
+                if !self.shared.insecure {
+                    return Ok(Endpoint {
+                        base: https,
+                        challenge: Challenge::None,
+                    });
+                }
                 let op = Op {
                     repository: String::new(),
                     op: "ping",
                     what: "/v2/".into(),
                     scopes: Scopes::default(),
                 };
-                // Insecure: one HTTPS attempt (a plain-HTTP server refuses the
-                // handshake at once), then HTTP with the retry budget.
-                let insecure = self.shared.insecure;
-                match self.ping(&op, https.clone(), !insecure).await {
-                    Err(Error::Connection { .. }) if insecure => {
+                match self.ping(&op, https.clone(), false).await {
+                    Err(Error::Connection { .. }) => {
                         let mut http = https;
                         let _ = http.set_scheme("http");
-                        self.ping(&op, http, true).await
+                        Ok(Endpoint {
+                            base: http,
+                            challenge: Challenge::None,
+                        })
                     }
                     other => other,
                 }
