@@ -11,11 +11,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::Error;
-use super::dockerconfig::DockerConfigStore;
 use crate::api::v1alpha1::{
     ImageInspectionSpec, ImageMirrorSpec, KeyType, RepositorySpec, SecretKeyRef, SecretRef,
     VerificationSpec,
 };
+use crate::credentials::AuthFile;
 use crate::image::{ImageReference, SignatureStorage, SignatureStorageConfig, SystemContext};
 use crate::reference::Reference;
 use crate::transport;
@@ -24,6 +24,8 @@ use crate::transport;
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 /// Its data key.
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+/// The data key of the legacy `kubernetes.io/dockercfg` type.
+pub const DOCKER_CFG_KEY: &str = ".dockercfg";
 
 /// A Secret as the reconcilers see it. `Debug` never shows the data.
 #[derive(Clone, Default)]
@@ -216,6 +218,7 @@ async fn side_context(
         let bytes = secret
             .data
             .get(DOCKER_CONFIG_JSON_KEY)
+            .or_else(|| secret.data.get(DOCKER_CFG_KEY))
             .ok_or_else(|| Error::InvalidSecret {
                 field: field.clone(),
                 name: r.name.clone(),
@@ -223,12 +226,12 @@ async fn side_context(
                     "want a {DOCKER_CONFIG_JSON_TYPE} Secret with a {DOCKER_CONFIG_JSON_KEY} key (kubectl create secret docker-registry)"
                 ),
             })?;
-        let store =
-            DockerConfigStore::from_json(bytes).map_err(|message| Error::InvalidSecret {
-                field,
-                name: r.name.clone(),
-                message,
-            })?;
+        // Errors name a position in the document, never its content.
+        let store = AuthFile::from_dockerconfigjson(bytes).map_err(|e| Error::InvalidSecret {
+            field,
+            name: r.name.clone(),
+            message: e.to_string(),
+        })?;
         ctx.credentials = None;
         ctx.credential_store = Some(Arc::new(store));
     }
