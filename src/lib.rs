@@ -29,4 +29,5 @@ pub mod manifest;
 #[cfg(feature = "kube")]
 pub mod reconcile;
 pub mod reference;
+pub mod signature;
 pub mod transport;

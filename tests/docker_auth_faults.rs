@@ -706,4 +706,18 @@ async fn open_ping_but_protected_repository() {
     );
     assert_eq!(counter.total(), 1, "{:?}", counter.summary());
     assert_eq!(ts.requests().len(), 1);
+    // Uploads (a streamed PUT is never replayed) carry it too.
+    let blob = kubemirror::image::Blob {
+        stream: Box::pin(futures::stream::once(async {
+            Ok(bytes::Bytes::from_static(b"{}"))
+        })),
+        size: Some(2),
+    };
+    dst.put_blob(&info, blob).await.unwrap();
+    assert_eq!(
+        dst.try_reusing_blob(&info, &ReuseHint::default())
+            .await
+            .unwrap(),
+        Some(kubemirror::image::Reused::Present)
+    );
 }

@@ -332,16 +332,7 @@ impl Session {
     ) -> Result<Response> {
         let endpoint = self.endpoint().await?;
         let url = self.url(path_or_url).await?;
-        let mut challenge = match &endpoint.challenge {
-            Challenge::None => self
-                .shared
-                .learned
-                .lock()
-                .expect("poisoned")
-                .clone()
-                .unwrap_or(Challenge::None),
-            c => c.clone(),
-        };
+        let mut challenge = self.current_challenge(endpoint);
         let mut renewed = false;
         loop {
             let authz = self.authorization(op, &challenge, renewed).await?;
@@ -458,6 +449,20 @@ impl Session {
         }
     }
 
+    /// The ping's challenge, or the one a refused request taught us.
+    fn current_challenge(&self, endpoint: &Endpoint) -> Challenge {
+        match &endpoint.challenge {
+            Challenge::None => self
+                .shared
+                .learned
+                .lock()
+                .expect("poisoned")
+                .clone()
+                .unwrap_or(Challenge::None),
+            c => c.clone(),
+        }
+    }
+
     /// Send one request whose body cannot be replayed (a streamed upload):
     /// authorized like [`Session::send`], never retried.
     pub async fn send_once(
@@ -469,7 +474,8 @@ impl Session {
         body: reqwest::Body,
     ) -> Result<std::result::Result<Response, reqwest::Error>> {
         let endpoint = self.endpoint().await?;
-        let authz = self.authorization(op, &endpoint.challenge, false).await?;
+        let challenge = self.current_challenge(endpoint);
+        let authz = self.authorization(op, &challenge, false).await?;
         let mut req = self
             .shared
             .http

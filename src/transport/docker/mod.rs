@@ -19,6 +19,25 @@
 //! redirect a storage backend may answer with). Writing a blob the registry
 //! lacks is HEAD + POST + PUT (a single streamed PUT with the digest); a blob
 //! on the same registry is mounted with one POST.
+//!
+//! What registries do that the distribution spec does not say (all seen with
+//! Distribution 2.8 and kept in mind here):
+//! - `tags/list` ignores `n` and answers every tag at once (Distribution 3,
+//!   Docker Hub and Harbor page with `Link`); `_catalog` pages with `Link`.
+//! - A mount from a repository that lacks the blob (or that the token does
+//!   not cover) is answered 202 with an ordinary upload session, not an
+//!   error; the session is kept for the upload that follows.
+//! - An upload whose full `Content-Length` arrived may be committed before
+//!   the client sees its own digest check fail, so the last chunk is held
+//!   back until the verifying stream has accepted the whole blob.
+//! - `Location` headers are absolute URLs built from the request's `Host`.
+//! - A HEAD's `Content-Length` is the blob's size, but an HTTP client reports
+//!   the (empty) body's length for it: read the header.
+//! - Blob GETs honour `Range` (206), so a broken download resumes.
+//! - `/v2/` may answer 200 while a repository wants a token: the challenge
+//!   of the refused request is answered and remembered.
+//! - A token server may omit `expires_in` (60 s), answer `token` or
+//!   `access_token`, and refuse GET (405), wanting the OAuth2 POST form.
 
 pub mod auth;
 mod catalog;
