@@ -298,6 +298,18 @@ async fn throttling_and_server_errors_are_retried() {
     assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(counter.summary().get("GET 429"), Some(&1));
 
+    // A manifest body cut short: fetched again.
+    proxy.set_rule(|m, p, nth| {
+        if m == "GET" && p.contains("/manifests/") && nth == 0 {
+            Action::CutAfter(100)
+        } else {
+            Action::Forward
+        }
+    });
+    proxy.clear_log();
+    assert_eq!(src.get_manifest(None).await.unwrap(), m);
+    assert_eq!(proxy.log().len(), 2);
+
     // 503 on a blob, then success.
     proxy.set_rule(|m, p, nth| {
         if is_blob(m, p) && nth == 0 {

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use clap::ArgAction;
 
+use std::sync::Arc;
+
+use crate::credentials::AuthFiles;
 use crate::image::{Auth, SystemContext};
+use crate::signature::{Policy, RegistriesD};
 
 /// Flags that apply to every command (skopeo's global flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -19,9 +23,36 @@ pub struct GlobalArgs {
     /// Directory with signature storage configuration (containers-registries.d(5))
     #[arg(long = "registries.d", global = true, value_name = "DIR")]
     pub registries_d: Option<PathBuf>,
+    /// Accept any image, ignoring the trust policy
+    #[arg(long, global = true)]
+    pub insecure_policy: bool,
     /// Log format: text or json
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     pub log_format: String,
+}
+
+impl GlobalArgs {
+    /// registries.d: `--registries.d`, else the user's or the system's directory.
+    pub fn signature_storage(&self) -> Result<Arc<RegistriesD>, crate::signature::SignatureError> {
+        let dir = self
+            .registries_d
+            .clone()
+            .unwrap_or_else(RegistriesD::default_dir);
+        Ok(Arc::new(RegistriesD::load(&dir)?))
+    }
+
+    /// The trust policy `copy` enforces: `--insecure-policy` accepts anything,
+    /// else `--policy FILE`, else the default policy.json if there is one.
+    pub fn trust_policy(&self) -> Result<Option<Arc<Policy>>, crate::signature::SignatureError> {
+        if self.insecure_policy {
+            return Ok(None);
+        }
+        let policy = match &self.policy {
+            Some(p) => Some(Policy::load(p)?),
+            None => Policy::load_default()?,
+        };
+        Ok(policy.map(Arc::new))
+    }
 }
 
 /// TLS, credentials and retry flags of one side, after prefixing was undone.
@@ -36,14 +67,21 @@ pub struct SideArgs {
 
 impl SideArgs {
     /// The transport options for this side. Credentials resolve in skopeo's
-    /// order: explicit `--creds`, then the auth file chain.
-    pub fn system_context(&self) -> Result<SystemContext, crate::image::Error> {
+    /// order: explicit `--creds`, then `--authfile` (or `$REGISTRY_AUTH_FILE`,
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`, `~/.docker/config.json`).
+    pub fn system_context(
+        &self,
+        g: &GlobalArgs,
+    ) -> Result<SystemContext, Box<dyn std::error::Error + Send + Sync>> {
         let credentials = self.creds.as_deref().map(Auth::from_creds).transpose()?;
+        let store = AuthFiles::load(self.authfile.as_deref())?;
         Ok(SystemContext {
             tls_verify: self.tls_verify,
             cert_dir: self.cert_dir.clone(),
             credentials,
+            credential_store: Some(Arc::new(store)),
             retry_times: self.retry_times,
+            signature_storage: Some(g.signature_storage()?),
             ..Default::default()
         })
     }
@@ -62,7 +100,7 @@ pub struct ImageFlags {
     #[arg(long, value_name = "USERNAME[:PASSWORD]")]
     pub creds: Option<String>,
     /// Path of the authentication file
-    #[arg(long, value_name = "PATH", env = "REGISTRY_AUTH_FILE")]
+    #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
     /// Number of times to retry a failed operation
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -35,7 +35,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry_times: u32,
     /// Path of the authentication file (both sides)
-    #[arg(long, value_name = "PATH", env = "REGISTRY_AUTH_FILE")]
+    #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
     /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
@@ -121,14 +121,14 @@ impl CopyArgs {
     }
 }
 
-pub async fn run(args: CopyArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
     let src = transport::parse_image_name(&args.source)?;
     let dst = transport::parse_image_name(&args.destination)?;
     if args.jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
-    let src_ctx = args.side(true).system_context()?;
-    let dst_ctx = args.side(false).system_context()?;
+    let src_ctx = args.side(true).system_context(g)?;
+    let dst_ctx = args.side(false).system_context(g)?;
     let progress = TerminalProgress::if_terminal();
     let options = CopyOptions {
         multi_arch: args.multi_arch()?,
@@ -140,6 +140,7 @@ pub async fn run(args: CopyArgs, _g: &GlobalArgs) -> CliResult {
         },
         incremental: !args.no_incremental,
         progress: progress.clone().map(|p| p as Arc<dyn copy::Progress>),
+        policy: g.trust_policy()?,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

@@ -27,9 +27,9 @@ pub struct InspectArgs {
     pub image: String,
 }
 
-pub async fn run(args: InspectArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
     let r = transport::parse_image_name(&args.image)?;
-    let ctx = args.flags.side().system_context()?;
+    let ctx = args.flags.side().system_context(g)?;
     let image = Image::new(r.new_image_source(&ctx).await?);
     let mut out = std::io::stdout().lock();
     if args.config {

@@ -26,7 +26,7 @@ struct Output {
     tags: Vec<String>,
 }
 
-pub async fn run(args: ListTagsArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: ListTagsArgs, g: &GlobalArgs) -> CliResult {
     let r = transport::parse_image_name(&args.repository)?;
     if let Some(d) = r.docker_reference()
         && (d.digest().is_some()
@@ -42,7 +42,7 @@ pub async fn run(args: ListTagsArgs, _g: &GlobalArgs) -> CliResult {
         )
         .into());
     }
-    let ctx = args.flags.side().system_context()?;
+    let ctx = args.flags.side().system_context(g)?;
     let tags = r.list_tags(&ctx).await?;
     let repository = r
         .docker_reference()

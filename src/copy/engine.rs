@@ -20,6 +20,7 @@ use crate::image::{
 };
 use crate::manifest::{self, Manifest, Parsed};
 use crate::reference;
+use crate::signature::{self, Target};
 
 /// One manifest to write: as written, and where it came from.
 struct Instance {
@@ -51,8 +52,14 @@ pub async fn run(
     )?;
     let src_loc = src.reference();
 
-    // A no-op copy is one HEAD on each side.
-    if options.incremental {
+    // A no-op copy is one HEAD on each side (when the policy needs
+    // signatures, it is judged first, as for any copy).
+    if options.incremental
+        && !options
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.needs_signatures(src_ref))
+    {
         let (src_digest, existing) =
             tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?;
         if existing.as_ref() == Some(&src_digest) {
@@ -68,6 +75,22 @@ pub async fn run(
 
     let top = src.get_manifest(None).await?;
     let top_digest = top.digest();
+    if let Some(policy) = options
+        .policy
+        .as_ref()
+        .filter(|p| p.needs_signatures(src_ref))
+    {
+        let sigs = signature::read(
+            src_ref,
+            src.as_ref(),
+            &src_ctx,
+            Target::TopLevel(&top_digest),
+        )
+        .await?;
+        policy
+            .evaluate_image(src_ref, &top.bytes, &sigs)
+            .map_err(|e| Error::Signature(e.to_string()))?;
+    }
     let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
     // Every blob, once, in manifest order.
     let mut seen = HashSet::new();
@@ -119,8 +142,16 @@ pub async fn run(
     .await?;
     let mut signatures_copied = 0u64;
     if options.signatures == SignaturePolicy::Copy {
+        let sides = Sides {
+            src_ref,
+            src: src.as_ref(),
+            src_ctx: &src_ctx,
+            dst_ref,
+            dst: dst.as_ref(),
+            dst_ctx: &dst_ctx,
+        };
         for inst in instances.iter().chain(std::iter::once(&top_out)) {
-            signatures_copied += copy_signatures(src.as_ref(), dst.as_ref(), inst).await?;
+            signatures_copied += sides.copy_signatures(inst).await?;
         }
     }
     dst.put_manifest(&top_out.manifest, None).await?;
@@ -282,24 +313,39 @@ async fn fetch_instances(
     .await
 }
 
-/// Copy the signatures of one image; they must sign the manifest written.
-async fn copy_signatures(
-    src: &dyn ImageSource,
-    dst: &dyn ImageDestination,
-    inst: &Instance,
-) -> Result<u64, Error> {
-    let sigs = src.get_signatures(inst.source_instance.as_ref()).await?;
-    if sigs.is_empty() {
-        return Ok(0);
+/// Both ends of a copy, for the steps that need references and contexts.
+struct Sides<'a> {
+    src_ref: &'a dyn ImageReference,
+    src: &'a dyn ImageSource,
+    src_ctx: &'a SystemContext,
+    dst_ref: &'a dyn ImageReference,
+    dst: &'a dyn ImageDestination,
+    dst_ctx: &'a SystemContext,
+}
+
+impl Sides<'_> {
+    /// Copy the signatures of one image; they must sign the manifest written.
+    async fn copy_signatures(&self, inst: &Instance) -> Result<u64, Error> {
+        let target = match &inst.source_instance {
+            Some(d) => Target::Instance(d),
+            None => Target::TopLevel(&inst.source_digest),
+        };
+        let sigs = signature::read(self.src_ref, self.src, self.src_ctx, target).await?;
+        if sigs.is_empty() {
+            return Ok(0);
+        }
+        let written = inst.manifest.digest();
+        if written != inst.source_digest {
+            return Err(Error::Unsupported(format!(
+                "{}: the manifest is converted for the destination, so its {} signature(s) would not match; use --remove-signatures",
+                self.src.reference(),
+                sigs.len()
+            )));
+        }
+        let target = match inst.digest {
+            Some(_) => Target::Instance(&written),
+            None => Target::TopLevel(&written),
+        };
+        Ok(signature::write(self.dst_ref, self.dst, self.dst_ctx, target, &sigs).await? as u64)
     }
-    let written = inst.manifest.digest();
-    if written != inst.source_digest {
-        return Err(Error::Unsupported(format!(
-            "{}: the manifest is converted for the destination, so its {} signature(s) would not match; use --remove-signatures",
-            src.reference(),
-            sigs.len()
-        )));
-    }
-    dst.put_signatures(&sigs, &written).await?;
-    Ok(sigs.len() as u64)
 }

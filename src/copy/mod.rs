@@ -4,9 +4,12 @@
 //! last, and reports what it did. It sees only the image traits, never a
 //! concrete transport.
 //!
-//! Order of writes (so that nothing half-written is presented as done):
-//! blobs → per-platform manifests (by digest) → signatures → top-level manifest
-//! (the tag) → `commit`.
+//! Order (so that nothing half-written is presented as done): the trust
+//! policy is checked against the source's top-level manifest and signatures
+//! before anything is written; then blobs → per-platform manifests (by digest)
+//! → signatures → top-level manifest (the tag) → `commit`. Signatures go
+//! through `crate::signature::{read, write}` (transport, lookaside, sigstore
+//! attachments as registries.d says).
 
 mod blobs;
 mod engine;
@@ -72,6 +75,9 @@ pub struct CopyOptions {
     /// When false, always copy even if the destination's manifest digest equals the source's.
     pub incremental: bool,
     pub progress: Option<Arc<dyn Progress>>,
+    /// The trust policy the source must satisfy before anything is written
+    /// (`--policy`); `None` accepts anything.
+    pub policy: Option<Arc<crate::signature::Policy>>,
 }
 
 impl Default for CopyOptions {
@@ -82,6 +88,7 @@ impl Default for CopyOptions {
             signatures: SignaturePolicy::Copy,
             incremental: true,
             progress: None,
+            policy: None,
         }
     }
 }

@@ -146,11 +146,16 @@ fn normalise_time(s: &str) -> String {
     }
 }
 
-/// A JSON value as pretty JSON with a trailing newline, the way skopeo prints.
+/// A JSON value as skopeo prints it: 4-space indentation, trailing newline.
 pub fn to_pretty_json(v: &impl Serialize) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| Value::Null.to_string());
-    s.push('\n');
-    s
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return format!("{}\n", Value::Null);
+    }
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -340,6 +340,25 @@ impl Policy {
         check(reqs, &image.to_string(), Some(image), manifest, signatures)
     }
 
+    /// The requirements that apply to `image` (any transport).
+    pub fn requirements_for_image(&self, image: &dyn ImageReference) -> &[Requirement] {
+        let transport = image.transport();
+        let scopes = match (image.docker_reference(), transport) {
+            (Some(r), "docker") => docker_scopes(&r),
+            _ => path_scopes(transport, &image.to_string()),
+        };
+        self.requirements_for(transport, &scopes)
+    }
+
+    /// Whether judging `image` needs its signatures (false when every
+    /// requirement is `insecureAcceptAnything`), so callers can skip reading them.
+    pub fn needs_signatures(&self, image: &dyn ImageReference) -> bool {
+        !self
+            .requirements_for_image(image)
+            .iter()
+            .all(|r| matches!(r, Requirement::InsecureAcceptAnything))
+    }
+
     /// Judge any transport's image (the copy engine's call, before writing).
     pub fn evaluate_image(
         &self,
@@ -347,13 +366,8 @@ impl Policy {
         manifest: &[u8],
         signatures: &[Signature],
     ) -> Result<(), PolicyError> {
-        let transport = image.transport();
         let docker_ref = image.docker_reference();
-        let scopes = match (&docker_ref, transport) {
-            (Some(r), "docker") => docker_scopes(r),
-            _ => path_scopes(transport, &image.to_string()),
-        };
-        let reqs = self.requirements_for(transport, &scopes);
+        let reqs = self.requirements_for_image(image);
         check(
             reqs,
             &image.to_string(),

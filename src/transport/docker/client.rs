@@ -22,7 +22,8 @@ use url::Url;
 use super::auth::{self, CachedToken, Challenge, Scopes};
 use super::tls;
 pub use super::wire::{
-    MAX_RETRY_WAIT, backoff, error_chain, host_port, read_capped, registry_message, retry_after,
+    MAX_RETRY_WAIT, backoff, describe_connection_error, error_chain, host_port, read_capped,
+    registry_message, retry_after,
 };
 use super::wire::{display_repo, join_what, same_origin};
 use crate::image::{Auth, CredentialStore, Error, RequestObserver, Result, SystemContext};
@@ -502,16 +503,12 @@ impl Session {
 
     /// A `Error::Connection` for a failed request.
     pub fn connection_error(&self, op: &Op, host: &str, e: &reqwest::Error) -> Error {
-        let message = error_chain(e);
-        let lower = message.to_ascii_lowercase();
-        let tls_refusal = lower.contains("certificate")
-            || lower.contains("unknownissuer")
-            || lower.contains("invalid peer");
+        let (message, retryable) = describe_connection_error(e);
         Error::Connection {
             host: host.to_string(),
             op: format!("{} {}", op.op, op.what).trim().to_string(),
             message,
-            retryable: !tls_refusal && !e.is_builder(),
+            retryable,
         }
     }
 

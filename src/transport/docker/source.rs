@@ -86,16 +86,27 @@ pub(crate) async fn get_manifest(
     let op = Op::pull(repository, format!("manifest {reference}"));
     let path = format!("/v2/{repository}/manifests/{reference}");
     let accept = accept_header();
-    let resp = session
-        .send(&op, Method::GET, &path, &|r| r.header(ACCEPT, &accept))
-        .await?;
-    if !resp.status().is_success() {
-        return Err(session.status_error(&op, resp).await);
-    }
-    let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
-    let announced =
-        header_str(resp.headers(), DOCKER_CONTENT_DIGEST).and_then(|d| digest::parse(&d).ok());
-    let bytes = read_manifest_body(session, &op, location, resp).await?;
+    let mut attempt = 0;
+    let (bytes, content_type, announced) = loop {
+        let resp = session
+            .send(&op, Method::GET, &path, &|r| r.header(ACCEPT, &accept))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(session.status_error(&op, resp).await);
+        }
+        let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
+        let announced =
+            header_str(resp.headers(), DOCKER_CONTENT_DIGEST).and_then(|d| digest::parse(&d).ok());
+        match read_manifest_body(session, &op, location, resp).await {
+            Ok(b) => break (b, content_type, announced),
+            // The body broke off: ask again, within the retry budget.
+            Err(e) if e.is_retryable() && attempt < session.retry_times() => {
+                tokio::time::sleep(backoff(attempt, None)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let check = expected.or(announced.as_ref());
     if let Some(want) = check {
         digest::verify_bytes(want, &bytes).map_err(|source| Error::Digest {

@@ -115,6 +115,39 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// What went wrong on the connection, short (without reqwest's "error
+/// sending request for url" wrapper), with a hint for the usual TLS
+/// mistakes; and whether trying again can help.
+pub fn describe_connection_error(e: &reqwest::Error) -> (String, bool) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = std::error::Error::source(e);
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !m.starts_with("client error (") && !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    let mut message = if e.is_timeout() {
+        "timed out".to_string()
+    } else if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    };
+    let lower = message.to_ascii_lowercase();
+    let untrusted = lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalid peer");
+    let not_tls = lower.contains("invalidcontenttype") || lower.contains("corrupt message");
+    if untrusted {
+        message += " (the registry's certificate is not trusted: add its CA with a cert dir or CA Secret, or disable TLS verification)";
+    } else if not_tls {
+        message += " (the registry may speak plain HTTP: disable TLS verification to use it)";
+    }
+    (message, !untrusted && !not_tls && !e.is_builder())
+}
+
 /// `Retry-After`: delta-seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
