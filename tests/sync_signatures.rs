@@ -174,9 +174,13 @@ fn verification_mirrors_only_signed_tags_and_inspection_reports_them() {
         e.contains("no signatures") && e.contains("spec.verification"),
         "{e}"
     );
-    // (Copying lookaside signatures to the destination's lookaside is the
-    // copy engine's: `status.tags[].signatures` counts what it copied.)
-    // The unsigned tag was not written.
+    assert_eq!(by("1.0.0")["signatures"], 1);
+    // The signature went to the destination's lookaside; the unsigned tag was not written.
+    let written = walk(&look_dst);
+    assert!(
+        written.iter().any(|p| p.ends_with("signature-1")),
+        "{written:?}"
+    );
     let listed = support::run(support::skopeo().args([
         "list-tags",
         "--tls-verify=false",
@@ -195,4 +199,17 @@ fn verification_mirrors_only_signed_tags_and_inspection_reports_them() {
     assert_eq!(s0["manifestDigest"], st["digest"]);
     assert_eq!(s0["identity"], format!("{}/team/app:1.0.0", src.host));
     assert_eq!(st["signatureSummary"], "1 (1 verified)");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -93,6 +93,8 @@ pub async fn mirror(
         },
         incremental: true,
         progress: opts.progress.clone(),
+        // Trust is `spec.verification`'s, judged per tag before the copy.
+        ..CopyOptions::default()
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
     // concurrent writers in one process would race on it, so copy one at a time.
