@@ -149,13 +149,16 @@ fn skopeo_digest(args: &[&str]) -> String {
     v["Digest"].as_str().unwrap().to_string()
 }
 
+/// The raw HTTP/1.0 response, or an empty string when nothing answers (yet).
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
     let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
+    let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_ok() {
+        let _ = s.read_to_string(&mut body).await;
+    }
     body
 }
 
@@ -539,6 +542,110 @@ spec:
     let r = tokio::time::timeout(Duration::from_secs(20), running)
         .await
         .expect("controller stops on shutdown")
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// Two replicas with leader election: only the Lease holder reconciles; when
+/// it shuts down (releasing the Lease) the standby takes over. Both watch one
+/// namespace (`--namespace`); the mirror is between local OCI layouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_election_hands_over_on_shutdown() {
+    let cluster = Cluster::start().await;
+    cluster.apply(&crds_yaml()).await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/imagemirrors.kubemirror.dev",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(out.ok, "{out:?}");
+    let start = |identity: &str| {
+        let shutdown = CancellationToken::new();
+        let health_addr = local_addr();
+        let config = Config {
+            metrics_addr: health_addr,
+            health_addr,
+            leader_elect: true,
+            lease_namespace: Some("default".into()),
+            identity: Some(identity.into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        };
+        let handle = tokio::spawn(controller::run(cluster.client(), config, shutdown.clone()));
+        (shutdown, handle, health_addr)
+    };
+    let holder = || async {
+        let o = cluster
+            .kubectl(&["get", "lease/kubemirror-controller", "-o", "json"])
+            .await;
+        if !o.ok {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&o.stdout).ok()?;
+        v["spec"]["holderIdentity"].as_str().map(str::to_string)
+    };
+
+    let (stop_a, run_a, _) = start("replica-a");
+    eventually(30, "replica-a holds the Lease", || async {
+        (holder().await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let (stop_b, run_b, health_b) = start("replica-b");
+    eventually(10, "replica-b ready while standing by", || async {
+        let r = tokio::time::timeout(Duration::from_secs(2), http_get(health_b, "/readyz")).await;
+        r.ok().filter(|b| b.starts_with("HTTP/1.0 200")).map(|_| ())
+    })
+    .await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out");
+    let hello = support::repo_root().join("examples/images/hello");
+    let mirror = |names: &str| {
+        format!(
+            "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageMirror\nmetadata: {{name: hello, namespace: default}}\nspec:\n  source: {{repository: 'oci:{}'}}\n  destination: {{repository: 'oci:{}'}}\n  tags: {{names: [{names}]}}\n",
+            hello.display(),
+            dest.display()
+        )
+    };
+    cluster.apply(&mirror("'1.0.0'")).await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "imagemirror/hello",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(out.ok, "{out:?}");
+    assert_eq!(holder().await.as_deref(), Some("replica-a"));
+
+    // The leader stops; the standby takes the Lease and reconciles the next change.
+    stop_a.cancel();
+    let r = tokio::time::timeout(Duration::from_secs(20), run_a)
+        .await
+        .expect("replica-a stops")
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    eventually(40, "replica-b holds the Lease", || async {
+        (holder().await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    cluster.apply(&mirror("'1.0.0', '1.1.0'")).await;
+    let obj = eventually(30, "generation 2 reconciled by replica-b", || async {
+        let o = cluster.get_json("imagemirror/hello").await;
+        let ready = condition(&o, "Ready")?;
+        (ready["status"] == "True" && ready["observedGeneration"] == 2).then_some(o)
+    })
+    .await;
+    assert_eq!(obj["status"]["summary"]["synced"], 2, "{obj:#}");
+
+    stop_b.cancel();
+    let r = tokio::time::timeout(Duration::from_secs(20), run_b)
+        .await
+        .expect("replica-b stops")
         .unwrap();
     assert!(r.is_ok(), "{r:?}");
 }

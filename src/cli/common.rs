@@ -120,9 +120,10 @@ impl ImageFlags {
 }
 
 /// Set up `tracing`: warnings by default, debug with `--debug`, `RUST_LOG` wins.
-pub fn init_logging(g: &GlobalArgs) {
+/// `level` is the default (`warn`; `info` for the controller).
+pub fn init_logging(g: &GlobalArgs, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let default = if g.debug { "debug" } else { "warn" };
+    let default = if g.debug { "debug" } else { level };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -54,7 +54,12 @@ pub type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error + Send + 
 /// Parse arguments, run the command, print a one-line error on failure.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::init_logging(&cli.global);
+    // A controller reports what it does; the one-shot commands stay quiet.
+    let level = match cli.command {
+        Command::Controller(_) => "info",
+        _ => "warn",
+    };
+    common::init_logging(&cli.global, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

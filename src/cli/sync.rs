@@ -26,8 +26,9 @@ use serde_yaml::Value;
 
 use super::{CliResult, GlobalArgs};
 use crate::api::v1alpha1::{CONDITION_READY, Condition, ImageInspection, ImageMirror, Time};
+use crate::credentials::AuthFiles;
 use crate::image::SystemContext;
-use crate::reconcile::{self, DockerConfigStore, Env, SecretData, StaticSecrets, status};
+use crate::reconcile::{self, Env, SecretData, StaticSecrets, status};
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
@@ -94,26 +95,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
 
 /// Credentials for sides without a Secret: the auth file chain.
 fn base_context(authfile: Option<&Path>) -> Result<SystemContext, String> {
-    let path = match authfile {
-        Some(p) => Some(p.to_path_buf()),
-        None => default_auth_files().into_iter().find(|p| p.exists()),
-    };
-    let mut ctx = SystemContext::default();
-    if let Some(p) = path {
-        ctx.credential_store = Some(Arc::new(DockerConfigStore::from_file(&p)?));
-    }
-    Ok(ctx)
-}
-
-fn default_auth_files() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
-        v.push(PathBuf::from(x).join("containers/auth.json"));
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        v.push(PathBuf::from(h).join(".docker/config.json"));
-    }
-    v
+    let files = AuthFiles::load(authfile).map_err(|e| e.to_string())?;
+    Ok(SystemContext {
+        credential_store: Some(Arc::new(files)),
+        ..Default::default()
+    })
 }
 
 /// Reconcile every document once, in order.

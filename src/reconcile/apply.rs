@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 
@@ -13,11 +12,10 @@ use super::resolve::{Endpoint, ResolvedInspection, ResolvedMirror};
 use super::{Error, one_line};
 use crate::api::v1alpha1::{PlatformDigest, SignaturePolicy, SignatureStatus};
 use crate::copy::{self, CopyOptions, CopyReport, Progress};
-use crate::image::{self, Image, ImageInspectInfo, Signature};
+use crate::image::{self, Image, ImageInspectInfo, ImageReference, SystemContext};
 use crate::manifest::{Parsed, Platform};
-
-/// Signature payloads kept in status are cut to this many bytes.
-pub const MAX_SIGNATURE_PAYLOAD: usize = 4096;
+use crate::signature::verify::{self, SignatureReport, Subject};
+use crate::signature::{self, Target, TrustedKeys};
 
 /// Knobs the driver sets for the I/O step.
 #[derive(Clone)]
@@ -95,7 +93,8 @@ pub async fn mirror(
         },
         incremental: true,
         progress: opts.progress.clone(),
-        policy: None,
+        // Trust is `spec.verification`'s, judged per tag before the copy.
+        ..CopyOptions::default()
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
     // concurrent writers in one process would race on it, so copy one at a time.
@@ -108,10 +107,7 @@ pub async fn mirror(
     let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
         Box::pin(async move {
             let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
-                Ok(report) => TagResult::Copied {
-                    report,
-                    verified: None,
-                },
+                Ok((report, verified)) => TagResult::Copied { report, verified },
                 Err(e) => TagResult::Failed(e),
             };
             TagOutcome { tag, result }
@@ -135,16 +131,39 @@ async fn mirror_tag(
     tag: &str,
     signatures: SignaturePolicy,
     opts: &CopyOptions,
-) -> Result<CopyReport, String> {
+) -> Result<(CopyReport, Option<bool>), String> {
     let err = |e: image::Error| one_line(&e);
     let src = r.source.reference.with_tag(tag).map_err(err)?;
     let dst = r.destination.reference.with_tag(tag).map_err(err)?;
-    if signatures == SignaturePolicy::Require {
-        let source = src.new_image_source(&r.source.ctx).await.map_err(err)?;
-        if source.get_signatures(None).await.map_err(err)?.is_empty() {
+    let require = signatures == SignaturePolicy::Require;
+    let verify = !r.keys.is_empty();
+    let mut verified = None;
+    if require || verify {
+        // Judged before anything is written: a tag that fails leaves the
+        // destination as it was.
+        let (found, reports) = judge_signatures(src.as_ref(), &r.source.ctx, &r.keys)
+            .await
+            .map_err(err)?;
+        if require && found == 0 {
             return Err(format!(
                 "{src} has no signatures and spec.signatures is Require"
             ));
+        }
+        if verify {
+            if !verify::any_verified(&reports) {
+                let why: Vec<&str> = reports.iter().map(|r| r.reason.as_str()).collect();
+                return Err(if why.is_empty() {
+                    format!(
+                        "{src} has no signatures; spec.verification requires one by a trusted key"
+                    )
+                } else {
+                    format!(
+                        "no signature of {src} is by a trusted key: {}",
+                        why.join("; ")
+                    )
+                });
+            }
+            verified = Some(true);
         }
     }
     // The copy engine's future is not provably `Send` (a stream of borrowing
@@ -168,6 +187,27 @@ async fn mirror_tag(
     .await
     .map_err(|e| format!("copy task failed: {e}"))?
     .map_err(err)
+    .map(|report| (report, verified))
+}
+
+/// Read the top-level signatures of an image (transport, lookaside,
+/// attachments) and judge them against `keys`: (how many, reports).
+async fn judge_signatures(
+    reference: &dyn ImageReference,
+    ctx: &SystemContext,
+    keys: &TrustedKeys,
+) -> image::Result<(usize, Vec<SignatureReport>)> {
+    let source = reference.new_image_source(ctx).await?;
+    let manifest = source.get_manifest(None).await?;
+    let digest = manifest.digest();
+    let sigs = signature::read(reference, source.as_ref(), ctx, Target::TopLevel(&digest)).await?;
+    let docker = reference.docker_reference();
+    let subject = Subject {
+        reference: docker.as_ref(),
+        manifest_digest: &digest,
+        manifest: Some(&manifest.bytes),
+    };
+    Ok((sigs.len(), verify::report(keys, &subject, &sigs, None)))
 }
 
 /// What an inspection found.
@@ -228,16 +268,25 @@ pub async fn inspect(
             .await
             .map_err(|e| Error::image(format!("listing tags of {reference}"), e))?;
     }
-    let signatures = match image.signatures().await {
-        Ok(s) => s
-            .iter()
-            .map(|s| signature_status(s, !r.keys.is_empty()))
-            .collect(),
-        Err(e) => {
-            tracing::warn!(image = %reference, error = %one_line(&e), "reading signatures failed");
-            Vec::new()
-        }
+    let top_digest = top.digest();
+    let sigs = signature::read(
+        reference.as_ref(),
+        image.source(),
+        ctx,
+        Target::TopLevel(&top_digest),
+    )
+    .await
+    .map_err(|e| Error::image(format!("reading signatures of {reference}"), e))?;
+    let docker = reference.docker_reference();
+    let subject = Subject {
+        reference: docker.as_ref(),
+        manifest_digest: &top_digest,
+        manifest: Some(&top.bytes),
     };
+    let signatures = verify::report(&r.keys, &subject, &sigs, None)
+        .into_iter()
+        .map(signature_status)
+        .collect();
     Ok(InspectOutcome {
         reference: reference.to_string(),
         info,
@@ -246,41 +295,15 @@ pub async fn inspect(
     })
 }
 
-/// What status shows of one signature (verification comes with the signature module).
-fn signature_status(s: &Signature, keys_given: bool) -> SignatureStatus {
-    let reason = if keys_given {
-        "signature verification is not available in this build".to_string()
-    } else {
-        "no keys in spec.verification".to_string()
-    };
-    let b64 = |b: &[u8]| {
-        base64::engine::general_purpose::STANDARD.encode(&b[..b.len().min(MAX_SIGNATURE_PAYLOAD)])
-    };
-    match s {
-        Signature::Sigstore { payload, .. } => {
-            let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
-            let str_at = |p: &str| {
-                v.pointer(p)
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            SignatureStatus {
-                type_: "sigstore".into(),
-                manifest_digest: str_at("/critical/image/docker-manifest-digest"),
-                identity: str_at("/critical/identity/docker-reference"),
-                key_id: String::new(),
-                verified: false,
-                reason,
-                payload: b64(payload),
-            }
-        }
-        Signature::SimpleSigning(msg) => SignatureStatus {
-            type_: "simple-signing".into(),
-            verified: false,
-            reason,
-            payload: b64(msg),
-            ..Default::default()
-        },
+/// A verification report as status shows it.
+fn signature_status(r: SignatureReport) -> SignatureStatus {
+    SignatureStatus {
+        type_: r.type_,
+        manifest_digest: r.manifest_digest,
+        identity: r.identity,
+        key_id: r.key_id,
+        verified: r.verified,
+        reason: r.reason,
+        payload: r.payload,
     }
 }

@@ -11,7 +11,6 @@
 //! [`reconcile_mirror`] / [`reconcile_inspection`] + [`status`].
 
 pub mod apply;
-mod dockerconfig;
 mod error;
 pub mod plan;
 pub mod resolve;
@@ -20,7 +19,6 @@ pub mod status;
 use std::time::Duration;
 
 pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagOutcome, TagResult};
-pub use dockerconfig::DockerConfigStore;
 pub use error::{Error, ErrorKind};
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
 

@@ -11,19 +11,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::Error;
-use super::dockerconfig::DockerConfigStore;
 use crate::api::v1alpha1::{
     ImageInspectionSpec, ImageMirrorSpec, KeyType, RepositorySpec, SecretKeyRef, SecretRef,
     VerificationSpec,
 };
-use crate::image::{ImageReference, SignatureStorage, SignatureStorageConfig, SystemContext};
-use crate::reference::Reference;
+use crate::credentials::AuthFile;
+use crate::image::{ImageReference, SignatureStorage, SystemContext};
+use crate::signature::{StaticStorage, TrustedKey, TrustedKeys};
 use crate::transport;
 
 /// The Secret type that holds registry credentials.
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 /// Its data key.
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+/// The data key of the legacy `kubernetes.io/dockercfg` type.
+pub const DOCKER_CFG_KEY: &str = ".dockercfg";
 
 /// A Secret as the reconcilers see it. `Debug` never shows the data.
 #[derive(Clone, Default)]
@@ -75,34 +77,21 @@ pub struct Endpoint {
     pub ctx: SystemContext,
 }
 
-/// A verification key read from its Secret (for the signature step).
-#[derive(Clone)]
-pub struct ResolvedKey {
-    pub type_: KeyType,
-    pub key: Vec<u8>,
-    /// `secret/key`, for messages.
-    pub origin: String,
-}
-
-impl fmt::Debug for ResolvedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ResolvedKey({:?} from {})", self.type_, self.origin)
-    }
-}
-
 /// An `ImageMirror` spec, resolved.
 #[derive(Debug)]
 pub struct ResolvedMirror {
     pub source: Endpoint,
     pub destination: Endpoint,
-    pub keys: Vec<ResolvedKey>,
+    /// `spec.verification` keys; empty without verification.
+    pub keys: TrustedKeys,
 }
 
 /// An `ImageInspection` spec, resolved.
 #[derive(Debug)]
 pub struct ResolvedInspection {
     pub image: Endpoint,
-    pub keys: Vec<ResolvedKey>,
+    /// `spec.verification` keys; empty without verification.
+    pub keys: TrustedKeys,
 }
 
 /// Resolve both sides of a mirror. `base` carries what the driver adds to
@@ -216,6 +205,7 @@ async fn side_context(
         let bytes = secret
             .data
             .get(DOCKER_CONFIG_JSON_KEY)
+            .or_else(|| secret.data.get(DOCKER_CFG_KEY))
             .ok_or_else(|| Error::InvalidSecret {
                 field: field.clone(),
                 name: r.name.clone(),
@@ -223,12 +213,12 @@ async fn side_context(
                     "want a {DOCKER_CONFIG_JSON_TYPE} Secret with a {DOCKER_CONFIG_JSON_KEY} key (kubectl create secret docker-registry)"
                 ),
             })?;
-        let store =
-            DockerConfigStore::from_json(bytes).map_err(|message| Error::InvalidSecret {
-                field,
-                name: r.name.clone(),
-                message,
-            })?;
+        // Errors name a position in the document, never its content.
+        let store = AuthFile::from_dockerconfigjson(bytes).map_err(|e| Error::InvalidSecret {
+            field,
+            name: r.name.clone(),
+            message: e.to_string(),
+        })?;
         ctx.credentials = None;
         ctx.credential_store = Some(Arc::new(store));
     }
@@ -242,7 +232,7 @@ async fn side_context(
             lookaside_staging: write.then(|| url.to_string()),
             use_sigstore_attachments: true,
         };
-        ctx.signature_storage = Some(Arc::new(FixedSignatureStorage(storage)));
+        ctx.signature_storage = Some(Arc::new(StaticStorage(storage)));
     }
     Ok(ctx)
 }
@@ -250,21 +240,25 @@ async fn side_context(
 async fn resolve_keys(
     v: Option<&VerificationSpec>,
     secrets: &dyn SecretSource,
-) -> Result<Vec<ResolvedKey>, Error> {
-    let mut out = Vec::new();
-    for (i, k) in v
-        .map(|v| v.keys.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+) -> Result<TrustedKeys, Error> {
+    let mut out = TrustedKeys::default();
+    let keys = v.map(|v| v.keys.as_slice()).unwrap_or_default();
+    for (i, k) in keys.iter().enumerate() {
         let field = format!("spec.verification.keys[{i}].secretRef");
-        let key = fetch_key(secrets, &field, &k.secret_ref).await?;
-        out.push(ResolvedKey {
-            type_: k.type_,
-            key,
-            origin: format!("{}/{}", k.secret_ref.name, k.secret_ref.key),
-        });
+        let data = fetch_key(secrets, &field, &k.secret_ref).await?;
+        let type_ = match k.type_ {
+            KeyType::Sigstore => "Sigstore",
+            KeyType::Gpg => "GPG",
+        };
+        let key = TrustedKey::parse(type_, &data).map_err(|e| Error::InvalidSecret {
+            field,
+            name: k.secret_ref.name.clone(),
+            message: format!(
+                "key {:?} is not a {type_} public key: {e}",
+                k.secret_ref.key
+            ),
+        })?;
+        out.push(key);
     }
     Ok(out)
 }
@@ -299,15 +293,6 @@ async fn fetch_key(
             s.data.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     })
-}
-
-/// One lookaside for every image of a side (`signatureLookaside`).
-struct FixedSignatureStorage(SignatureStorage);
-
-impl SignatureStorageConfig for FixedSignatureStorage {
-    fn storage_for(&self, _image: &Reference) -> SignatureStorage {
-        self.0.clone()
-    }
 }
 
 #[cfg(test)]

@@ -146,7 +146,8 @@ pub struct ImageMirrorStatus {
     /// `Ready`, `Reconciling`, `Stalled`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// When the last sync finished.
+    /// When a sync last changed this status (a sync that finds everything
+    /// up to date is not written, so this is the last change, not the last check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
     /// One entry per selected tag.
