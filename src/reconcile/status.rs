@@ -240,6 +240,7 @@ pub fn mirror_status(
         synced: selected - failed_n,
         failed: failed_n,
     });
+    let truncated = bound_tags(&mut tags);
     st.tags = tags;
     st.last_sync_time = Some(now.clone());
     if failures.is_empty() {
@@ -247,12 +248,23 @@ pub fn mirror_status(
             0 => "no source tag matches spec.tags".to_string(),
             1 => format!("1 tag in step with {destination}"),
             n => format!("{n} tags in step with {destination}"),
-        };
+        } + &truncated;
         done(&mut st.conditions, true, "Synced", &msg, generation, now);
     } else {
+        let shown: Vec<&str> = failures
+            .iter()
+            .take(MAX_MESSAGE_FAILURES)
+            .map(String::as_str)
+            .collect();
+        let more = failures.len().saturating_sub(MAX_MESSAGE_FAILURES);
         let msg = format!(
-            "{failed_n} of {selected} tags failed: {}",
-            failures.join("; ")
+            "{failed_n} of {selected} tags failed: {}{}{truncated}",
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
         );
         done(
             &mut st.conditions,
@@ -264,6 +276,28 @@ pub fn mirror_status(
         );
     }
     st
+}
+
+/// At most this many entries in `status.tags`: an object selecting thousands
+/// of tags stays far below the API server's object size limit (~1.5 MiB).
+/// `status.summary` keeps the exact counts.
+pub const MAX_STATUS_TAGS: usize = 200;
+/// At most this many failures are named in the `Ready` message.
+pub const MAX_MESSAGE_FAILURES: usize = 5;
+
+/// Keep at most [`MAX_STATUS_TAGS`] entries, failed tags first (they need a
+/// look), then the others in order; returns the text the condition message
+/// gets when entries were left out.
+fn bound_tags(tags: &mut Vec<TagStatus>) -> String {
+    if tags.len() <= MAX_STATUS_TAGS {
+        return String::new();
+    }
+    let total = tags.len();
+    tags.sort_by_key(|t| t.error.is_empty());
+    tags.truncate(MAX_STATUS_TAGS);
+    format!(
+        " (status.tags lists {MAX_STATUS_TAGS} of {total} tags, failed ones first; status.summary has the counts)"
+    )
 }
 
 /// The new `ImageInspection` status after a reconcile.

@@ -269,3 +269,46 @@ fn inspection_status_fills_fields_and_summary() {
     assert!(is_true(&bad.conditions, CONDITION_STALLED));
     assert_eq!(bad.digest, "sha256:d", "last good result kept");
 }
+
+#[test]
+fn thousands_of_tags_keep_the_status_bounded_and_the_counts_exact() {
+    let mut tags: Vec<_> = (0..3000)
+        .map(|i| copied(&format!("v{i}"), "sha256:a", false))
+        .collect();
+    tags.extend((0..40).map(|i| failed_tag(&format!("bad{i}"), "404 Not Found")));
+    let st = mirror_status(None, Some(1), &ok(tags), "d", &at(0));
+    assert_eq!(
+        st.summary,
+        Some(TagSummary {
+            selected: 3040,
+            synced: 3000,
+            failed: 40
+        })
+    );
+    assert_eq!(st.tags.len(), MAX_STATUS_TAGS);
+    assert!(
+        st.tags[..40].iter().all(|t| !t.error.is_empty()),
+        "failed tags are listed first"
+    );
+    let ready = condition(&st.conditions, CONDITION_READY).unwrap();
+    assert!(
+        ready.message.contains("40 of 3040 tags failed"),
+        "{}",
+        ready.message
+    );
+    assert!(ready.message.contains("and 35 more"), "{}", ready.message);
+    assert!(
+        ready
+            .message
+            .contains(&format!("lists {MAX_STATUS_TAGS} of 3040")),
+        "{}",
+        ready.message
+    );
+    assert!(
+        ready.message.len() < 2000,
+        "message stays short: {}",
+        ready.message.len()
+    );
+    let yaml = serde_yaml::to_string(&st).unwrap();
+    assert!(yaml.len() < 100_000, "status is {} bytes", yaml.len());
+}
