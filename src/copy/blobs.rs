@@ -38,7 +38,9 @@ pub struct BlobMover<'a> {
 impl BlobMover<'_> {
     /// Copy every blob in `blobs` (already de-duplicated), `jobs` at a time.
     pub async fn copy_all(&self, blobs: Vec<BlobInfo>, jobs: usize) -> Result<(), Error> {
-        futures::stream::iter(blobs.into_iter().map(|b| self.copy_one(b)))
+        // Collected first so that the future stays `Send` (see engine.rs).
+        let copies: Vec<_> = blobs.into_iter().map(|b| self.copy_one(b)).collect();
+        futures::stream::iter(copies)
             .buffer_unordered(jobs.max(1))
             .try_collect::<Vec<()>>()
             .await?;

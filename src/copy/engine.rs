@@ -132,14 +132,17 @@ pub async fn run(
     mover.copy_all(blobs, options.jobs).await?;
 
     // Instances (by digest), concurrently; then signatures; then the tag.
-    futures::stream::iter(
-        instances
-            .iter()
-            .map(|i| dst.put_manifest(&i.manifest, i.digest.as_ref())),
-    )
-    .buffer_unordered(options.jobs.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
+    // Futures are collected before they are streamed: a stream holding the
+    // closure would make the copy future not `Send` (rustc's higher-ranked
+    // lifetime limits), and the controller runs copies on spawned tasks.
+    let puts: Vec<_> = instances
+        .iter()
+        .map(|i| dst.put_manifest(&i.manifest, i.digest.as_ref()))
+        .collect();
+    futures::stream::iter(puts)
+        .buffer_unordered(options.jobs.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     let mut signatures_copied = 0u64;
     if options.signatures == SignaturePolicy::Copy {
         let sides = Sides {
@@ -280,37 +283,41 @@ async fn fetch_instances(
     jobs: usize,
 ) -> Result<Vec<Instance>, Error> {
     let loc = src.reference();
-    futures::stream::iter(entries.iter().map(|d| {
-        let loc = loc.clone();
-        async move {
-            let m = src.get_manifest(Some(d.digest())).await?;
-            if m.digest() != *d.digest() {
-                return Err(Error::Digest {
-                    location: loc,
-                    what: format!("manifest {}", d.digest()),
-                    source: crate::digest::DigestError::Mismatch {
-                        expected: d.digest().to_string(),
-                        actual: m.digest().to_string(),
-                    },
-                });
+    let fetches: Vec<_> = entries
+        .iter()
+        .map(|d| {
+            let loc = loc.clone();
+            async move {
+                let m = src.get_manifest(Some(d.digest())).await?;
+                if m.digest() != *d.digest() {
+                    return Err(Error::Digest {
+                        location: loc,
+                        what: format!("manifest {}", d.digest()),
+                        source: crate::digest::DigestError::Mismatch {
+                            expected: d.digest().to_string(),
+                            actual: m.digest().to_string(),
+                        },
+                    });
+                }
+                if m.is_index() {
+                    return Err(Error::Unsupported(format!(
+                        "{loc}: nested index {} is not supported",
+                        d.digest()
+                    )));
+                }
+                Ok(Instance {
+                    manifest: m,
+                    digest: Some(d.digest().clone()),
+                    source_digest: d.digest().clone(),
+                    source_instance: Some(d.digest().clone()),
+                })
             }
-            if m.is_index() {
-                return Err(Error::Unsupported(format!(
-                    "{loc}: nested index {} is not supported",
-                    d.digest()
-                )));
-            }
-            Ok(Instance {
-                manifest: m,
-                digest: Some(d.digest().clone()),
-                source_digest: d.digest().clone(),
-                source_instance: Some(d.digest().clone()),
-            })
-        }
-    }))
-    .buffered(jobs.max(1))
-    .try_collect()
-    .await
+        })
+        .collect();
+    futures::stream::iter(fetches)
+        .buffered(jobs.max(1))
+        .try_collect()
+        .await
 }
 
 /// Both ends of a copy, for the steps that need references and contexts.

@@ -128,3 +128,17 @@ pub async fn copy_image(
 ) -> Result<CopyReport, Error> {
     engine::run(src, src_ctx, dst, dst_ctx, options).await
 }
+
+/// The copy future can run on a spawned task (the controller's reconciles).
+#[allow(dead_code)]
+fn copy_future_is_send(
+    src: &dyn ImageReference,
+    src_ctx: &SystemContext,
+    dst: &dyn ImageReference,
+    dst_ctx: &SystemContext,
+    options: &CopyOptions,
+) {
+    fn send<T: Send>(_: &T) {}
+    let f = copy_image(src, src_ctx, dst, dst_ctx, options);
+    send(&f);
+}

@@ -166,26 +166,14 @@ async fn mirror_tag(
             verified = Some(true);
         }
     }
-    // The copy engine's future is not provably `Send` (a stream of borrowing
-    // closures inside it), and the controller spawns reconciles on a
-    // multi-threaded runtime: run it on a blocking thread of its own.
-    let (src_ctx, dst_ctx, opts) = (
-        r.source.ctx.clone(),
-        r.destination.ctx.clone(),
-        opts.clone(),
-    );
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(copy::copy_image(
-            src.as_ref(),
-            &src_ctx,
-            dst.as_ref(),
-            &dst_ctx,
-            &opts,
-        ))
-    })
+    copy::copy_image(
+        src.as_ref(),
+        &r.source.ctx,
+        dst.as_ref(),
+        &r.destination.ctx,
+        opts,
+    )
     .await
-    .map_err(|e| format!("copy task failed: {e}"))?
     .map_err(err)
     .map(|report| (report, verified))
 }
