@@ -70,6 +70,9 @@ pub struct CopyArgs {
     /// Copy even when the destination already holds the same manifest
     #[arg(long)]
     pub no_incremental: bool,
+    /// Also copy the artifacts attached by tag (cosign .sig/.att/.sbom, OCI referrers tag), registry to registry
+    #[arg(long)]
+    pub copy_attachments: bool,
     /// Source image, e.g. docker://registry.example/app:1.0
     #[arg(value_name = "SOURCE-IMAGE")]
     pub source: String,
@@ -141,6 +144,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         incremental: !args.no_incremental,
         progress: progress.clone().map(|p| p as Arc<dyn copy::Progress>),
         policy: g.trust_policy()?,
+        attachments: args.copy_attachments,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

@@ -157,6 +157,11 @@ pub async fn run(
             signatures_copied += sides.copy_signatures(inst).await?;
         }
     }
+    let mut attachments_copied = 0;
+    if options.attachments && options.signatures == SignaturePolicy::Copy {
+        attachments_copied =
+            copy_attachments(src_ref, &src_ctx, dst_ref, &dst_ctx, &top_out, options).await?;
+    }
     dst.put_manifest(&top_out.manifest, None).await?;
     dst.commit().await?;
 
@@ -171,6 +176,7 @@ pub async fn run(
         blobs_mounted: c.mounted.load(Ordering::Relaxed),
         manifests_written: instances.len() as u64 + 1,
         signatures_copied,
+        attachments_copied,
         duration: started.elapsed(),
     })
 }
@@ -318,6 +324,52 @@ async fn fetch_instances(
         .buffered(jobs.max(1))
         .try_collect()
         .await
+}
+
+/// Copy the artifacts attached to the copied image by tag (see
+/// [`CopyOptions::attachments`]), each as an image of its own, byte for byte.
+/// Only between registries, and only when the manifest was not converted
+/// (attachments name the source digest). Returns how many were copied.
+async fn copy_attachments(
+    src_ref: &dyn ImageReference,
+    src_ctx: &SystemContext,
+    dst_ref: &dyn ImageReference,
+    dst_ctx: &SystemContext,
+    top: &Instance,
+    options: &CopyOptions,
+) -> Result<u64, Error> {
+    let registries = src_ref.transport() == "docker" && dst_ref.transport() == "docker";
+    if !registries || top.manifest.digest() != top.source_digest {
+        return Ok(0);
+    }
+    let digest = &top.source_digest;
+    let mut tags = signature::attachment_tags(digest).to_vec();
+    tags.push(format!("{}-{}", digest.algorithm(), digest.digest()));
+    let inner = CopyOptions {
+        multi_arch: super::MultiArch::All,
+        signatures: SignaturePolicy::Drop,
+        attachments: false,
+        policy: None,
+        progress: None,
+        ..options.clone()
+    };
+    let mut copied = 0;
+    for tag in tags {
+        let (from, to) = (src_ref.with_tag(&tag)?, dst_ref.with_tag(&tag)?);
+        let exists = from
+            .new_image_source(src_ctx)
+            .await?
+            .manifest_digest()
+            .await;
+        match exists {
+            Err(e) if e.kind() == crate::image::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        super::copy_image_boxed(from.as_ref(), src_ctx, to.as_ref(), dst_ctx, &inner).await?;
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// Both ends of a copy, for the steps that need references and contexts.

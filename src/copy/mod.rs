@@ -78,6 +78,12 @@ pub struct CopyOptions {
     /// The trust policy the source must satisfy before anything is written
     /// (`--policy`); `None` accepts anything.
     pub policy: Option<Arc<crate::signature::Policy>>,
+    /// Also copy, byte for byte, the artifacts attached to the image by tag
+    /// in the same repository: cosign's `sha256-<hex>.sig` / `.att` / `.sbom`
+    /// and the OCI 1.1 referrers fallback tag `sha256-<hex>` (registry to
+    /// registry only; `--copy-attachments`, and `ImageMirror` with
+    /// `signatures: Copy | Require`).
+    pub attachments: bool,
 }
 
 impl Default for CopyOptions {
@@ -89,6 +95,7 @@ impl Default for CopyOptions {
             incremental: true,
             progress: None,
             policy: None,
+            attachments: false,
         }
     }
 }
@@ -112,6 +119,8 @@ pub struct CopyReport {
     pub blobs_mounted: u64,
     pub manifests_written: u64,
     pub signatures_copied: u64,
+    /// Attached artifacts (signatures, attestations, SBOMs, referrers) copied.
+    pub attachments_copied: u64,
     #[serde(skip)]
     pub duration: Duration,
 }
@@ -127,6 +136,18 @@ pub async fn copy_image(
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
     engine::run(src, src_ctx, dst, dst_ctx, options).await
+}
+
+/// [`copy_image`] as a boxed future: for the engine's own recursive calls
+/// (attachments), whose future type would otherwise contain itself.
+pub(crate) fn copy_image_boxed<'a>(
+    src: &'a dyn ImageReference,
+    src_ctx: &'a SystemContext,
+    dst: &'a dyn ImageReference,
+    dst_ctx: &'a SystemContext,
+    options: &'a CopyOptions,
+) -> futures::future::BoxFuture<'a, Result<CopyReport, Error>> {
+    Box::pin(engine::run(src, src_ctx, dst, dst_ctx, options))
 }
 
 /// The copy future can run on a spawned task (the controller's reconciles).

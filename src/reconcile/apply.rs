@@ -93,6 +93,9 @@ pub async fn mirror(
         },
         incremental: true,
         progress: opts.progress.clone(),
+        // Cosign signatures, attestations, SBOMs and OCI referrers travel
+        // with the image (registry to registry; not with `signatures: Drop`).
+        attachments: true,
         // Trust is `spec.verification`'s, judged per tag before the copy.
         ..CopyOptions::default()
     };
