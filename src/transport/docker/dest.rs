@@ -274,39 +274,38 @@ impl ImageDestination for DockerDestination {
 
     async fn try_reusing_blob(&self, info: &BlobInfo, hint: &ReuseHint) -> Result<Option<Reused>> {
         let repo = self.repo();
-        let mountable = hint.source.as_ref().filter(|s| {
+        // One POST both asks and prepares: a cross-repository mount answers
+        // 201 when the blob is (now) here, else 202 with the upload session
+        // the PUT then uses. With no sibling repository to mount from, the
+        // mount names this repository itself (201: already here), so a cold
+        // copy costs POST + PUT per blob and a present blob one POST.
+        let sibling = hint.source.as_ref().filter(|s| {
             s.registry() == self.reference.reference().registry() && s.repository() != repo
         });
-        if let Some(from) = mountable {
-            let mut op = Op::push(
-                repo,
-                format!("blob {} (mount from {})", info.digest, from.repository()),
-            );
-            op.scopes = op
-                .scopes
-                .with(format!("repository:{}:pull", from.repository()));
-            let query = format!(
-                "?mount={}&from={}",
-                info.digest,
-                percent_encoding::utf8_percent_encode(
-                    from.repository(),
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            );
-            let resp = self.start_upload(&op, &query).await?;
-            match resp.status() {
-                StatusCode::CREATED => return Ok(Some(Reused::Mounted)),
-                StatusCode::ACCEPTED => {
-                    let url = self.location(&op, &resp).await?;
-                    self.pending
-                        .lock()
-                        .expect("poisoned")
-                        .insert(info.digest.clone(), url);
-                    return Ok(None);
-                }
-                // Not allowed to read the source, or an old registry: plain check.
-                _ => {}
+        let from = sibling.map(|s| s.repository()).unwrap_or(repo);
+        let mut op = Op::push(repo, format!("blob {} (mount from {from})", info.digest));
+        if sibling.is_some() {
+            op.scopes = op.scopes.with(format!("repository:{from}:pull"));
+        }
+        let query = format!(
+            "?mount={}&from={}",
+            info.digest,
+            percent_encoding::utf8_percent_encode(from, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let resp = self.start_upload(&op, &query).await?;
+        match resp.status() {
+            StatusCode::CREATED if sibling.is_some() => return Ok(Some(Reused::Mounted)),
+            StatusCode::CREATED => return Ok(Some(Reused::Present)),
+            StatusCode::ACCEPTED => {
+                let url = self.location(&op, &resp).await?;
+                self.pending
+                    .lock()
+                    .expect("poisoned")
+                    .insert(info.digest.clone(), url);
+                return Ok(None);
             }
+            // Not allowed to read the source, or a registry without mounts: plain check.
+            _ => {}
         }
         let op = Op::push(repo, format!("blob {}", info.digest));
         let path = format!("/v2/{repo}/blobs/{}", info.digest);
