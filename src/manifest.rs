@@ -279,58 +279,24 @@ pub fn choose_instance<'a>(
 }
 
 /// Rewrite an OCI image manifest as Docker schema 2 (same config and layer
-/// blobs, Docker media types). A Docker schema 2 manifest is returned as is.
-/// Fails for zstd or other layers Docker schema 2 cannot name, and for indexes.
+/// blobs, Docker media types; OCI-only fields dropped). A Docker schema 2
+/// manifest is returned as is. Fails for zstd or other layers Docker schema 2
+/// cannot name, and for indexes.
 pub fn to_docker_v2s2(m: &Manifest) -> Result<Manifest, ManifestError> {
-    if m.media_type == DOCKER_V2S2 {
-        return Ok(m.clone());
-    }
-    if m.media_type != OCI_MANIFEST {
-        return Err(ManifestError::Conversion(format!(
-            "{} has no Docker schema 2 equivalent",
-            m.media_type
-        )));
-    }
-    let mut v: Value =
-        serde_json::from_slice(&m.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
-    obj.insert("mediaType".into(), DOCKER_V2S2.into());
-    obj.remove("annotations");
-    obj.remove("subject");
-    obj.remove("artifactType");
-    if let Some(c) = obj.get_mut("config").and_then(Value::as_object_mut) {
-        c.insert("mediaType".into(), DOCKER_CONFIG.into());
-        c.remove("annotations");
-    }
-    if let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) {
-        for l in layers {
-            let l = l
-                .as_object_mut()
-                .ok_or_else(|| ManifestError::Invalid("layer is not an object".into()))?;
-            let t = l
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let docker = match t {
-                OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => DOCKER_LAYER_GZIP,
-                OCI_LAYER | DOCKER_LAYER => DOCKER_LAYER,
-                other => {
-                    return Err(ManifestError::Conversion(format!(
-                        "layer type {other} has no Docker schema 2 equivalent"
-                    )));
-                }
-            };
-            l.insert("mediaType".into(), docker.into());
-            l.remove("annotations");
-        }
-    }
-    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    Ok(Manifest {
-        bytes: bytes.into(),
-        media_type: DOCKER_V2S2.into(),
-    })
+    let layer_type = |t: &str| match t {
+        OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(DOCKER_LAYER_GZIP),
+        OCI_LAYER | DOCKER_LAYER => Some(DOCKER_LAYER),
+        _ => None,
+    };
+    let target = Conversion {
+        from: OCI_MANIFEST,
+        to: DOCKER_V2S2,
+        config: DOCKER_CONFIG,
+        layer_type: &layer_type,
+        drop_fields: &["annotations", "subject", "artifactType"],
+        pretty: true,
+    };
+    target.apply(m)
 }
 
 /// Rewrite a Docker schema 2 manifest as an OCI image manifest (same config
@@ -338,26 +304,68 @@ pub fn to_docker_v2s2(m: &Manifest) -> Result<Manifest, ManifestError> {
 /// destinations that hold OCI only. An OCI manifest is returned as is. Fails
 /// for indexes (see [`rewrite_index`]).
 pub fn to_oci(m: &Manifest) -> Result<Manifest, ManifestError> {
-    if m.media_type == OCI_MANIFEST {
-        return Ok(m.clone());
-    }
-    if m.media_type != DOCKER_V2S2 {
-        return Err(ManifestError::Conversion(format!(
-            "{} has no OCI image manifest equivalent",
-            m.media_type
-        )));
-    }
-    let mut v: Value =
-        serde_json::from_slice(&m.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
-    obj.insert("mediaType".into(), OCI_MANIFEST.into());
-    if let Some(c) = obj.get_mut("config").and_then(Value::as_object_mut) {
-        c.insert("mediaType".into(), OCI_CONFIG.into());
-    }
-    if let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) {
-        for l in layers {
+    let layer_type = |t: &str| match t {
+        DOCKER_LAYER_GZIP | OCI_LAYER_GZIP => Some(OCI_LAYER_GZIP),
+        DOCKER_LAYER | OCI_LAYER => Some(OCI_LAYER),
+        DOCKER_FOREIGN_LAYER_GZIP => {
+            Some("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+        }
+        _ => None,
+    };
+    let target = Conversion {
+        from: DOCKER_V2S2,
+        to: OCI_MANIFEST,
+        config: OCI_CONFIG,
+        layer_type: &layer_type,
+        drop_fields: &[],
+        pretty: false,
+    };
+    target.apply(m)
+}
+
+/// One single-image format conversion: media types of the manifest, its
+/// config and each layer; fields the target format does not have.
+struct Conversion<'a> {
+    from: &'static str,
+    to: &'static str,
+    config: &'static str,
+    layer_type: &'a dyn Fn(&str) -> Option<&'static str>,
+    drop_fields: &'static [&'static str],
+    pretty: bool,
+}
+
+impl Conversion<'_> {
+    fn apply(&self, m: &Manifest) -> Result<Manifest, ManifestError> {
+        if m.media_type == self.to {
+            return Ok(m.clone());
+        }
+        if m.media_type != self.from {
+            return Err(ManifestError::Conversion(format!(
+                "{} cannot be converted to {}",
+                m.media_type, self.to
+            )));
+        }
+        let mut v: Value =
+            serde_json::from_slice(&m.bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let obj = v
+            .as_object_mut()
+            .ok_or_else(|| ManifestError::Invalid("not a JSON object".into()))?;
+        obj.insert("mediaType".into(), self.to.into());
+        for f in self.drop_fields {
+            obj.remove(*f);
+        }
+        if let Some(c) = obj.get_mut("config").and_then(Value::as_object_mut) {
+            c.insert("mediaType".into(), self.config.into());
+            for f in self.drop_fields {
+                c.remove(*f);
+            }
+        }
+        for l in obj
+            .get_mut("layers")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             let l = l
                 .as_object_mut()
                 .ok_or_else(|| ManifestError::Invalid("layer is not an object".into()))?;
@@ -365,26 +373,28 @@ pub fn to_oci(m: &Manifest) -> Result<Manifest, ManifestError> {
                 .get("mediaType")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let oci = match t {
-                DOCKER_LAYER_GZIP | OCI_LAYER_GZIP => OCI_LAYER_GZIP,
-                DOCKER_LAYER | OCI_LAYER => OCI_LAYER,
-                DOCKER_FOREIGN_LAYER_GZIP => {
-                    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-                }
-                other => {
-                    return Err(ManifestError::Conversion(format!(
-                        "layer type {other} has no OCI equivalent"
-                    )));
-                }
-            };
-            l.insert("mediaType".into(), oci.into());
+            let new = (self.layer_type)(t).ok_or_else(|| {
+                ManifestError::Conversion(format!(
+                    "layer type {t} has no equivalent in {}",
+                    self.to
+                ))
+            })?;
+            l.insert("mediaType".into(), new.into());
+            for f in self.drop_fields {
+                l.remove(*f);
+            }
         }
+        let bytes = if self.pretty {
+            serde_json::to_vec_pretty(&v)
+        } else {
+            serde_json::to_vec(&v)
+        }
+        .map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        Ok(Manifest {
+            bytes: bytes.into(),
+            media_type: self.to.into(),
+        })
     }
-    let bytes = serde_json::to_vec(&v).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-    Ok(Manifest {
-        bytes: bytes.into(),
-        media_type: OCI_MANIFEST.into(),
-    })
 }
 
 /// An index rewritten for converted entries: `media_type` becomes the index's
