@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::secrets::ApiSecrets;
-use super::{Context, Error, now, object_key, write_status};
+use super::{Context, Error, mark_progressing, now, object_key, write_status};
 use crate::api::v1alpha1::ImageInspection;
 use crate::reconcile::{self, DEFAULT_INSPECTION_INTERVAL, status};
 
@@ -26,18 +26,7 @@ pub async fn reconcile(obj: Arc<ImageInspection>, ctx: Arc<Context>) -> Result<A
     }
     let api: Api<ImageInspection> = Api::namespaced(ctx.client.clone(), &ns);
     let generation = obj.metadata.generation;
-    let mut current = obj.status.clone();
-    if current.as_ref().and_then(|s| s.observed_generation) != generation {
-        let mut st = current.clone().unwrap_or_default();
-        status::progressing(
-            &mut st.conditions,
-            st.observed_generation,
-            generation,
-            &now(),
-        );
-        write_status(&api, &name, &st).await?;
-        current = Some(st);
-    }
+    let current = mark_progressing(&api, &name, obj.status.clone(), generation).await?;
 
     let secrets = ApiSecrets {
         api: Api::namespaced(ctx.client.clone(), &ns),

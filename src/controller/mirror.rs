@@ -10,7 +10,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::secrets::ApiSecrets;
-use super::{Context, Error, now, object_key, write_status};
+use super::{Context, Error, mark_progressing, now, object_key, write_status};
 use crate::api::v1alpha1::ImageMirror;
 use crate::reconcile::{self, DEFAULT_MIRROR_INTERVAL, TagResult, status};
 
@@ -27,18 +27,7 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
     }
     let api: Api<ImageMirror> = Api::namespaced(ctx.client.clone(), &ns);
     let generation = obj.metadata.generation;
-    let mut current = obj.status.clone();
-    if current.as_ref().and_then(|s| s.observed_generation) != generation {
-        let mut st = current.clone().unwrap_or_default();
-        status::progressing(
-            &mut st.conditions,
-            st.observed_generation,
-            generation,
-            &now(),
-        );
-        write_status(&api, &name, &st).await?;
-        current = Some(st);
-    }
+    let current = mark_progressing(&api, &name, obj.status.clone(), generation).await?;
 
     let secrets = ApiSecrets {
         api: Api::namespaced(ctx.client.clone(), &ns),

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -265,6 +266,52 @@ pub fn object_key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
 }
 
 /// Server-side apply of `{apiVersion, kind, status}` to `/status`.
+/// The two status types, as far as the drivers' shared steps need them.
+pub trait ObjectStatus: Serialize + Clone + Default {
+    fn observed_generation(&self) -> Option<i64>;
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+}
+
+impl ObjectStatus for crate::api::v1alpha1::ImageMirrorStatus {
+    fn observed_generation(&self) -> Option<i64> {
+        self.observed_generation
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+impl ObjectStatus for crate::api::v1alpha1::ImageInspectionStatus {
+    fn observed_generation(&self) -> Option<i64> {
+        self.observed_generation
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+/// On a generation not yet observed, mark the object `Reconciling` (and
+/// `Ready` unknown) before the work starts; returns the status to build on.
+pub async fn mark_progressing<K, S>(
+    api: &Api<K>,
+    name: &str,
+    current: Option<S>,
+    generation: Option<i64>,
+) -> Result<Option<S>, Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: ObjectStatus,
+{
+    if current.as_ref().and_then(|s| s.observed_generation()) == generation {
+        return Ok(current);
+    }
+    let mut st = current.unwrap_or_default();
+    let observed = st.observed_generation();
+    reconcile::status::progressing(st.conditions_mut(), observed, generation, &now());
+    write_status(api, name, &st).await?;
+    Ok(Some(st))
+}
+
 pub async fn write_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
