@@ -25,6 +25,10 @@ pub struct ControllerArgs {
     /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace)
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease, Events and registry User-Agent
+    /// (default: $POD_NAME or the hostname, plus a random suffix)
+    #[arg(long)]
+    pub identity: Option<String>,
     /// Watch only this namespace (default: all namespaces)
     #[arg(long)]
     pub namespace: Option<String>,
@@ -44,7 +48,8 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
         leader_elect: args.leader_elect,
         lease_name: args.lease_name,
         lease_namespace: args.lease_namespace,
-        identity: None,
+        identity: args.identity,
+        lease_timing: Default::default(),
         namespace: args.namespace,
         concurrency: args.concurrency.max(1),
     };

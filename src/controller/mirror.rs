@@ -75,7 +75,7 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                     }
                     TagResult::Failed(e) => {
                         m.tags_failed.inc();
-                        failed.push((t.tag.as_str(), e.as_str()));
+                        failed.push((t.tag.as_str(), e.message.as_str()));
                     }
                 }
             }
@@ -95,6 +95,16 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                 ctx.reset_backoff(&key);
                 tracing::info!(object = %key, tags = o.tags.len(), written = written.len(), "synced");
                 Ok(Action::requeue(interval))
+            } else if let Some(retry_after) = o.rate_limited() {
+                // Every failure was a 429: back off (per object, doubling),
+                // and never sooner than the registry's Retry-After.
+                m.reconciled(KIND, "rate_limited", seconds);
+                let wait = ctx
+                    .backoff(&key)
+                    .min(interval)
+                    .max(retry_after.unwrap_or_default());
+                tracing::warn!(object = %key, failed = failed.len(), ?wait, "rate limited by a registry; backing off");
+                Ok(Action::requeue(wait))
             } else {
                 m.reconciled(KIND, "tags_failed", seconds);
                 tracing::warn!(object = %key, failed = failed.len(), "some tags failed");

@@ -48,8 +48,11 @@ pub struct Config {
     /// Lease name and namespace (default: the client's namespace).
     pub lease_name: String,
     pub lease_namespace: Option<String>,
-    /// This replica's identity in the Lease (default: hostname + random).
+    /// This replica's identity in the Lease, in Events and in the registry
+    /// `User-Agent` (default: `$POD_NAME` or hostname, plus a random suffix).
     pub identity: Option<String>,
+    /// Lease duration, renew deadline and retry period.
+    pub lease_timing: leader::Timing,
     /// Watch one namespace only.
     pub namespace: Option<String>,
     pub concurrency: u16,
@@ -64,6 +67,7 @@ impl Default for Config {
             lease_name: "kubemirror-controller".into(),
             lease_namespace: None,
             identity: None,
+            lease_timing: leader::Timing::default(),
             namespace: None,
             concurrency: 4,
         }
@@ -110,15 +114,26 @@ pub async fn run(
         ready.clone(),
         shutdown.clone(),
     );
+    let identity = config
+        .identity
+        .clone()
+        .unwrap_or_else(leader::default_identity);
     let work = async {
         let result = if config.leader_elect {
-            leader::run_as_leader(&client, &config, &shutdown, &ready, |stop| {
-                controllers(client.clone(), &config, metrics.clone(), stop)
+            leader::run_as_leader(&client, &config, &identity, &shutdown, &ready, |stop| {
+                controllers(client.clone(), &config, &identity, metrics.clone(), stop)
             })
             .await
         } else {
             ready.store(true, Ordering::Relaxed);
-            controllers(client.clone(), &config, metrics.clone(), shutdown.clone()).await;
+            controllers(
+                client.clone(),
+                &config,
+                &identity,
+                metrics.clone(),
+                shutdown.clone(),
+            )
+            .await;
             Ok(())
         };
         // Whatever ended the controllers ends the HTTP server too.
@@ -131,20 +146,27 @@ pub async fn run(
     Ok(())
 }
 
-/// Both controllers, until `shutdown`.
+/// Both controllers, until `shutdown` (graceful: in-flight reconciles finish).
+/// Dropping the future drops in-flight reconciles: their copies stop before
+/// their next write and never tag an incomplete image.
 async fn controllers(
     client: Client,
     config: &Config,
+    identity: &str,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let reporter = Reporter {
         controller: "kubemirror".into(),
-        instance: config.identity.clone(),
+        instance: Some(identity.to_string()),
     };
     let env = reconcile::Env {
         base: crate::image::SystemContext {
             observer: Some(Arc::new(metrics::MetricsObserver(metrics.clone()))),
+            user_agent: Some(format!(
+                "kubemirror/{} (controller {identity})",
+                env!("CARGO_PKG_VERSION")
+            )),
             ..Default::default()
         },
         ..Default::default()

@@ -214,6 +214,9 @@ pub struct SystemContext {
     pub signature_storage: Option<Arc<dyn SignatureStorageConfig>>,
     /// Observes every registry request.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// `User-Agent` for registry requests (containers/image's
+    /// `DockerRegistryUserAgent`); `None`: `kubemirror/VERSION`.
+    pub user_agent: Option<String>,
 }
 
 impl fmt::Debug for SystemContext {
@@ -223,6 +226,7 @@ impl fmt::Debug for SystemContext {
             .field("cert_dir", &self.cert_dir)
             .field("credentials", &self.credentials)
             .field("retry_times", &self.retry_times)
+            .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
     }
 }

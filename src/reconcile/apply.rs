@@ -3,6 +3,7 @@
 //! data for `status`; nothing here knows about Kubernetes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -56,16 +57,61 @@ pub enum TagResult {
         /// With `spec.verification`: whether a trusted key signed it.
         verified: Option<bool>,
     },
-    /// Why the tag failed, on one line.
-    Failed(String),
+    Failed(TagError),
+}
+
+/// Why one tag failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagError {
+    /// What went wrong and what to fix, on one line.
+    pub message: String,
+    /// `Some` when a registry answered 429 (rate limiting), with its
+    /// `Retry-After` if it sent one: the driver waits at least that long.
+    pub rate_limited: Option<Option<Duration>>,
+}
+
+impl From<String> for TagError {
+    fn from(message: String) -> Self {
+        TagError {
+            message,
+            rate_limited: None,
+        }
+    }
+}
+
+impl From<&str> for TagError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl From<image::Error> for TagError {
+    fn from(e: image::Error) -> Self {
+        TagError {
+            message: one_line(&e),
+            rate_limited: (e.kind() == image::ErrorKind::RateLimited).then(|| e.retry_after()),
+        }
+    }
 }
 
 impl MirrorOutcome {
-    pub fn failed(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &TagError)> {
         self.tags.iter().filter_map(|t| match &t.result {
-            TagResult::Failed(e) => Some((t.tag.as_str(), e.as_str())),
+            TagResult::Failed(e) => Some((t.tag.as_str(), e)),
             TagResult::Copied { .. } => None,
         })
+    }
+
+    /// When some tags failed and every failure was a registry's rate
+    /// limiting: the longest `Retry-After` among them (`Some(None)`: none sent).
+    pub fn rate_limited(&self) -> Option<Option<Duration>> {
+        let mut failures = self.failed().peekable();
+        failures.peek()?;
+        let mut longest = None;
+        for (_, e) in failures {
+            longest = longest.max(e.rate_limited?);
+        }
+        Some(longest)
     }
 }
 
@@ -124,7 +170,9 @@ pub async fn mirror(
     let mut tags = copied;
     tags.extend(plan.missing.iter().map(|t| TagOutcome {
         tag: t.clone(),
-        result: TagResult::Failed(format!("tag {t:?} not found in {}", r.source.reference)),
+        result: TagResult::Failed(
+            format!("tag {t:?} not found in {}", r.source.reference).into(),
+        ),
     }));
     MirrorOutcome { tags }
 }
@@ -134,8 +182,8 @@ async fn mirror_tag(
     tag: &str,
     signatures: SignaturePolicy,
     opts: &CopyOptions,
-) -> Result<(CopyReport, Option<bool>), String> {
-    let err = |e: image::Error| one_line(&e);
+) -> Result<(CopyReport, Option<bool>), TagError> {
+    let err = TagError::from;
     let src = r.source.reference.with_tag(tag).map_err(err)?;
     let dst = r.destination.reference.with_tag(tag).map_err(err)?;
     let require = signatures == SignaturePolicy::Require;
@@ -148,14 +196,12 @@ async fn mirror_tag(
             .await
             .map_err(err)?;
         if require && found == 0 {
-            return Err(format!(
-                "{src} has no signatures and spec.signatures is Require"
-            ));
+            return Err(format!("{src} has no signatures and spec.signatures is Require").into());
         }
         if verify {
             if !verify::any_verified(&reports) {
                 let why: Vec<&str> = reports.iter().map(|r| r.reason.as_str()).collect();
-                return Err(if why.is_empty() {
+                return Err(TagError::from(if why.is_empty() {
                     format!(
                         "{src} has no signatures; spec.verification requires one by a trusted key"
                     )
@@ -164,7 +210,7 @@ async fn mirror_tag(
                         "no signature of {src} is by a trusted key: {}",
                         why.join("; ")
                     )
-                });
+                }));
             }
             verified = Some(true);
         }

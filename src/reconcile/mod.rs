@@ -18,7 +18,7 @@ pub mod status;
 
 use std::time::Duration;
 
-pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagOutcome, TagResult};
+pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagError, TagOutcome, TagResult};
 pub use error::{Error, ErrorKind};
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
 

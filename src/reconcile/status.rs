@@ -221,13 +221,13 @@ pub fn mirror_status(
                 }
             }
             TagResult::Failed(err) => {
-                failures.push(format!("{}: {err}", t.tag));
+                failures.push(format!("{}: {}", t.tag, err.message));
                 // Keep what was last mirrored; say why this round failed.
                 let mut e = previous(&t.tag).cloned().unwrap_or_else(|| TagStatus {
                     name: t.tag.clone(),
                     ..Default::default()
                 });
-                e.error = err.clone();
+                e.error = err.message.clone();
                 e
             }
         };
@@ -266,10 +266,16 @@ pub fn mirror_status(
                 String::new()
             }
         );
+        // Said apart: nothing is wrong with the spec or the images, the
+        // registry asks us to slow down (and we do).
+        let reason = match outcome.rate_limited() {
+            Some(_) => "RateLimited",
+            None => "TagsFailed",
+        };
         done(
             &mut st.conditions,
             false,
-            "TagsFailed",
+            reason,
             &msg,
             generation,
             now,

@@ -1,6 +1,6 @@
 use super::*;
 use crate::copy::CopyReport;
-use crate::reconcile::apply::TagOutcome;
+use crate::reconcile::apply::{TagError, TagOutcome};
 
 fn at(secs: i64) -> Time {
     Time(jiff::Timestamp::from_second(1_700_000_000 + secs).unwrap())
@@ -311,4 +311,32 @@ fn thousands_of_tags_keep_the_status_bounded_and_the_counts_exact() {
     );
     let yaml = serde_yaml::to_string(&st).unwrap();
     assert!(yaml.len() < 100_000, "status is {} bytes", yaml.len());
+}
+
+#[test]
+fn rate_limited_failures_say_so() {
+    let limited = |tag: &str, after: Option<u64>| TagOutcome {
+        tag: tag.into(),
+        result: TagResult::Failed(TagError {
+            message: "registry 127.0.0.1:5000: 429 Too Many Requests".into(),
+            rate_limited: Some(after.map(std::time::Duration::from_secs)),
+        }),
+    };
+    let outcome = ok(vec![limited("a", Some(3)), limited("b", None)]);
+    assert_eq!(
+        outcome.as_ref().unwrap().rate_limited(),
+        Some(Some(std::time::Duration::from_secs(3)))
+    );
+    let st = mirror_status(None, Some(1), &outcome, "dst", &at(0));
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "RateLimited"));
+    assert!(ready.message.contains("429"), "{}", ready.message);
+
+    // One failure of another kind: not (only) rate limiting.
+    let mixed = ok(vec![limited("a", Some(3)), failed_tag("b", "manifest unknown")]);
+    assert_eq!(mixed.as_ref().unwrap().rate_limited(), None);
+    let st = mirror_status(None, Some(1), &mixed, "dst", &at(0));
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "TagsFailed");
+    assert_eq!(ok(vec![]).unwrap().rate_limited(), None);
 }

@@ -140,8 +140,9 @@ fn context_key(ctx: &SystemContext, host: &str) -> String {
     let listing = crate::digest::sha256(listing.as_bytes());
     let ptr = |p: Option<*const ()>| p.map_or(0, |p| p as usize);
     format!(
-        "{:?}|{}|{}|{}|{:x}",
+        "{:?}|{:?}|{}|{}|{}|{:x}",
         ctx.tls_verify,
+        ctx.user_agent,
         listing.digest(),
         ca.digest(),
         auth::fingerprint(ctx.credentials.as_ref()),
@@ -161,7 +162,11 @@ impl Shared {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("kubemirror/", env!("CARGO_PKG_VERSION")))
+            .user_agent(
+                ctx.user_agent
+                    .as_deref()
+                    .unwrap_or(concat!("kubemirror/", env!("CARGO_PKG_VERSION"))),
+            )
             .build()
             .map_err(|e| Error::Connection {
                 host: host.into(),
