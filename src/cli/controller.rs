@@ -2,10 +2,12 @@
 //! in KUBECONFIG (or the in-cluster config) until SIGTERM / SIGINT.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{CliResult, GlobalArgs};
+use crate::controller::leader::Timing;
 use crate::controller::{self, Config};
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +27,16 @@ pub struct ControllerArgs {
     /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace)
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// How long a Lease stays valid after its last renewal, as a standby sees it
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps working without a successful renewal (then it
+    /// stops all work and exits); must be shorter than the lease duration
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// Time between renewals and between tries to acquire the Lease
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub leader_elect_retry_period: Duration,
     /// This replica's identity in the Lease, Events and registry User-Agent
     /// (default: $POD_NAME or the hostname, plus a random suffix)
     #[arg(long)]
@@ -42,6 +54,7 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
         v.parse()
             .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
     };
+    let lease_timing = lease_timing(&args)?;
     let config = Config {
         metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
         health_addr: parse("health-addr", &args.health_addr)?,
@@ -49,7 +62,7 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
         lease_name: args.lease_name,
         lease_namespace: args.lease_namespace,
         identity: args.identity,
-        lease_timing: Default::default(),
+        lease_timing,
         namespace: args.namespace,
         concurrency: args.concurrency.max(1),
     };
@@ -67,6 +80,32 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
     });
     controller::run(client, config, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::api::v1alpha1::parse_go_duration(s)
+}
+
+/// The Lease timing, checked: a leader must give up before a standby may take over.
+fn lease_timing(args: &ControllerArgs) -> Result<Timing, String> {
+    let t = Timing {
+        lease_duration: args.leader_elect_lease_duration,
+        renew_deadline: args.leader_elect_renew_deadline,
+        retry_period: args.leader_elect_retry_period,
+    };
+    if t.renew_deadline >= t.lease_duration {
+        return Err(format!(
+            "--leader-elect-renew-deadline ({:?}) must be shorter than --leader-elect-lease-duration ({:?})",
+            t.renew_deadline, t.lease_duration
+        ));
+    }
+    if t.retry_period.is_zero() || t.retry_period >= t.renew_deadline {
+        return Err(format!(
+            "--leader-elect-retry-period ({:?}) must be above zero and shorter than --leader-elect-renew-deadline ({:?})",
+            t.retry_period, t.renew_deadline
+        ));
+    }
+    Ok(t)
 }
 
 async fn wait_for_signal() {

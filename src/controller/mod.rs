@@ -13,7 +13,7 @@
 mod context;
 mod http;
 mod inspection;
-mod leader;
+pub mod leader;
 pub mod metrics;
 mod mirror;
 mod secrets;

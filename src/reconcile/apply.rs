@@ -170,9 +170,7 @@ pub async fn mirror(
     let mut tags = copied;
     tags.extend(plan.missing.iter().map(|t| TagOutcome {
         tag: t.clone(),
-        result: TagResult::Failed(
-            format!("tag {t:?} not found in {}", r.source.reference).into(),
-        ),
+        result: TagResult::Failed(format!("tag {t:?} not found in {}", r.source.reference).into()),
     }));
     MirrorOutcome { tags }
 }

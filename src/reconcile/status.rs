@@ -272,14 +272,7 @@ pub fn mirror_status(
             Some(_) => "RateLimited",
             None => "TagsFailed",
         };
-        done(
-            &mut st.conditions,
-            false,
-            reason,
-            &msg,
-            generation,
-            now,
-        );
+        done(&mut st.conditions, false, reason, &msg, generation, now);
     }
     st
 }

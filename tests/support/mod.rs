@@ -4,9 +4,11 @@
 //! (a test that cannot run its real parts fails; it never skips).
 #![allow(dead_code)]
 
+pub mod controller_proc;
 pub mod copyloop;
 pub mod proxy;
 pub mod registry;
+pub mod relay;
 pub mod token;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,9 @@ pub enum Action {
     Redirect(String),
     /// Forward without the `Range` header (a server that ignores ranges).
     StripRange,
+    /// Forward, but once at least this many body bytes have passed, hold the
+    /// rest until the gate opens (a transfer the test can catch mid-way).
+    Hold(Arc<Gate>, usize),
     /// Answer a `tags/list` in pages of at most this many tags (honouring
     /// `n` and `last`, with `Link: <…>; rel="next"`), as Distribution 3,
     /// Docker Hub and Harbor do; Distribution 2.8 sends all tags at once.
@@ -40,6 +43,43 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub authorization: bool,
+    pub user_agent: Option<String>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
+}
+
+/// A gate for [`Action::Hold`]: closed until [`Gate::open`]; counts the
+/// bodies it holds.
+pub struct Gate {
+    open: tokio::sync::watch::Sender<bool>,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate {
+            open: tokio::sync::watch::channel(false).0,
+            held: Default::default(),
+        })
+    }
+
+    /// Let every held body (and any later one) go on.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// How many bodies have been stopped at the gate so far.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn pass(&self) {
+        let mut rx = self.open.subscribe();
+        if !*rx.borrow_and_update() {
+            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = rx.wait_for(|open| *open).await;
+        }
+    }
 }
 
 type Rule = dyn Fn(&str, &str, usize) -> Action + Send + Sync;
@@ -119,6 +159,12 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             method: method.clone(),
             path: path.clone(),
             authorization: req.headers().contains_key("authorization"),
+            user_agent: req
+                .headers()
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            at: std::time::Instant::now(),
         });
         nth
     };
@@ -267,6 +313,21 @@ async fn forward(inner: &Inner, req: Request, action: Action) -> Response {
                 }
                 Ok(c)
             }))
+        }
+        Action::Hold(gate, after) => {
+            let stream = Box::pin(stream);
+            let s = futures::stream::unfold((stream, 0usize), move |(mut s, sent)| {
+                let gate = gate.clone();
+                async move {
+                    if sent >= after {
+                        gate.pass().await;
+                    }
+                    let c = s.next().await?.map_err(std::io::Error::other);
+                    let n = c.as_ref().map_or(0, Bytes::len);
+                    Some((c, (s, sent + n)))
+                }
+            });
+            Body::from_stream(s)
         }
         _ => Body::from_stream(stream),
     };

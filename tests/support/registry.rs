@@ -160,8 +160,18 @@ impl Registry {
 
     /// Stop and start the same registry (same storage, same port).
     pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Kill the registry process (connections refused until [`Registry::start_again`]).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Start the stopped registry again, with the same storage and port.
+    pub fn start_again(&mut self) {
         let cfg = self.dir.path().join("config.yml");
         let log = std::fs::File::options()
             .append(true)

@@ -329,11 +329,17 @@ fn rate_limited_failures_say_so() {
     );
     let st = mirror_status(None, Some(1), &outcome, "dst", &at(0));
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "RateLimited"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "RateLimited")
+    );
     assert!(ready.message.contains("429"), "{}", ready.message);
 
     // One failure of another kind: not (only) rate limiting.
-    let mixed = ok(vec![limited("a", Some(3)), failed_tag("b", "manifest unknown")]);
+    let mixed = ok(vec![
+        limited("a", Some(3)),
+        failed_tag("b", "manifest unknown"),
+    ]);
     assert_eq!(mixed.as_ref().unwrap().rate_limited(), None);
     let st = mirror_status(None, Some(1), &mixed, "dst", &at(0));
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
