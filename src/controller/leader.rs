@@ -86,8 +86,8 @@ where
     let mut renewed = loop {
         let attempt = Instant::now();
         match lease.try_acquire_or_renew().await {
-            Ok(true) => break attempt,
-            Ok(false) => {}
+            Ok(Round::Held) => break attempt,
+            Ok(Round::HeldByOther | Round::Conflict) => {}
             Err(e) => tracing::warn!(lease = %lease.name, error = %e, "leader election"),
         }
         tokio::select! {
@@ -113,12 +113,14 @@ where
             let attempt = Instant::now();
             let outcome = tokio::time::timeout_at(deadline, lease.try_acquire_or_renew()).await;
             match outcome {
-                Ok(Ok(true)) => renewed = attempt,
-                Ok(Ok(false)) => {
+                Ok(Ok(Round::Held)) => renewed = attempt,
+                Ok(Ok(Round::HeldByOther)) => {
                     tracing::error!(%identity, "another replica holds the Lease");
                     lost.cancel();
                     return;
                 }
+                // Someone else wrote the Lease meanwhile: read it again next round.
+                Ok(Ok(Round::Conflict)) => {}
                 Ok(Err(e)) => tracing::warn!(%identity, error = %e, "renewing the Lease"),
                 Err(_) => {}
             }
@@ -158,6 +160,17 @@ struct Elector {
     observed: Option<(Record, Instant)>,
 }
 
+/// What one round of [`Elector::try_acquire_or_renew`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// This candidate holds the Lease (acquired or renewed).
+    Held,
+    /// Another candidate holds it and it has not expired.
+    HeldByOther,
+    /// The Lease changed between read and write (or was created meanwhile).
+    Conflict,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Record {
     holder: Option<String>,
@@ -166,8 +179,9 @@ struct Record {
 }
 
 impl Elector {
-    /// One round: `Ok(true)` when this candidate holds the Lease afterwards.
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+    /// One round: read the Lease, and write it if this candidate holds it or
+    /// may take it (free, released, or unchanged for its duration).
+    async fn try_acquire_or_renew(&mut self) -> Result<Round, kube::Error> {
         let now = MicroTime(jiff::Timestamp::now());
         let seconds = i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
@@ -186,8 +200,8 @@ impl Elector {
                 }),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(e) if is_conflict(&e) => Ok(false),
+                Ok(_) => Ok(Round::Held),
+                Err(e) if is_conflict(&e) => Ok(Round::Conflict),
                 Err(e) => Err(e),
             };
         };
@@ -213,7 +227,7 @@ impl Elector {
                     Duration::from_secs(u64::try_from(s).unwrap_or(0))
                 });
             if record.holder.is_some() && seen_at.elapsed() < held_for {
-                return Ok(false);
+                return Ok(Round::HeldByOther);
             }
             spec.acquire_time = Some(now.clone());
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
@@ -227,8 +241,8 @@ impl Elector {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if is_conflict(&e) => Ok(false),
+            Ok(_) => Ok(Round::Held),
+            Err(e) if is_conflict(&e) => Ok(Round::Conflict),
             Err(e) => Err(e),
         }
     }
@@ -267,4 +281,92 @@ pub fn default_identity() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "kubemirror".into());
     format!("{host}-{:08x}", rand::random::<u32>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn elector(emu: &kube_emulator::Emulator, identity: &str, timing: Timing) -> Elector {
+        let client =
+            Client::try_from(kube::Config::new(emu.url().parse().expect("url"))).expect("client");
+        Elector {
+            api: Api::namespaced(client, "default"),
+            name: "lease".into(),
+            identity: identity.into(),
+            timing,
+            observed: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_release_hands_over() {
+        let emu = kube_emulator::Emulator::start("127.0.0.1:0").await.unwrap();
+        let t = Timing::default();
+        let (mut a, mut b) = (elector(&emu, "a", t).await, elector(&emu, "b", t).await);
+        // Both try to create the missing Lease at once: exactly one wins.
+        let (ra, rb) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(
+            [ra, rb].iter().filter(|r| **r == Round::Held).count(),
+            1,
+            "{ra:?} {rb:?}"
+        );
+        let (holder, standby) = if ra == Round::Held {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        assert_eq!(holder.try_acquire_or_renew().await.unwrap(), Round::Held);
+        assert_eq!(
+            standby.try_acquire_or_renew().await.unwrap(),
+            Round::HeldByOther
+        );
+        holder.release().await.unwrap();
+        // Released: the standby need not wait for the Lease to expire.
+        assert_eq!(standby.try_acquire_or_renew().await.unwrap(), Round::Held);
+        assert_eq!(
+            holder.try_acquire_or_renew().await.unwrap(),
+            Round::HeldByOther
+        );
+        let lease = standby.api.get("lease").await.unwrap().spec.unwrap();
+        assert_eq!(
+            lease.holder_identity.as_deref(),
+            Some(standby.identity.as_str())
+        );
+        assert_eq!(lease.lease_transitions, Some(1));
+    }
+
+    /// A standby takes an unreleased Lease only after seeing it unchanged for
+    /// a whole lease duration by its own clock (the holder's clock and the
+    /// renewTime it wrote are not trusted).
+    #[tokio::test]
+    async fn a_standby_waits_out_a_full_duration_of_silence() {
+        let emu = kube_emulator::Emulator::start("127.0.0.1:0").await.unwrap();
+        let t = Timing {
+            lease_duration: Duration::from_secs(1),
+            renew_deadline: Duration::from_millis(600),
+            retry_period: Duration::from_millis(100),
+        };
+        let (mut a, mut b) = (elector(&emu, "a", t).await, elector(&emu, "b", t).await);
+        assert_eq!(a.try_acquire_or_renew().await.unwrap(), Round::Held);
+        let first_seen = Instant::now();
+        assert_eq!(b.try_acquire_or_renew().await.unwrap(), Round::HeldByOther);
+        // The holder goes silent; the standby polls.
+        loop {
+            match b.try_acquire_or_renew().await.unwrap() {
+                Round::Held => break,
+                Round::HeldByOther => {}
+                Round::Conflict => panic!("nobody else writes"),
+            }
+            assert!(
+                first_seen.elapsed() < Duration::from_secs(10),
+                "never took over"
+            );
+            tokio::time::sleep(t.retry_period).await;
+        }
+        assert!(first_seen.elapsed() >= t.lease_duration);
+        // The old holder, back, finds the Lease taken.
+        assert_eq!(a.try_acquire_or_renew().await.unwrap(), Round::HeldByOther);
+    }
 }
