@@ -733,3 +733,80 @@ async fn open_ping_but_protected_repository() {
         Some(kubemirror::image::Reused::Present)
     );
 }
+
+/// After a 429 the whole host cools off, for every session of the process:
+/// a fail-fast context (the controller's) gets a RateLimited error carrying
+/// the wait without sending anything; a waiting context (the CLI's) is held
+/// until the cool-off ends, then sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_cools_the_whole_host_off() {
+    let (_reg, proxy, _f) = proxied().await;
+    proxy.set_rule(|m, p, nth| {
+        if m == "GET" && p.contains("/manifests/") && nth == 0 {
+            Action::Respond(StatusCode::TOO_MANY_REQUESTS, vec![], vec![])
+        } else {
+            Action::Forward
+        }
+    });
+    let name = format!("docker://{}/t/app:v1", proxy.host);
+    let counter = Counter::new();
+    let first = parse_image_name(&name).unwrap();
+    let err = first
+        .new_image_source(&ctx(&counter, 0))
+        .await
+        .unwrap()
+        .get_manifest(None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
+    // No Retry-After was sent: the error carries the host's cool-off.
+    let cool_off = err.retry_after().expect("a wait");
+    assert!(cool_off <= Duration::from_secs(1), "{cool_off:?}");
+
+    // Another session (other credentials), fail-fast: nothing is sent.
+    let sent = proxy.log().len();
+    let fail_fast = SystemContext {
+        credentials: Some(Auth::Basic {
+            username: "other".into(),
+            password: Secret::new("pw".to_string()),
+        }),
+        fail_fast_when_rate_limited: true,
+        ..ctx(&counter, 0)
+    };
+    let err = parse_image_name(&name)
+        .unwrap()
+        .new_image_source(&fail_fast)
+        .await
+        .unwrap()
+        .get_manifest(None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
+    assert!(err.to_string().contains("rate limiting"), "{err}");
+    assert!(err.retry_after().is_some());
+    assert_eq!(
+        proxy.log().len(),
+        sent,
+        "a request was sent during the cool-off"
+    );
+
+    // A waiting session is held until the cool-off ends, then succeeds.
+    let t = Instant::now();
+    let waiting = SystemContext {
+        credentials: Some(Auth::Basic {
+            username: "third".into(),
+            password: Secret::new("pw".to_string()),
+        }),
+        ..ctx(&counter, 0)
+    };
+    parse_image_name(&name)
+        .unwrap()
+        .new_image_source(&waiting)
+        .await
+        .unwrap()
+        .get_manifest(None)
+        .await
+        .unwrap();
+    assert!(t.elapsed() >= cool_off / 2, "not held: {:?}", t.elapsed());
+    assert_eq!(proxy.log().len(), sent + 1);
+}

@@ -87,9 +87,16 @@ impl Context {
 pub fn requeue_after(kind: ErrorKind, backoff: impl FnOnce() -> Duration) -> Option<Duration> {
     match kind {
         ErrorKind::Spec => None,
-        ErrorKind::RateLimited(Some(after)) => Some(after.max(Duration::from_secs(1))),
+        ErrorKind::RateLimited(Some(after)) => Some(rate_limit_wait(after)),
         ErrorKind::RateLimited(None) | ErrorKind::Transient => Some(backoff()),
     }
+}
+
+/// The requeue after a registry asked to wait `after`: at least 1 s, plus up
+/// to 20 % so that objects waiting on one registry do not return at once.
+pub fn rate_limit_wait(after: Duration) -> Duration {
+    let base = after.max(Duration::from_secs(1));
+    base + base.mul_f64(rand::random::<f64>() * 0.2)
 }
 
 /// Per-object exponential backoff: 5 s doubling to 5 min, reset on success.
@@ -144,13 +151,12 @@ mod tests {
     fn requeue_follows_the_error_kind() {
         let backoff = || Duration::from_secs(7);
         assert_eq!(requeue_after(ErrorKind::Spec, backoff), None);
-        assert_eq!(
-            requeue_after(
-                ErrorKind::RateLimited(Some(Duration::from_secs(30))),
-                backoff
-            ),
-            Some(Duration::from_secs(30))
-        );
+        let after = requeue_after(
+            ErrorKind::RateLimited(Some(Duration::from_secs(30))),
+            backoff,
+        )
+        .unwrap();
+        assert!(after >= Duration::from_secs(30) && after <= Duration::from_secs(36));
         assert_eq!(
             requeue_after(ErrorKind::RateLimited(None), backoff),
             Some(Duration::from_secs(7))

@@ -96,13 +96,14 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                 tracing::info!(object = %key, tags = o.tags.len(), written = written.len(), "synced");
                 Ok(Action::requeue(interval))
             } else if let Some(retry_after) = o.rate_limited() {
-                // Every failure was a 429: back off (per object, doubling),
-                // and never sooner than the registry's Retry-After.
+                // Every failure was a 429: try again when the registry's
+                // cool-off (its Retry-After, or ours, which doubles with each
+                // 429 it sends) ends — the registry's state, not the object's.
                 m.reconciled(KIND, "rate_limited", seconds);
-                let wait = ctx
-                    .backoff(&key)
-                    .min(interval)
-                    .max(retry_after.unwrap_or_default());
+                let wait = match retry_after {
+                    Some(after) => super::context::rate_limit_wait(after),
+                    None => ctx.backoff(&key).min(interval),
+                };
                 tracing::warn!(object = %key, failed = failed.len(), ?wait, "rate limited by a registry; backing off");
                 Ok(Action::requeue(wait))
             } else {

@@ -163,6 +163,7 @@ async fn controllers(
     let env = reconcile::Env {
         base: crate::image::SystemContext {
             observer: Some(Arc::new(metrics::MetricsObserver(metrics.clone()))),
+            fail_fast_when_rate_limited: true,
             user_agent: Some(format!(
                 "kubemirror/{} (controller {identity})",
                 env!("CARGO_PKG_VERSION")

@@ -214,6 +214,10 @@ pub struct SystemContext {
     pub signature_storage: Option<Arc<dyn SignatureStorageConfig>>,
     /// Observes every registry request.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// While a registry cools off after a 429, fail its requests at once
+    /// (an error with the wait as `retry_after`) instead of waiting: for the
+    /// controller, which requeues the object rather than hold a worker.
+    pub fail_fast_when_rate_limited: bool,
     /// `User-Agent` for registry requests (containers/image's
     /// `DockerRegistryUserAgent`); `None`: `kubemirror/VERSION`.
     pub user_agent: Option<String>,

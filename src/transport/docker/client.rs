@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::auth::{self, CachedToken, Challenge, Scopes};
+use super::throttle::Throttle;
 use super::tls;
 pub use super::wire::{
     MAX_RETRY_WAIT, backoff, describe_connection_error, error_chain, host_port, read_capped,
@@ -84,6 +85,7 @@ pub struct Session {
     pub(super) shared: Arc<Shared>,
     retry_times: u32,
     observer: Option<Arc<dyn RequestObserver>>,
+    fail_fast_when_rate_limited: bool,
 }
 
 /// What every session of one registry under equivalent contexts (same TLS
@@ -226,6 +228,7 @@ impl Session {
             shared,
             retry_times: ctx.retry_times,
             observer: ctx.observer.clone(),
+            fail_fast_when_rate_limited: ctx.fail_fast_when_rate_limited,
         }))
     }
 
@@ -438,6 +441,7 @@ impl Session {
         let host = host_port(url);
         let mut attempt = 0u32;
         loop {
+            self.wait_for_host(op, &host).await?;
             let mut req = build(self.shared.http.request(method.clone(), url.clone()));
             if let Some(a) = authorization {
                 req = req.header(AUTHORIZATION, a);
@@ -455,6 +459,7 @@ impl Session {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     self.observe(&host, method, status);
+                    throttle_note(&host, &resp);
                     let transient = matches!(status, 408 | 429 | 500..=599);
                     if !transient || last {
                         return Ok(resp);
@@ -504,16 +509,50 @@ impl Session {
             req = req.header(AUTHORIZATION, a);
         }
         let host = host_port(url);
+        self.wait_for_host(op, &host).await?;
         let r = req.body(body).send().await;
         self.observe(
             &host,
             &method,
             r.as_ref().map_or(0, |r| r.status().as_u16()),
         );
+        if let Ok(resp) = &r {
+            throttle_note(&host, resp);
+        }
         Ok(r)
     }
 
+    /// While `host` cools off after a 429 ([`Throttle`]): wait, or (with
+    /// `fail_fast_when_rate_limited`) fail at once without sending anything.
+    async fn wait_for_host(&self, op: &Op, host: &str) -> Result<()> {
+        let Some(wait) = Throttle::global().closed_for(host) else {
+            return Ok(());
+        };
+        if !self.fail_fast_when_rate_limited {
+            tokio::time::sleep(wait).await;
+            return Ok(());
+        }
+        Err(Error::Registry {
+            host: self.host.clone(),
+            repository: display_repo(&op.repository),
+            op: op.op.into(),
+            status: 429,
+            message: join_what(
+                &op.what,
+                // No figure in the text: the status it ends up in stays the
+                // same from one requeue to the next.
+                &format!(
+                    "{host} is rate limiting us (429 Too Many Requests): waiting before asking again"
+                ),
+            ),
+            retry_after: Some(wait),
+        })
+    }
+
     fn observe(&self, host: &str, method: &Method, status: u16) {
+        if status != 0 && status != 429 {
+            Throttle::global().answered(host);
+        }
         if let Some(o) = &self.observer {
             o.request(host, method.as_str(), status);
         }
@@ -545,7 +584,12 @@ impl Session {
     /// A `Error::Registry` from an error response (reads its body, bounded).
     pub async fn status_error(&self, op: &Op, resp: Response) -> Error {
         let status = resp.status().as_u16();
-        let retry_after = retry_after(resp.headers());
+        // Without a Retry-After, a 429 says how long the host's cool-off is.
+        let retry_after = retry_after(resp.headers()).or_else(|| {
+            (status == 429)
+                .then(|| Throttle::global().closed_for(&host_port(resp.url())))
+                .flatten()
+        });
         // Always the registry's name, also for its token server or storage
         // backend: that is what the user configured (the `what` says more).
         let host = self.host.clone();
@@ -558,5 +602,12 @@ impl Session {
             message: join_what(&op.what, &registry_message(&body)),
             retry_after,
         }
+    }
+}
+
+/// Tell the [`Throttle`] about a 429 (other answers go through `observe`).
+fn throttle_note(host: &str, resp: &Response) {
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        Throttle::global().rate_limited(host, retry_after(resp.headers()));
     }
 }

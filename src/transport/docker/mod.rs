@@ -10,6 +10,7 @@
 //! | [`auth`] | challenges, scopes, token responses and cache entries |
 //! | `token` | the Bearer flow of a session: cache, token server GET/POST |
 //! | `wire` | error bodies, bounded reads, `Retry-After`, backoff |
+//! | [`throttle`] | process-wide cool-off per host after a 429 |
 //! | [`tls`] | rustls configuration per containers-certs.d(5) |
 //! | `source` / `dest` | [`DockerSource`], [`DockerDestination`] |
 //! | `catalog` | `_catalog` and tag listing with `Link` pagination |
@@ -17,8 +18,9 @@
 //! Wire cost, with tokens cached per session: reading a manifest by tag is one
 //! GET; [`ImageSource::manifest_digest`] one HEAD; a blob one GET (plus the
 //! redirect a storage backend may answer with). Writing a blob the registry
-//! lacks is HEAD + POST + PUT (a single streamed PUT with the digest); a blob
-//! on the same registry is mounted with one POST.
+//! lacks is POST + PUT (the POST is a mount, from a sibling repository or from
+//! the destination itself, that opens an upload when the blob is missing; the
+//! PUT streams it with the digest); a blob already there costs that one POST.
 //!
 //! What registries do that the distribution spec does not say (all seen with
 //! Distribution 2.8 and kept in mind here):
@@ -44,6 +46,7 @@ pub mod catalog;
 pub mod client;
 mod dest;
 mod source;
+pub mod throttle;
 pub mod tls;
 mod token;
 mod wire;
