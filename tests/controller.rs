@@ -649,3 +649,134 @@ async fn leader_election_hands_over_on_shutdown() {
         .unwrap();
     assert!(r.is_ok(), "{r:?}");
 }
+
+/// Reconciles happen for a spec change, an explicit request (the
+/// `reconcile.kubemirror.dev/requestedAt` annotation, as `flux reconcile`)
+/// and the interval — not for the controller's own status writes, so an
+/// object at rest costs nothing. Each reconcile that reaches the registries
+/// moves `lastSyncTime`, also when nothing changed; a no-op sync is one HEAD
+/// at each end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requested_reconcile_syncs_now_and_own_writes_start_none() {
+    let cluster = Cluster::start().await;
+    cluster.apply(&crds_yaml()).await;
+    let out = cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/imagemirrors.kubemirror.dev",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(out.ok, "{out:?}");
+    let src = Registry::plain();
+    let dst = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    push(&src, &tmp.path().join("a"), "1.0.0", "1");
+    let proxy = support::proxy::Proxy::start(&src.base_url()).await;
+    let dproxy = support::proxy::Proxy::start(&dst.base_url()).await;
+    cluster
+        .apply(&format!(
+            "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageMirror\nmetadata: {{name: app, namespace: default}}\nspec:\n  source: {{repository: {}/team/app, tlsVerify: false}}\n  destination: {{repository: {}/mirror/app, tlsVerify: false}}\n  tags: {{names: ['1.0.0']}}\n  interval: 1h\n",
+            proxy.host, dproxy.host
+        ))
+        .await;
+    let health_addr = local_addr();
+    let shutdown = CancellationToken::new();
+    let config = Config {
+        metrics_addr: health_addr,
+        health_addr,
+        ..Default::default()
+    };
+    let running = tokio::spawn(controller::run(cluster.client(), config, shutdown.clone()));
+    let ready_since = |o: &Value| -> Option<String> {
+        let c = condition(o, "Ready")?;
+        (c["status"] == "True").then(|| o["status"]["lastSyncTime"].as_str().map(str::to_string))?
+    };
+    let t1 = eventually(60, "Ready", || async {
+        ready_since(&cluster.get_json("imagemirror/app").await)
+    })
+    .await;
+
+    // At rest: the last status write started no reconcile (no registry request).
+    let sent = proxy.log().len() + dproxy.log().len();
+    let hooks = cluster.emu.hooks();
+    let writes = || {
+        hooks
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.ends_with("/imagemirrors/app/status"))
+            .count()
+    };
+    let status_writes = writes();
+    tokio::time::sleep(Duration::from_secs(3)).await; // a window in which nothing may happen
+    assert_eq!(
+        proxy.log().len() + dproxy.log().len(),
+        sent,
+        "reconciled at rest"
+    );
+    assert_eq!(writes(), status_writes, "status rewritten at rest");
+
+    // The tag moves upstream; a requested reconcile picks it up now (interval: 1h).
+    push(&src, &tmp.path().join("b"), "1.0.0", "2");
+    let moved = skopeo_digest(&["--tls-verify=false", &src.image("team/app:1.0.0")]);
+    let annotate = |v: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let out = cluster
+                .kubectl(&[
+                    "annotate",
+                    "imagemirror/app",
+                    &format!("reconcile.kubemirror.dev/requestedAt={v}"),
+                    "--overwrite",
+                ])
+                .await;
+            assert!(out.ok, "{out:?}");
+        }
+    };
+    annotate("1").await;
+    let obj = eventually(30, "the moved tag mirrored", || async {
+        let o = cluster.get_json("imagemirror/app").await;
+        (o["status"]["tags"][0]["destinationDigest"] == moved.as_str()).then_some(o)
+    })
+    .await;
+    let t2 = obj["status"]["lastSyncTime"].as_str().unwrap().to_string();
+    assert!(t2 >= t1, "{t1} {t2}");
+
+    // Nothing changed: a requested reconcile is one HEAD per side, and lastSyncTime moves.
+    let second = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_second();
+    eventually(5, "the clock past lastSyncTime's second", || async {
+        (jiff::Timestamp::now().as_second() > second(&t2)).then_some(())
+    })
+    .await;
+    proxy.clear_log();
+    dproxy.clear_log();
+    annotate("2").await;
+    eventually(30, "lastSyncTime moved", || async {
+        let o = cluster.get_json("imagemirror/app").await;
+        let t = o["status"]["lastSyncTime"].as_str()?.to_string();
+        (second(&t) > second(&t2)).then_some(())
+    })
+    .await;
+    let seen: Vec<String> = proxy
+        .log()
+        .iter()
+        .chain(dproxy.log().iter())
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "HEAD /v2/team/app/manifests/1.0.0",
+            "HEAD /v2/mirror/app/manifests/1.0.0"
+        ],
+        "a no-op sync"
+    );
+
+    shutdown.cancel();
+    let r = tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("controller stops")
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -40,7 +40,10 @@ pub async fn reconcile(obj: Arc<ImageInspection>, ctx: Arc<Context>) -> Result<A
         .as_ref()
         .map(|s| s.digest.clone())
         .unwrap_or_default();
-    if status::differs(current.as_ref(), &new) {
+    // A reconcile that reached the registries moves lastSyncTime (the
+    // object is known to be current as of now); a failure writes only
+    // what changed, so an outage does not rewrite every object each retry.
+    if outcome.is_ok() || status::differs(current.as_ref(), &new) {
         write_status(&api, &name, &new).await?;
     }
     let interval = reconcile::interval(obj.spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)

@@ -43,7 +43,10 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
         &obj.spec.destination.repository,
         &now(),
     );
-    if status::differs(current.as_ref(), &new) {
+    // A reconcile that reached the registries moves lastSyncTime (the
+    // object is known to be current as of now); a failure writes only
+    // what changed, so an outage does not rewrite every object each retry.
+    if outcome.is_ok() || status::differs(current.as_ref(), &new) {
         write_status(&api, &name, &new).await?;
     }
 

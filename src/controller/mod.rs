@@ -27,8 +27,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -217,10 +217,29 @@ where
     }
 }
 
-/// A controller for `K` that reconciles on changes, on requeues, and when a
-/// Secret an object names changes. (Its own status writes trigger one more
-/// reconcile, which finds nothing to write: the emulator and real API servers
-/// keep no-op writes silent.)
+/// Annotating an object with a new value of this key makes it reconcile
+/// now, as `flux reconcile` does with `reconcile.fluxcd.io/requestedAt`:
+/// `kubectl annotate imagemirror NAME reconcile.kubemirror.dev/requestedAt="$(date +%s)" --overwrite`.
+pub const REQUESTED_AT: &str = "reconcile.kubemirror.dev/requestedAt";
+
+/// What a reconcile is for: the spec (`metadata.generation`) and an explicit
+/// request ([`REQUESTED_AT`]). Status writes — the controller's own — and
+/// re-lists after a watch restart change neither, so they start no reconcile.
+fn spec_or_request<K: kube::Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.meta().generation.hash(&mut h);
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REQUESTED_AT))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// A controller for `K` that reconciles when its spec changes or a
+/// reconcile is requested (not on status writes), on requeues (`interval`,
+/// backoff), and when a Secret an object names changes.
 fn build<K>(
     api: Api<K>,
     secrets: Api<Secret>,
@@ -237,9 +256,18 @@ where
         + Sync
         + 'static,
 {
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
-    controller
+    let (store, writer) = reflector::store();
+    let trigger = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            spec_or_request::<K>,
+            // Long enough that an object quiet for its whole interval is
+            // still known (an evicted one would reconcile once more).
+            PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
+        );
+    Controller::for_stream(trigger, store.clone())
         .with_config(cfg)
         .watches(
             secrets,
