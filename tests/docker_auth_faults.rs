@@ -763,24 +763,30 @@ async fn a_429_cools_the_whole_host_off() {
     let cool_off = err.retry_after().expect("a wait");
     assert!(cool_off <= Duration::from_secs(1), "{cool_off:?}");
 
-    // Another session (other credentials), fail-fast: nothing is sent.
+    // Fail-fast (the controller's way): nothing is sent.
     let sent = proxy.log().len();
-    let fail_fast = SystemContext {
-        credentials: Some(Auth::Basic {
-            username: "other".into(),
-            password: Secret::new("pw".to_string()),
-        }),
-        fail_fast_when_rate_limited: true,
-        ..ctx(&counter, 0)
+    // Other credentials: another session (the cool-off is the host's).
+    let session = |user: &str, fail_fast: bool| {
+        let ctx = SystemContext {
+            credentials: Some(Auth::Basic {
+                username: user.into(),
+                password: Secret::new("pw".to_string()),
+            }),
+            fail_fast_when_rate_limited: fail_fast,
+            ..ctx(&counter, 0)
+        };
+        let name = name.clone();
+        async move {
+            parse_image_name(&name)
+                .unwrap()
+                .new_image_source(&ctx)
+                .await
+                .unwrap()
+                .get_manifest(None)
+                .await
+        }
     };
-    let err = parse_image_name(&name)
-        .unwrap()
-        .new_image_source(&fail_fast)
-        .await
-        .unwrap()
-        .get_manifest(None)
-        .await
-        .unwrap_err();
+    let err = session("other", true).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
     assert!(err.to_string().contains("rate limiting"), "{err}");
     assert!(err.retry_after().is_some());
@@ -792,21 +798,7 @@ async fn a_429_cools_the_whole_host_off() {
 
     // A waiting session is held until the cool-off ends, then succeeds.
     let t = Instant::now();
-    let waiting = SystemContext {
-        credentials: Some(Auth::Basic {
-            username: "third".into(),
-            password: Secret::new("pw".to_string()),
-        }),
-        ..ctx(&counter, 0)
-    };
-    parse_image_name(&name)
-        .unwrap()
-        .new_image_source(&waiting)
-        .await
-        .unwrap()
-        .get_manifest(None)
-        .await
-        .unwrap();
+    session("third", false).await.unwrap();
     assert!(t.elapsed() >= cool_off / 2, "not held: {:?}", t.elapsed());
     assert_eq!(proxy.log().len(), sent + 1);
 }
