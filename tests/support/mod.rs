@@ -7,6 +7,7 @@
 pub mod copyloop;
 pub mod proxy;
 pub mod registry;
+pub mod scale;
 pub mod token;
 
 use std::path::{Path, PathBuf};
