@@ -14,59 +14,30 @@
 //! say what happened.
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube_emulator::Emulator;
-use serde::Deserialize;
 use serde_json::json;
 
-use kubemirror::api::v1alpha1::{ImageMirror, crds_yaml};
+use kubemirror::api::v1alpha1::ImageMirror;
+use support::cluster::Cluster;
 use support::controller_proc::ControllerProc;
 use support::proxy::{Action, Gate, Proxy, Seen};
 use support::registry::Registry;
 use support::relay::Relay;
 
-struct Cluster {
-    emu: Emulator,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+/// What these tests do with a cluster.
+trait ChaosCluster {
+    async fn create_mirror(&self, name: &str, source: &str, destination: &str, tags: &[&str]);
+    fn controller(&self, identity: &str, args: &[&str]) -> ControllerProc;
+    async fn holder(&self) -> Option<String>;
 }
 
-impl Cluster {
-    async fn start() -> Cluster {
-        let emu = Emulator::start("127.0.0.1:0")
-            .await
-            .expect("start emulator");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        emu.write_kubeconfig(&kubeconfig).unwrap();
-        let c = Cluster {
-            emu,
-            dir,
-            kubeconfig,
-        };
-        let crds: Api<CustomResourceDefinition> = Api::all(c.client());
-        for doc in serde_yaml::Deserializer::from_str(&crds_yaml()) {
-            let crd = CustomResourceDefinition::deserialize(doc).unwrap();
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        c
-    }
-
-    fn client(&self) -> kube::Client {
-        kube::Client::try_from(kube::Config::new(self.emu.url().parse().unwrap())).unwrap()
-    }
-
-    fn mirrors(&self) -> Api<ImageMirror> {
-        Api::namespaced(self.client(), "default")
-    }
-
+impl ChaosCluster for Cluster {
     /// One ImageMirror between two plain-HTTP registries.
     async fn create_mirror(&self, name: &str, source: &str, destination: &str, tags: &[&str]) {
         let m: ImageMirror = serde_json::from_value(json!({

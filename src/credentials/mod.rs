@@ -116,6 +116,23 @@ impl CredentialStore for AuthFile {
     fn lookup_for_repository(&self, registry: &str, repository: &str) -> Result<Option<Auth>> {
         self.find(registry, repository)
     }
+
+    /// The entries' digest; `None` when a credential helper may answer
+    /// (its answers can change without the file changing).
+    fn fingerprint(&self) -> Option<String> {
+        if self.helpers_allowed && (!self.cred_helpers.is_empty() || self.creds_store.is_some()) {
+            return None;
+        }
+        let mut text = String::new();
+        for (key, auth) in &self.auths {
+            let (kind, user, secret) = match auth {
+                Auth::Basic { username, password } => ("b", username, password.expose()),
+                Auth::IdentityToken { username, token } => ("i", username, token.expose()),
+            };
+            text += &format!("{key}\0{kind}\0{user}\0{secret}\n");
+        }
+        Some(crate::digest::sha256(text.as_bytes()).digest()[..32].to_string())
+    }
 }
 
 /// A position-only JSON error (serde's messages can quote the input).

@@ -168,6 +168,16 @@ pub trait CredentialStore: Send + Sync {
         let _ = repository;
         self.lookup(registry)
     }
+
+    /// A digest of everything the store answers from, when its answers
+    /// depend on nothing else: stores with equal fingerprints share registry
+    /// sessions (connections, tokens, the learned auth challenge) even when
+    /// they are different objects, as the controller builds a fresh store
+    /// from a Secret on every reconcile. `None` (the default, and for stores
+    /// that run credential helpers): sessions are shared by the same object only.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where simple signatures of images in one registry or namespace live

@@ -4,11 +4,13 @@
 //! (a test that cannot run its real parts fails; it never skips).
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod controller_proc;
 pub mod copyloop;
 pub mod proxy;
 pub mod registry;
 pub mod relay;
+pub mod scale;
 pub mod token;
 
 use std::path::{Path, PathBuf};

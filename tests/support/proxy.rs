@@ -4,6 +4,7 @@
 //! redirect. Every request is logged (method, path, whether it carried an
 //! `Authorization` header).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -88,7 +89,15 @@ struct Inner {
     upstream: String,
     client: reqwest::Client,
     rule: Mutex<Arc<Rule>>,
-    log: Mutex<Vec<Seen>>,
+    log: Mutex<Log>,
+}
+
+/// Every request seen, and how many per (method, path) (so that `nth` stays
+/// cheap when a benchmark sends tens of thousands of requests).
+#[derive(Default)]
+struct Log {
+    seen: Vec<Seen>,
+    per_path: HashMap<(String, String), usize>,
 }
 
 /// A running proxy; `host` is `127.0.0.1:PORT`.
@@ -110,7 +119,7 @@ impl Proxy {
                 .build()
                 .unwrap(),
             rule: Mutex::new(Arc::new(|_: &str, _: &str, _: usize| Action::Forward)),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(Log::default()),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -133,11 +142,18 @@ impl Proxy {
     }
 
     pub fn log(&self) -> Vec<Seen> {
-        self.inner.log.lock().unwrap().clone()
+        self.inner.log.lock().unwrap().seen.clone()
+    }
+
+    /// The log so far, leaving it empty.
+    pub fn take_log(&self) -> Vec<Seen> {
+        let mut log = self.inner.log.lock().unwrap();
+        log.per_path.clear();
+        std::mem::take(&mut log.seen)
     }
 
     pub fn clear_log(&self) {
-        self.inner.log.lock().unwrap().clear();
+        self.take_log();
     }
 }
 
@@ -151,11 +167,13 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let nth = {
         let mut log = inner.log.lock().unwrap();
-        let nth = log
-            .iter()
-            .filter(|s| s.method == method && s.path == path)
-            .count();
-        log.push(Seen {
+        let count = log
+            .per_path
+            .entry((method.clone(), path.clone()))
+            .or_default();
+        let nth = *count;
+        *count += 1;
+        log.seen.push(Seen {
             method: method.clone(),
             path: path.clone(),
             authorization: req.headers().contains_key("authorization"),

@@ -119,9 +119,14 @@ fn sessions() -> &'static Mutex<HashMap<SessionKey, CacheEntry>> {
 }
 
 /// Everything in `ctx` that changes what a session sends; secrets only
-/// hashed. The store is keyed by address: the shared state holds a clone of
-/// the `Arc`, so the address cannot be reused while the entry lives.
-fn context_key(ctx: &SystemContext, host: &str) -> String {
+/// hashed. A credential store is keyed by its
+/// [`fingerprint`](CredentialStore::fingerprint) (so that the controller,
+/// which builds a store from a Secret on every reconcile, keeps one session
+/// per registry: without it every reconcile paid a refused request to learn
+/// the challenge again, and left an HTTP client behind for minutes), else by
+/// address: the shared state holds a clone of the `Arc`, so the address
+/// cannot be reused while the entry lives.
+pub(super) fn context_key(ctx: &SystemContext, host: &str) -> String {
     let ca = crate::digest::sha256(&ctx.extra_ca_pem.concat());
     // The certificate directories' listings, so that edited files are reread.
     let mut listing = String::new();
@@ -140,18 +145,20 @@ fn context_key(ctx: &SystemContext, host: &str) -> String {
         listing += &format!("{}[{}]", dir.display(), entries.join(","));
     }
     let listing = crate::digest::sha256(listing.as_bytes());
-    let ptr = |p: Option<*const ()>| p.map_or(0, |p| p as usize);
+    let store = match &ctx.credential_store {
+        None => "none".to_string(),
+        Some(s) => s
+            .fingerprint()
+            .map(|f| format!("fp:{f}"))
+            .unwrap_or_else(|| format!("at:{:x}", Arc::as_ptr(s) as *const () as usize)),
+    };
     format!(
-        "{:?}|{:?}|{}|{}|{}|{:x}",
+        "{:?}|{:?}|{}|{}|{}|{store}",
         ctx.tls_verify,
         ctx.user_agent,
         listing.digest(),
         ca.digest(),
         auth::fingerprint(ctx.credentials.as_ref()),
-        ptr(ctx
-            .credential_store
-            .as_ref()
-            .map(|a| Arc::as_ptr(a) as *const ())),
     )
 }
 

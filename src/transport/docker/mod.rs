@@ -174,6 +174,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sessions_follow_credential_content_not_store_identity() {
+        use crate::credentials::AuthFile;
+        use std::sync::Arc;
+        let secret = |pw: &str| {
+            let auth = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("mirror:{pw}"),
+            );
+            let json = format!(r#"{{"auths":{{"reg.example:5000":{{"auth":"{auth}"}}}}}}"#);
+            let store = AuthFile::from_dockerconfigjson(json.as_bytes()).unwrap();
+            SystemContext {
+                credential_store: Some(Arc::new(store)),
+                ..Default::default()
+            }
+        };
+        let key = |ctx: &SystemContext| client::context_key(ctx, "reg.example:5000");
+        // The controller reads the Secret again on every reconcile: one session.
+        assert_eq!(key(&secret("pw-1")), key(&secret("pw-1")));
+        assert_ne!(key(&secret("pw-1")), key(&secret("pw-2")));
+        assert_ne!(key(&secret("pw-1")), key(&SystemContext::default()));
+        // A store that may run credential helpers is keyed by identity.
+        let helpers = |_: ()| {
+            let f = AuthFile::parse(br#"{"credsStore":"pass"}"#, "test").unwrap();
+            SystemContext {
+                credential_store: Some(Arc::new(f)),
+                ..Default::default()
+            }
+        };
+        let (a, b) = (helpers(()), helpers(()));
+        assert_ne!(key(&a), key(&b));
+        assert_eq!(key(&a), key(&a.clone()));
+    }
+
+    #[test]
     fn parses_and_prints() {
         let r = DockerReference::parse("//alpine").unwrap();
         assert_eq!(r.to_string(), "docker://docker.io/library/alpine:latest");
