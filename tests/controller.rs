@@ -90,6 +90,20 @@ impl Cluster {
         serde_json::from_str(&out.stdout).unwrap()
     }
 
+    /// `kubectl apply` the CRDs and `kubectl wait` until ImageMirror's is Established.
+    async fn install_crds(&self) {
+        self.apply(&crds_yaml()).await;
+        let out = self
+            .kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "crd/imagemirrors.kubemirror.dev",
+                "--timeout=30s",
+            ])
+            .await;
+        assert!(out.ok, "{out:?}");
+    }
+
     fn client(&self) -> kube::Client {
         kube::Client::try_from(kube::Config::new(self.emu.url().parse().unwrap())).unwrap()
     }
@@ -552,16 +566,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_election_hands_over_on_shutdown() {
     let cluster = Cluster::start().await;
-    cluster.apply(&crds_yaml()).await;
-    let out = cluster
-        .kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/imagemirrors.kubemirror.dev",
-            "--timeout=30s",
-        ])
-        .await;
-    assert!(out.ok, "{out:?}");
+    cluster.install_crds().await;
     let start = |identity: &str| {
         let shutdown = CancellationToken::new();
         let health_addr = local_addr();
@@ -659,16 +664,7 @@ async fn leader_election_hands_over_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requested_reconcile_syncs_now_and_own_writes_start_none() {
     let cluster = Cluster::start().await;
-    cluster.apply(&crds_yaml()).await;
-    let out = cluster
-        .kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/imagemirrors.kubemirror.dev",
-            "--timeout=30s",
-        ])
-        .await;
-    assert!(out.ok, "{out:?}");
+    cluster.install_crds().await;
     let src = Registry::plain();
     let dst = Registry::plain();
     let tmp = tempfile::tempdir().unwrap();
