@@ -237,3 +237,70 @@ fn missing_secret_stalls_and_exits_1() {
         "{stderr}"
     );
 }
+
+/// A cosign signature is usually published after the image is pushed. A
+/// mirror that selects by pattern lists the source's tags anyway, so it sees
+/// the signature's tag appear and copies it on the next sync although the
+/// image itself is unchanged (and probes no attachment tag that is absent).
+#[test]
+fn a_signature_published_after_the_image_follows_on_the_next_sync() {
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    for (tag, seed) in [("1.0.0", "1"), ("sig", "9")] {
+        support::mkimage(
+            &layout,
+            &[
+                "--tag",
+                tag,
+                "--layers",
+                "1",
+                "--layer-size",
+                "2K",
+                "--seed",
+                seed,
+            ],
+        );
+    }
+    let push = |tag: &str, to: &str| {
+        support::run(
+            support::skopeo()
+                .args(["copy", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:{tag}", layout.display()))
+                .arg(src.image(to)),
+        );
+    };
+    push("1.0.0", "team/app:1.0.0");
+    let file = tmp.path().join("mirror.yaml");
+    let doc = serde_json::json!({"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageMirror",
+        "metadata": {"name": "app", "namespace": "ci"},
+        "spec": {
+            "source": {"repository": format!("{}/team/app", src.host), "tlsVerify": false},
+            "destination": {"repository": format!("{}/mirror/app", dst.host), "tlsVerify": false},
+            "tags": {"pattern": "^1\\."}}});
+    std::fs::write(&file, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let (ok, docs, stderr) = sync(&file);
+    assert!(ok, "sync failed: {stderr}\n{docs:?}");
+    assert_eq!(ready(&docs[0]).0, "True", "{docs:?}");
+
+    // Signed afterwards (a stand-in artifact under cosign's tag name).
+    let digest = skopeo_digest(&["--tls-verify=false", &src.image("team/app:1.0.0")]);
+    let sig_tag = format!("{}.sig", digest.replace(':', "-"));
+    push("sig", &format!("team/app:{sig_tag}"));
+    let (ok, docs, stderr) = sync(&file);
+    assert!(ok, "sync failed: {stderr}\n{docs:?}");
+    assert_eq!(ready(&docs[0]).0, "True", "{docs:?}");
+    let raw = |image: String| {
+        support::run(support::skopeo().args(["inspect", "--raw", "--tls-verify=false", &image]))
+            .stdout
+    };
+    assert_eq!(
+        raw(dst.image(&format!("mirror/app:{sig_tag}"))),
+        raw(src.image(&format!("team/app:{sig_tag}"))),
+        "the signature arrived byte for byte"
+    );
+    assert_eq!(
+        docs[0]["status"]["summary"]["synced"], 1,
+        "the signature tag is not a mirrored tag: {docs:?}"
+    );
+}

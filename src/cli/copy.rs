@@ -145,6 +145,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         progress: progress.clone().map(|p| p as Arc<dyn copy::Progress>),
         policy: g.trust_policy()?,
         attachments: args.copy_attachments,
+        source_tags: None,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

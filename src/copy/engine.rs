@@ -63,10 +63,18 @@ pub async fn run(
         let (src_digest, existing) =
             tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?;
         if existing.as_ref() == Some(&src_digest) {
+            // Attachments may have come since (only looked for when the
+            // caller listed the source's tags: otherwise a no-op stays free).
+            let attachments_copied = if options.source_tags.is_some() {
+                copy_attachments(src_ref, &src_ctx, dst_ref, &dst_ctx, &src_digest, options).await?
+            } else {
+                0
+            };
             return Ok(CopyReport {
                 source_digest: src_digest.to_string(),
                 destination_digest: src_digest.to_string(),
-                up_to_date: true,
+                up_to_date: attachments_copied == 0,
+                attachments_copied,
                 duration: started.elapsed(),
                 ..Default::default()
             });
@@ -157,11 +165,20 @@ pub async fn run(
             signatures_copied += sides.copy_signatures(inst).await?;
         }
     }
-    let mut attachments_copied = 0;
-    if options.attachments && options.signatures == SignaturePolicy::Copy {
-        attachments_copied =
-            copy_attachments(src_ref, &src_ctx, dst_ref, &dst_ctx, &top_out, options).await?;
-    }
+    // Attachments name the source digest: not for a converted manifest.
+    let attachments_copied = if top_out.manifest.digest() == top_out.source_digest {
+        copy_attachments(
+            src_ref,
+            &src_ctx,
+            dst_ref,
+            &dst_ctx,
+            &top_out.source_digest,
+            options,
+        )
+        .await?
+    } else {
+        0
+    };
     dst.put_manifest(&top_out.manifest, None).await?;
     dst.commit().await?;
 
@@ -326,23 +343,22 @@ async fn fetch_instances(
         .await
 }
 
-/// Copy the artifacts attached to the copied image by tag (see
-/// [`CopyOptions::attachments`]), each as an image of its own, byte for byte.
-/// Only between registries, and only when the manifest was not converted
-/// (attachments name the source digest). Returns how many were copied.
+/// Copy the artifacts attached to image `digest` by tag (see
+/// [`CopyOptions::attachments`]), each as an image of its own, byte for byte
+/// and incrementally. Only between registries, with `attachments` and
+/// signatures copied. Returns how many were written (not already there).
 async fn copy_attachments(
     src_ref: &dyn ImageReference,
     src_ctx: &SystemContext,
     dst_ref: &dyn ImageReference,
     dst_ctx: &SystemContext,
-    top: &Instance,
+    digest: &Digest,
     options: &CopyOptions,
 ) -> Result<u64, Error> {
     let registries = src_ref.transport() == "docker" && dst_ref.transport() == "docker";
-    if !registries || top.manifest.digest() != top.source_digest {
+    if !registries || !options.attachments || options.signatures != SignaturePolicy::Copy {
         return Ok(0);
     }
-    let digest = &top.source_digest;
     let mut tags = signature::attachment_tags(digest).to_vec();
     tags.push(format!("{}-{}", digest.algorithm(), digest.digest()));
     let inner = CopyOptions {
@@ -351,25 +367,36 @@ async fn copy_attachments(
         attachments: false,
         policy: None,
         progress: None,
+        source_tags: None,
         ..options.clone()
     };
-    let mut copied = 0;
+    let mut written = 0;
     for tag in tags {
         let (from, to) = (src_ref.with_tag(&tag)?, dst_ref.with_tag(&tag)?);
-        let exists = from
-            .new_image_source(src_ctx)
-            .await?
-            .manifest_digest()
-            .await;
-        match exists {
-            Err(e) if e.kind() == crate::image::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-            Ok(_) => {}
+        match &options.source_tags {
+            // Listed: no probe needed either way.
+            Some(listed) if !listed.contains(&tag) => continue,
+            Some(_) => {}
+            None => {
+                let exists = from
+                    .new_image_source(src_ctx)
+                    .await?
+                    .manifest_digest()
+                    .await;
+                match exists {
+                    Err(e) if e.kind() == crate::image::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                    Ok(_) => {}
+                }
+            }
         }
-        super::copy_image_boxed(from.as_ref(), src_ctx, to.as_ref(), dst_ctx, &inner).await?;
-        copied += 1;
+        let report =
+            super::copy_image_boxed(from.as_ref(), src_ctx, to.as_ref(), dst_ctx, &inner).await?;
+        if !report.up_to_date {
+            written += 1;
+        }
     }
-    Ok(copied)
+    Ok(written)
 }
 
 /// Both ends of a copy, for the steps that need references and contexts.

@@ -84,6 +84,14 @@ pub struct CopyOptions {
     /// registry only; `--copy-attachments`, and `ImageMirror` with
     /// `signatures: Copy | Require`).
     pub attachments: bool,
+    /// The source repository's tags, when the caller has listed them anyway
+    /// (an `ImageMirror` selecting by pattern, semver or latest). With
+    /// `attachments`: attachment tags missing from the list are not probed,
+    /// and an image already up to date still gets the attachments that are
+    /// new or changed — a cosign signature published after the image was
+    /// mirrored. `None`: every attachment tag is probed, and only when the
+    /// image itself is copied (a no-op copy stays one HEAD each side).
+    pub source_tags: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 impl Default for CopyOptions {
@@ -96,6 +104,7 @@ impl Default for CopyOptions {
             progress: None,
             policy: None,
             attachments: false,
+            source_tags: None,
         }
     }
 }

@@ -124,13 +124,17 @@ pub async fn list_tags(src: &Endpoint) -> Result<Vec<String>, Error> {
 }
 
 /// Copy every planned tag; failures are per tag.
+/// `source_tags`: the source's tag list when the plan needed it; attachments
+/// are then looked up in it, and kept current on images already mirrored.
 pub async fn mirror(
     r: &ResolvedMirror,
     plan: &MirrorPlan,
+    source_tags: Option<&[String]>,
     signatures: SignaturePolicy,
     opts: &ApplyOptions,
 ) -> MirrorOutcome {
     let copy_opts = CopyOptions {
+        source_tags: source_tags.map(|t| Arc::new(t.iter().cloned().collect())),
         multi_arch: plan.multi_arch.clone(),
         jobs: opts.jobs.max(1),
         signatures: match signatures {

@@ -71,6 +71,7 @@ pub async fn reconcile_mirror(
     Ok(apply::mirror(
         &resolved,
         &plan,
+        available.as_deref(),
         spec.signatures.unwrap_or_default(),
         &env.apply,
     )
