@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::image::one_line;
 pub use common::{GlobalArgs, SideArgs};
 
 /// Mirror and inspect container images: a Kubernetes controller and a
@@ -90,22 +91,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,
     }
-}
-
-/// An error and its sources on one line, without repeating a source whose
-/// text the outer message already contains.
-pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        cur = s.source();
-    }
-    msg.replace('\n', " ")
 }
 
 /// Default location of things a user may name on the command line.

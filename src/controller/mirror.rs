@@ -7,34 +7,21 @@ use std::time::Instant;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
 
-use super::secrets::ApiSecrets;
-use super::{Context, Error, mark_progressing, now, object_key, write_status};
+use super::{Context, Error, Round, now};
 use crate::api::v1alpha1::ImageMirror;
 use crate::reconcile::{self, DEFAULT_MIRROR_INTERVAL, TagResult, status};
 
 const KIND: &str = "ImageMirror";
 
 pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = object_key(obj.as_ref());
-    let ns = obj
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace(key.clone()))?;
-    let name = obj.name_any();
-    if obj.metadata.deletion_timestamp.is_some() || obj.spec.suspend == Some(true) {
+    let suspended = obj.spec.suspend == Some(true);
+    let Some(round) = Round::begin(obj.as_ref(), obj.status.clone(), suspended, &ctx).await? else {
         return Ok(Action::await_change());
-    }
-    let api: Api<ImageMirror> = Api::namespaced(ctx.client.clone(), &ns);
-    let generation = obj.metadata.generation;
-    let current = mark_progressing(&api, &name, obj.status.clone(), generation).await?;
-
-    let secrets = ApiSecrets {
-        api: Api::namespaced(ctx.client.clone(), &ns),
-        namespace: ns.clone(),
     };
+    let (key, current, generation) = (&round.key, &round.current, round.generation);
     let started = Instant::now();
-    let outcome = reconcile::reconcile_mirror(&obj.spec, &secrets, &ctx.env).await;
+    let outcome = reconcile::reconcile_mirror(&obj.spec, &round.secrets, &ctx.env).await;
     let seconds = started.elapsed().as_secs_f64();
     let new = status::mirror_status(
         current.as_ref(),
@@ -43,12 +30,7 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
         &obj.spec.destination.repository,
         &now(),
     );
-    // A reconcile that reached the registries moves lastSyncTime (the
-    // object is known to be current as of now); a failure writes only
-    // what changed, so an outage does not rewrite every object each retry.
-    if outcome.is_ok() || status::differs(current.as_ref(), &new) {
-        write_status(&api, &name, &new).await?;
-    }
+    round.write(&new, outcome.is_ok()).await?;
 
     let interval = reconcile::interval(obj.spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)
         .unwrap_or(DEFAULT_MIRROR_INTERVAL);
@@ -95,7 +77,7 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
             }
             if failed.is_empty() {
                 m.reconciled(KIND, "ok", seconds);
-                ctx.reset_backoff(&key);
+                ctx.reset_backoff(key);
                 tracing::info!(object = %key, tags = o.tags.len(), written = written.len(), "synced");
                 Ok(Action::requeue(interval))
             } else if let Some(retry_after) = o.rate_limited() {
@@ -105,14 +87,14 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                 m.reconciled(KIND, "rate_limited", seconds);
                 let wait = match retry_after {
                     Some(after) => super::context::rate_limit_wait(after),
-                    None => ctx.backoff(&key).min(interval),
+                    None => ctx.backoff(key).min(interval),
                 };
                 tracing::warn!(object = %key, failed = failed.len(), ?wait, "rate limited by a registry; backing off");
                 Ok(Action::requeue(wait))
             } else {
                 m.reconciled(KIND, "tags_failed", seconds);
                 tracing::warn!(object = %key, failed = failed.len(), "some tags failed");
-                Ok(Action::requeue(ctx.backoff(&key).min(interval)))
+                Ok(Action::requeue(ctx.backoff(key).min(interval)))
             }
         }
         Err(e) => {

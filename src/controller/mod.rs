@@ -38,6 +38,7 @@ pub use metrics::Metrics;
 
 use crate::api::v1alpha1::{ImageInspection, ImageMirror};
 use crate::reconcile::{self, ErrorKind};
+use secrets::ApiSecrets;
 
 /// How the controller runs (the `kubemirror controller` flags).
 #[derive(Debug, Clone)]
@@ -341,9 +342,77 @@ impl ObjectStatus for crate::api::v1alpha1::ImageInspectionStatus {
     }
 }
 
+/// One reconcile of one object, past the steps both drivers share.
+pub struct Round<K, S> {
+    /// `Kind/namespace/name`, for backoff and logs.
+    pub key: String,
+    pub name: String,
+    pub api: Api<K>,
+    pub generation: Option<i64>,
+    /// The status to build on (already marked `Reconciling` on a new generation).
+    pub current: Option<S>,
+    /// Secrets of the object's namespace.
+    pub secrets: ApiSecrets,
+}
+
+impl<K, S> Round<K, S>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: ObjectStatus,
+{
+    /// The first steps of a reconcile: `None` when there is nothing to do
+    /// (being deleted, or `suspended`); else the object's API and Secrets,
+    /// and its status marked `Reconciling` if its generation is new.
+    pub async fn begin(
+        obj: &K,
+        status: Option<S>,
+        suspended: bool,
+        ctx: &Context,
+    ) -> Result<Option<Self>, Error> {
+        let key = object_key(obj);
+        let ns = obj
+            .meta()
+            .namespace
+            .clone()
+            .ok_or_else(|| Error::NoNamespace(key.clone()))?;
+        if obj.meta().deletion_timestamp.is_some() || suspended {
+            return Ok(None);
+        }
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+        let generation = obj.meta().generation;
+        let current = mark_progressing(&api, &name, status, generation).await?;
+        Ok(Some(Round {
+            key,
+            name,
+            api,
+            generation,
+            current,
+            secrets: ApiSecrets {
+                api: Api::namespaced(ctx.client.clone(), &ns),
+                namespace: ns,
+            },
+        }))
+    }
+
+    /// Write `new`: always after a reconcile that `reached` the registries
+    /// (it moves lastSyncTime: the object is known current as of now), else
+    /// only when something changed, so an outage does not rewrite every
+    /// object on each retry.
+    pub async fn write(&self, new: &S, reached: bool) -> Result<(), Error> {
+        if reached || reconcile::status::differs(self.current.as_ref(), new) {
+            write_status(&self.api, &self.name, new).await?;
+        }
+        Ok(())
+    }
+}
+
 /// On a generation not yet observed, mark the object `Reconciling` (and
 /// `Ready` unknown) before the work starts; returns the status to build on.
-pub async fn mark_progressing<K, S>(
+async fn mark_progressing<K, S>(
     api: &Api<K>,
     name: &str,
     current: Option<S>,
@@ -363,7 +432,7 @@ where
     Ok(Some(st))
 }
 
-pub async fn write_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+async fn write_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,

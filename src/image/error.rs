@@ -229,6 +229,24 @@ impl crate::digest::FromDigestError for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its sources on one line: each source appended after `": "`
+/// unless the text so far already contains it (many errors quote their
+/// source), and line breaks turned into spaces. For log lines, status
+/// messages and the CLI's `Error:` line.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cur = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ use futures::stream::BoxStream;
 use oci_spec::image::Descriptor;
 
 pub use cached::Image;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, one_line};
 pub use inspect::{ImageInspectInfo, InspectLayer};
 
 use crate::digest::Digest;

@@ -24,6 +24,7 @@ pub use resolve::{SecretData, SecretSource, StaticSecrets};
 
 use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, parse_go_duration};
 use crate::image::SystemContext;
+pub use crate::image::one_line;
 use crate::manifest::Platform;
 
 /// Re-sync period of an `ImageMirror` without `spec.interval`.
@@ -92,19 +93,4 @@ pub async fn reconcile_inspection(
     interval(spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)?;
     let resolved = resolve::resolve_inspection(spec, secrets, &env.base).await?;
     apply::inspect(&resolved, platform.as_ref()).await
-}
-
-/// An error and its sources on one line (sources already quoted are skipped).
-pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        cur = s.source();
-    }
-    msg.replace('\n', " ")
 }

@@ -25,8 +25,8 @@ use super::auth::{self, CachedToken, Challenge, Scopes};
 use super::throttle::Throttle;
 use super::tls;
 pub use super::wire::{
-    MAX_RETRY_WAIT, backoff, describe_connection_error, error_chain, host_port, read_capped,
-    registry_message, retry_after,
+    MAX_RETRY_WAIT, backoff, describe_connection_error, host_port, read_capped, registry_message,
+    retry_after,
 };
 use super::wire::{display_repo, join_what, same_origin};
 use crate::image::{Auth, CredentialStore, Error, RequestObserver, Result, SystemContext};
@@ -180,7 +180,7 @@ impl Shared {
             .map_err(|e| Error::Connection {
                 host: host.into(),
                 op: "TLS setup".into(),
-                message: error_chain(&e),
+                message: crate::image::one_line(&e),
                 retryable: false,
             })?;
         Ok(Shared {

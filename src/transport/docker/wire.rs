@@ -7,6 +7,8 @@ use reqwest::Response;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::Url;
 
+use crate::image::one_line;
+
 /// Longest wait between two attempts, whatever `Retry-After` says.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 /// First backoff step (doubled per attempt, jittered).
@@ -77,7 +79,7 @@ pub async fn read_capped(mut resp: Response, cap: usize) -> std::result::Result<
         ));
     }
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| one_line(&e))? {
         if out.len() + chunk.len() > cap {
             return Err(format!("response is over the {cap}-byte limit"));
         }
@@ -99,20 +101,6 @@ pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
-}
-
-/// An error and its causes on one line (reqwest's own message is terse).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let m = s.to_string();
-        if !parts.iter().any(|p| p.contains(&m)) {
-            parts.push(m);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// What went wrong on the connection, short (without reqwest's "error
