@@ -47,6 +47,14 @@ pub struct ControllerArgs {
     /// Reconciles run at once
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
+    /// Allow resources to use local transports (oci:, dir:, docker-archive:,
+    /// oci-archive:) with paths under DIR (repeatable; default: docker:// only)
+    #[arg(long = "allow-local-transports-under", value_name = "DIR")]
+    pub allow_local_transports_under: Vec<std::path::PathBuf>,
+    /// Tags read at most from one registry tag listing (past it the object
+    /// fails with an error naming this limit)
+    #[arg(long, default_value_t = crate::image::DEFAULT_MAX_TAGS)]
+    pub max_tags: usize,
 }
 
 pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
@@ -65,6 +73,10 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
         lease_timing,
         namespace: args.namespace,
         concurrency: args.concurrency.max(1),
+        local_transports: crate::reconcile::LocalTransports::under(
+            &args.allow_local_transports_under,
+        )?,
+        max_tags: args.max_tags.max(1),
     };
     let client = kube::Client::try_default()
         .await

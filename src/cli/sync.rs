@@ -45,6 +45,8 @@ pub async fn run(args: SyncArgs, _g: &GlobalArgs) -> CliResult {
     let docs = parse_documents(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let env = Env {
         base: base_context(args.authfile.as_deref())?,
+        // A user's own machine: every transport, as `copy` (see README).
+        local_transports: reconcile::LocalTransports::Anywhere,
         ..Default::default()
     };
     let result = sync_documents(docs, &env).await?;

@@ -92,11 +92,15 @@ pub fn requeue_after(kind: ErrorKind, backoff: impl FnOnce() -> Duration) -> Opt
     }
 }
 
-/// The requeue after a registry asked to wait `after`: at least 1 s, plus up
-/// to 20 % so that objects waiting on one registry do not return at once.
+/// The longest requeue after a registry's `Retry-After` (a longer wait is this).
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+
+/// The requeue after a registry asked to wait `after`: at least 1 s and at
+/// most [`MAX_RATE_LIMIT_WAIT`], plus up to 20 % so that objects waiting on
+/// one registry do not return at once. Never panics, whatever `after` is.
 pub fn rate_limit_wait(after: Duration) -> Duration {
-    let base = after.max(Duration::from_secs(1));
-    base + base.mul_f64(rand::random::<f64>() * 0.2)
+    let base = after.clamp(Duration::from_secs(1), MAX_RATE_LIMIT_WAIT);
+    base.saturating_add(base.mul_f64(rand::random::<f64>() * 0.2))
 }
 
 /// Per-object exponential backoff: 5 s doubling to 5 min, reset on success.
@@ -157,6 +161,8 @@ mod tests {
         )
         .unwrap();
         assert!(after >= Duration::from_secs(30) && after <= Duration::from_secs(36));
+        let huge = requeue_after(ErrorKind::RateLimited(Some(Duration::MAX)), backoff).unwrap();
+        assert!(huge >= MAX_RATE_LIMIT_WAIT && huge <= MAX_RATE_LIMIT_WAIT.mul_f64(1.2));
         assert_eq!(
             requeue_after(ErrorKind::RateLimited(None), backoff),
             Some(Duration::from_secs(7))

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub reconcile_duration: HistogramFamily,
     pub registry_requests: Family<RequestLabels, Counter>,
     pub registry_throttled: Family<HostLabels, Counter>,
+    /// Reconciles that panicked (caught: the object is marked Stalled).
+    pub reconcile_panics: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -99,8 +101,15 @@ impl Metrics {
             "Registry answers with 429 Too Many Requests",
             registry_throttled.clone(),
         );
+        let reconcile_panics = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "reconcile_panics",
+            "Reconciles that panicked (a bug): the object was marked Stalled, the process kept serving",
+            reconcile_panics.clone(),
+        );
         Metrics {
             registry,
+            reconcile_panics,
             tags_synced,
             tags_failed,
             bytes_copied,

@@ -11,6 +11,7 @@
 //! 429s wait for `Retry-After`, transient errors back off per object.
 
 mod context;
+mod guard;
 mod http;
 mod inspection;
 pub mod leader;
@@ -57,6 +58,10 @@ pub struct Config {
     /// Watch one namespace only.
     pub namespace: Option<String>,
     pub concurrency: u16,
+    /// Where resources may use local transports (default: nowhere).
+    pub local_transports: reconcile::LocalTransports,
+    /// Tags read at most from one registry tag listing.
+    pub max_tags: usize,
 }
 
 impl Default for Config {
@@ -71,6 +76,8 @@ impl Default for Config {
             lease_timing: leader::Timing::default(),
             namespace: None,
             concurrency: 4,
+            local_transports: Default::default(),
+            max_tags: crate::image::DEFAULT_MAX_TAGS,
         }
     }
 }
@@ -169,8 +176,13 @@ async fn controllers(
                 "kubemirror/{} (controller {identity})",
                 env!("CARGO_PKG_VERSION")
             )),
+            tag_listing: crate::image::TagListing {
+                max_tags: config.max_tags,
+                keep: None,
+            },
             ..Default::default()
         },
+        local_transports: config.local_transports.clone(),
         ..Default::default()
     };
     let ctx = Arc::new(Context::new(
@@ -189,7 +201,11 @@ async fn controllers(
         cfg.clone(),
         shutdown.clone(),
     )
-    .run(mirror::reconcile, error_policy, ctx.clone())
+    .run(
+        |o, c| guard::guarded(o, c, mirror::reconcile),
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(log_result);
     let inspections = build(
         api::<ImageInspection>(&client, ns),
@@ -200,7 +216,11 @@ async fn controllers(
         cfg,
         shutdown.clone(),
     )
-    .run(inspection::reconcile, error_policy, ctx)
+    .run(
+        |o, c| guard::guarded(o, c, inspection::reconcile),
+        error_policy,
+        ctx,
+    )
     .for_each(log_result);
     tracing::info!(namespace = ns.unwrap_or("(all)"), "controllers started");
     tokio::join!(mirrors, inspections);

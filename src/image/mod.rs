@@ -231,6 +231,31 @@ pub struct SystemContext {
     /// `User-Agent` for registry requests (containers/image's
     /// `DockerRegistryUserAgent`); `None`: `kubemirror/VERSION`.
     pub user_agent: Option<String>,
+    /// How registry tag listings are bounded and filtered.
+    pub tag_listing: TagListing,
+}
+
+/// Tags read from a registry at most, by default (over all pages of one
+/// listing): 500,000 names of up to 128 bytes.
+pub const DEFAULT_MAX_TAGS: usize = 500_000;
+
+/// Bounds on a registry's tag listing, which is parsed page by page: at most
+/// `max_tags` names are read (past it the listing fails, naming the cap),
+/// and only those `keep` accepts are held in memory.
+#[derive(Clone)]
+pub struct TagListing {
+    pub max_tags: usize,
+    /// `None`: keep every tag.
+    pub keep: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+}
+
+impl Default for TagListing {
+    fn default() -> Self {
+        TagListing {
+            max_tags: DEFAULT_MAX_TAGS,
+            keep: None,
+        }
+    }
 }
 
 impl fmt::Debug for SystemContext {

@@ -15,12 +15,15 @@ mod error;
 pub mod plan;
 pub mod resolve;
 pub mod status;
+mod transports;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagError, TagOutcome, TagResult};
 pub use error::{Error, ErrorKind};
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
+pub use transports::LocalTransports;
 
 use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, parse_go_duration};
 use crate::image::SystemContext;
@@ -40,6 +43,8 @@ pub struct Env {
     /// The base of every side's context (an auth-file store, an observer).
     pub base: SystemContext,
     pub apply: ApplyOptions,
+    /// Where local transports may point (default: `docker://` only).
+    pub local_transports: LocalTransports,
 }
 
 /// `spec.interval` (or the default), checked.
@@ -62,7 +67,10 @@ pub async fn reconcile_mirror(
     let selector = plan::Selector::new(&spec.tags)?;
     plan::multi_arch(&spec.platforms)?;
     interval(spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)?;
-    let resolved = resolve::resolve_mirror(spec, secrets, &env.base).await?;
+    let mut resolved =
+        resolve::resolve_mirror(spec, secrets, &env.base, &env.local_transports).await?;
+    let keep = selector.clone();
+    resolved.source.ctx.tag_listing.keep = Some(Arc::new(move |t: &str| keep.keeps(t)));
     let available = if selector.needs_tag_list() {
         Some(apply::list_tags(&resolved.source).await?)
     } else {
@@ -91,6 +99,7 @@ pub async fn reconcile_inspection(
         .map(|p| Platform::parse(p).map_err(|e| Error::Spec(format!("spec.platform: {e}"))))
         .transpose()?;
     interval(spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)?;
-    let resolved = resolve::resolve_inspection(spec, secrets, &env.base).await?;
+    let resolved =
+        resolve::resolve_inspection(spec, secrets, &env.base, &env.local_transports).await?;
     apply::inspect(&resolved, platform.as_ref()).await
 }

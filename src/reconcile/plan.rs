@@ -85,6 +85,16 @@ impl Selector {
         Ok(s)
     }
 
+    /// Whether a listed tag can matter to this selector: named, matched by
+    /// the filters, or an attachment tag (`sha256-…`: cosign signatures,
+    /// attestations, SBOMs) that the copy looks up. Tag listings keep only
+    /// these, so a registry listing millions of tags costs no memory.
+    pub fn keeps(&self, tag: &str) -> bool {
+        self.names.iter().any(|n| n == tag)
+            || (self.has_filter() && self.matches(tag))
+            || tag.starts_with("sha256-")
+    }
+
     /// True when the source's tag list is needed (anything beyond `names`).
     pub fn needs_tag_list(&self) -> bool {
         self.has_filter()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::Error;
+use super::{Error, LocalTransports};
 use crate::api::v1alpha1::{
     ImageInspectionSpec, ImageMirrorSpec, KeyType, RepositorySpec, SecretKeyRef, SecretRef,
     VerificationSpec,
@@ -100,6 +100,7 @@ pub async fn resolve_mirror(
     spec: &ImageMirrorSpec,
     secrets: &dyn SecretSource,
     base: &SystemContext,
+    local: &LocalTransports,
 ) -> Result<ResolvedMirror, Error> {
     let bare = |r: &str| r.trim().trim_start_matches("docker://").to_string();
     if bare(&spec.source.repository) == bare(&spec.destination.repository) {
@@ -107,6 +108,11 @@ pub async fn resolve_mirror(
             "spec.destination.repository: must differ from spec.source.repository".into(),
         ));
     }
+    local.check("spec.source.repository", spec.source.repository.trim())?;
+    local.check(
+        "spec.destination.repository",
+        spec.destination.repository.trim(),
+    )?;
     let source = resolve_side(&spec.source, "spec.source", secrets, base, false).await?;
     let destination =
         resolve_side(&spec.destination, "spec.destination", secrets, base, true).await?;
@@ -123,7 +129,9 @@ pub async fn resolve_inspection(
     spec: &ImageInspectionSpec,
     secrets: &dyn SecretSource,
     base: &SystemContext,
+    local: &LocalTransports,
 ) -> Result<ResolvedInspection, Error> {
+    local.check("spec.image", spec.image.trim())?;
     let ctx = side_context(
         base,
         spec.tls_verify,
@@ -357,6 +365,7 @@ mod tests {
             &spec("reg.example:5000/a", "reg.example:5000/b"),
             &secrets(false),
             &Default::default(),
+            &Default::default(),
         )
         .await
         .unwrap_err();
@@ -404,6 +413,7 @@ mod tests {
             let e = resolve_mirror(
                 &spec(src, "reg.example:5000/b"),
                 &secrets(true),
+                &Default::default(),
                 &Default::default(),
             )
             .await

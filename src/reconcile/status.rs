@@ -88,6 +88,23 @@ fn truncate(message: &str) -> String {
     format!("{}…", &message[..end])
 }
 
+/// `s` made safe to show in a status, event or log: control characters
+/// (newlines, NUL, escape sequences) become spaces and the text is cut to
+/// `max` characters, saying how much was left out. A registry's body or a
+/// file's bytes never reach a status beyond such a short excerpt.
+pub fn sanitise(s: &str, max: usize) -> String {
+    let total = s.chars().count();
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if total > max {
+        out += &format!("… ({} more characters)", total - max);
+    }
+    out
+}
+
 /// Conditions for "work under way on a new generation": `Reconciling=True`,
 /// and `Ready=Unknown` when the spec changed since the last reconcile.
 pub fn progressing(

@@ -17,6 +17,9 @@ use crate::image::{Auth, Secret};
 /// Lifetime assumed when the token server does not send `expires_in`
 /// (the Docker token specification's default).
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is kept, whatever `expires_in` says (a token server
+/// may send any number, up to `u64::MAX`; it is capped, never added as is).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// What `/v2/` (or a refused request) asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +141,7 @@ impl TokenResponse {
         let life = self
             .expires_in
             .filter(|s| *s > 0)
-            .map(Duration::from_secs)
+            .map(|s| Duration::from_secs(s).min(MAX_TOKEN_LIFETIME))
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         Some((Secret::new(token), life))
     }
@@ -152,12 +155,15 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    /// Keep a token for its lifetime minus a margin (10% of it, at most 10 s).
+    /// Keep a token for its lifetime (at most [`MAX_TOKEN_LIFETIME`]) minus
+    /// a margin (10% of it, at most 10 s). Never panics, whatever `life` is.
     pub fn new(token: Secret, life: Duration) -> Self {
+        let life = life.min(MAX_TOKEN_LIFETIME);
         let margin = (life / 10).min(Duration::from_secs(10));
+        let now = Instant::now();
         CachedToken {
             token,
-            valid_until: Instant::now() + life - margin,
+            valid_until: now.checked_add(life - margin).unwrap_or(now),
         }
     }
 
@@ -254,6 +260,13 @@ mod tests {
         assert_eq!(t.into_token().unwrap().1, Duration::from_secs(300));
         let t: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert!(t.into_token().is_none());
+        // A hostile token server's largest number is capped, not added.
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"c","expires_in":18446744073709551615}"#).unwrap();
+        let (tok, life) = t.into_token().unwrap();
+        assert_eq!(life, MAX_TOKEN_LIFETIME);
+        assert!(CachedToken::new(tok.clone(), life).is_fresh());
+        assert!(CachedToken::new(tok, Duration::MAX).is_fresh());
     }
 
     #[test]

@@ -11,22 +11,34 @@ use reqwest::header::LINK;
 use super::DockerReference;
 use super::auth::Scopes;
 use super::client::{Op, Session, read_capped};
-use crate::image::{Error, ImageReference, Registry, Repository, Result, SystemContext};
+use super::page;
+use crate::image::{
+    Error, ImageReference, Registry, Repository, Result, SystemContext, TagListing,
+};
 use crate::reference::{self, Reference};
 
-/// Pages are at most this large (JSON of names; generous).
-const MAX_PAGE: usize = 32 << 20;
+/// Pages are at most this large (JSON of names; Distribution sends a whole
+/// tag list in one page when not asked for `?n=`).
+const MAX_PAGE: usize = 16 << 20;
 /// Pages followed at most (a registry that loops its `Link` must not hang us).
 const MAX_PAGES: usize = 10_000;
 
-/// Every tag of `r`'s repository, in the registry's order (what
-/// `kubemirror list-tags` prints and the reconciler filters).
+/// The tags of `r`'s repository that `ctx.tag_listing` keeps, in the
+/// registry's order (what `kubemirror list-tags` prints and the reconciler
+/// filters). Pages are parsed one at a time and names not kept are dropped
+/// as they are read, so memory holds one page and what is kept; past
+/// `ctx.tag_listing.max_tags` names the listing fails.
 pub async fn list_tags(r: &Reference, ctx: &SystemContext) -> Result<Vec<String>> {
     let session = Session::get(ctx, r.registry())?;
-    tags_of(&session, r.repository(), None).await
+    tags_of(&session, r.repository(), None, &ctx.tag_listing).await
 }
 
-async fn tags_of(session: &Session, repository: &str, page: Option<usize>) -> Result<Vec<String>> {
+async fn tags_of(
+    session: &Session,
+    repository: &str,
+    page: Option<usize>,
+    listing: &TagListing,
+) -> Result<Vec<String>> {
     let op = Op {
         op: "list tags",
         ..Op::pull(repository, "")
@@ -35,18 +47,27 @@ async fn tags_of(session: &Session, repository: &str, page: Option<usize>) -> Re
         Some(n) => format!("/v2/{repository}/tags/list?n={n}"),
         None => format!("/v2/{repository}/tags/list"),
     };
-    paginate(session, &op, first, "tags").await
+    paginate(session, &op, first, "tags", listing).await
 }
 
-/// GET `first`, then each `rel="next"`, collecting the string array `key`.
-async fn paginate(session: &Session, op: &Op, first: String, key: &str) -> Result<Vec<String>> {
+/// GET `first`, then each `rel="next"` (a `Link` to another host is
+/// followed without credentials: see [`Session::send`]), collecting the
+/// strings of array `key` that `listing` keeps.
+async fn paginate(
+    session: &Session,
+    op: &Op,
+    first: String,
+    key: &str,
+    listing: &TagListing,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    let mut read = 0usize;
     let mut next = Some(first);
     let mut pages = 0;
     while let Some(path) = next.take() {
         pages += 1;
         if pages > MAX_PAGES {
-            return Err(session.plain_error(op, 0, "too many pages".into()));
+            return Err(session.plain_error(op, 0, format!("more than {MAX_PAGES} pages")));
         }
         let resp = session.send(op, Method::GET, &path, &|r| r).await?;
         if !resp.status().is_success() {
@@ -64,11 +85,30 @@ async fn paginate(session: &Session, op: &Op, first: String, key: &str) -> Resul
         let body = read_capped(resp, MAX_PAGE)
             .await
             .map_err(|m| session.plain_error(op, 0, m))?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| session.plain_error(op, 200, format!("invalid JSON: {e}")))?;
-        if let Some(items) = v.get(key).and_then(|t| t.as_array()) {
-            out.extend(items.iter().filter_map(|t| t.as_str().map(String::from)));
+        let mut over = false;
+        let mut each = |name: String| {
+            read += 1;
+            if read > listing.max_tags {
+                over = true;
+                return false;
+            }
+            if listing.keep.as_ref().is_none_or(|k| k(&name)) {
+                out.push(name);
+            }
+            true
+        };
+        let parsed = page::parse(&body, key, &mut each);
+        if over {
+            return Err(session.plain_error(
+                op,
+                0,
+                format!(
+                    "the registry lists more than {} {key}: raise the limit (the controller's --max-tags) or ask the registry's owner",
+                    listing.max_tags
+                ),
+            ));
         }
+        parsed.map_err(|e| session.plain_error(op, 200, format!("invalid JSON: {e}")))?;
     }
     Ok(out)
 }
@@ -127,7 +167,11 @@ impl Registry for DockerRegistry {
             Some(n) => format!("/v2/_catalog?n={n}"),
             None => "/v2/_catalog".to_string(),
         };
-        paginate(&self.session, &op, first, "repositories").await
+        let all = TagListing {
+            max_tags: usize::MAX,
+            keep: None,
+        };
+        paginate(&self.session, &op, first, "repositories", &all).await
     }
 
     fn repository(&self, name: &str) -> Result<Box<dyn Repository>> {
@@ -155,7 +199,13 @@ impl Repository for DockerRepository {
 
     async fn tags(&self) -> Result<Vec<String>> {
         let session = Session::get(&self.ctx, self.reference.registry())?;
-        tags_of(&session, self.reference.repository(), self.page_size).await
+        tags_of(
+            &session,
+            self.reference.repository(),
+            self.page_size,
+            &self.ctx.tag_listing,
+        )
+        .await
     }
 
     fn image(&self, tag_or_digest: &str) -> Result<Box<dyn ImageReference>> {

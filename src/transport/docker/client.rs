@@ -3,7 +3,9 @@
 //! challenge learned from the first refused request — there is no `/v2/` ping
 //! unless `tls_verify = false` needs an HTTPS probe), resolved credentials and
 //! the token cache.
-//! Every request goes through [`Session::send`], which adds authorization,
+//! Every request goes through [`Session::send`], which adds authorization
+//! (only to the registry's own origin: a `Location` or `Link` naming another
+//! host or scheme is followed without credentials),
 //! retries transient failures (connection errors, 408, 429, 5xx) with
 //! exponential backoff and jitter while honouring `Retry-After`, renews a
 //! refused Bearer token once, and reports to the context's observer.
@@ -361,6 +363,11 @@ impl Session {
     ) -> Result<Response> {
         let endpoint = self.endpoint().await?;
         let url = self.url(path_or_url).await?;
+        if !same_origin(&url, &endpoint.base) {
+            // A `Location` or `Link` the registry sent that points at another
+            // host: followed, but never with the registry's credentials.
+            return self.execute(op, &method, &url, build, None, true).await;
+        }
         let mut challenge = self.current_challenge(endpoint);
         let mut renewed = false;
         loop {
@@ -505,8 +512,13 @@ impl Session {
         body: reqwest::Body,
     ) -> Result<std::result::Result<Response, reqwest::Error>> {
         let endpoint = self.endpoint().await?;
-        let challenge = self.current_challenge(endpoint);
-        let authz = self.authorization(op, &challenge, false).await?;
+        let authz = if same_origin(url, &endpoint.base) {
+            let challenge = self.current_challenge(endpoint);
+            self.authorization(op, &challenge, false).await?
+        } else {
+            // An upload `Location` on another host gets no credentials.
+            None
+        };
         let mut req = self
             .shared
             .http

@@ -45,6 +45,7 @@ pub mod auth;
 pub mod catalog;
 pub mod client;
 mod dest;
+mod page;
 mod source;
 pub mod throttle;
 pub mod tls;

@@ -54,7 +54,7 @@ impl Throttle {
                 .min(MAX_COOL_OFF),
         };
         e.strikes = e.strikes.saturating_add(1);
-        e.until = e.until.max(now + wait);
+        e.until = e.until.max(now.checked_add(wait).unwrap_or(now));
     }
 
     /// `host` answered something other than 429.
@@ -102,6 +102,8 @@ mod tests {
         }
         assert!(t.closed_for("r").unwrap() <= MAX_COOL_OFF);
 
+        t.rate_limited("huge", Some(Duration::MAX));
+        assert!(t.closed_for("huge").unwrap() <= MAX_RETRY_AFTER);
         t.rate_limited("s", Some(Duration::from_secs(30)));
         assert!(t.closed_for("s").unwrap() > Duration::from_secs(29));
         // A later, shorter cool-off never shortens the current one.

@@ -83,8 +83,26 @@ impl Session {
         scopes: &Scopes,
         creds: Option<&Auth>,
     ) -> Result<(crate::image::Secret, Duration)> {
-        let realm_url = Url::parse(realm)
-            .map_err(|e| self.plain_error(op, 0, format!("invalid token realm {realm:?}: {e}")))?;
+        let realm_url = Url::parse(realm).map_err(|_| {
+            self.plain_error(
+                op,
+                0,
+                format!("invalid token realm {:?}", super::wire::excerpt(realm, 100)),
+            )
+        })?;
+        let base = self.base().await?;
+        if base.scheme() == "https" && realm_url.scheme() != "https" {
+            // Credentials for an https registry never travel in cleartext.
+            return Err(self.plain_error(
+                op,
+                0,
+                format!(
+                    "refusing token realm {}://{}: the registry is https, the realm is not (credentials would travel in cleartext)",
+                    realm_url.scheme(),
+                    host_port(&realm_url)
+                ),
+            ));
+        }
         let auth_op = Op {
             what: format!("token from {}", host_port(&realm_url)),
             ..op.clone()

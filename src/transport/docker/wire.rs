@@ -11,6 +11,10 @@ use crate::image::one_line;
 
 /// Longest wait between two attempts, whatever `Retry-After` says.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+/// The longest `Retry-After` taken from a registry (a registry asking for
+/// hours is asking for a requeue, which the controller decides on; a larger
+/// number, up to `u64::MAX`, is this).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// First backoff step (doubled per attempt, jittered).
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 
@@ -62,11 +66,22 @@ pub fn registry_message(body: &[u8]) -> String {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n).collect::<String>() + "…"
+    excerpt(s, n)
+}
+
+/// At most `n` characters of text a registry sent, control characters
+/// (escape sequences, NUL, line breaks) turned into spaces: what an error
+/// message may quote of a body or header.
+pub fn excerpt(s: &str, n: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(n)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(n).is_some() {
+        out.push('…');
     }
+    out
 }
 
 /// Read at most `cap` bytes of a body; longer bodies are an error.
@@ -136,16 +151,23 @@ pub fn describe_connection_error(e: &reqwest::Error) -> (String, bool) {
     (message, !untrusted && !not_tls && !e.is_builder())
 }
 
-/// `Retry-After`: delta-seconds or an HTTP date.
+/// `Retry-After`: delta-seconds or an HTTP date, at most [`MAX_RETRY_AFTER`]
+/// (any number a registry sends, however large, is safe to add to a time).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Longer than u64 still means "a long time".
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let now = jiff::Timestamp::now();
     let d = now.duration_until(when);
-    Some(Duration::try_from(d).unwrap_or(Duration::ZERO))
+    Some(
+        Duration::try_from(d)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// How long to wait before attempt `attempt + 1`: the server's `Retry-After`
@@ -184,6 +206,14 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(200 * 365 * 24);
+        let far = jiff::fmt::rfc2822::to_string(&far.to_zoned(jiff::tz::TimeZone::UTC))
+            .unwrap()
+            .replace("+0000", "GMT");
+        for huge in ["18446744073709551615", "99999999999999999999999", &far] {
+            h.insert(RETRY_AFTER, HeaderValue::from_str(huge).unwrap());
+            assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER), "{huge}");
+        }
     }
 
     #[test]
