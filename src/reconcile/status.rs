@@ -79,13 +79,13 @@ fn condition_order(t: &str) -> u8 {
 
 fn truncate(message: &str) -> String {
     if message.len() <= MAX_MESSAGE {
-        return message.to_string();
+        return sanitise(message, MAX_MESSAGE);
     }
     let mut end = MAX_MESSAGE;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &message[..end])
+    sanitise(&format!("{}…", &message[..end]), MAX_MESSAGE + 1)
 }
 
 /// `s` made safe to show in a status, event or log: control characters
@@ -203,7 +203,7 @@ pub fn mirror_status(
         Ok(o) => o,
         Err(e) => {
             failed(&mut st.conditions, e, generation, now);
-            return st;
+            return bound(st);
         }
     };
     let old_tags = old.map(|o| o.tags.as_slice()).unwrap_or_default();
@@ -257,7 +257,13 @@ pub fn mirror_status(
         synced: selected - failed_n,
         failed: failed_n,
     });
+    let total = tags.len();
     let truncated = bound_tags(&mut tags);
+    st.omitted.clear();
+    if tags.len() < total {
+        st.omitted
+            .insert("tags".into(), (total - tags.len()) as i64);
+    }
     st.tags = tags;
     st.last_sync_time = Some(now.clone());
     if failures.is_empty() {
@@ -291,7 +297,7 @@ pub fn mirror_status(
         };
         done(&mut st.conditions, false, reason, &msg, generation, now);
     }
-    st
+    bound(st)
 }
 
 /// At most this many entries in `status.tags`: an object selecting thousands
@@ -329,7 +335,7 @@ pub fn inspection_status(
             let mut st = old.cloned().unwrap_or_default();
             st.observed_generation = generation;
             failed(&mut st.conditions, e, generation, now);
-            return st;
+            return bound(st);
         }
     };
     let i = &o.info;
@@ -367,10 +373,11 @@ pub fn inspection_status(
         } else {
             format!("{} ({verified} verified)", o.signatures.len())
         }),
+        omitted: Default::default(),
     };
     let msg = format!("{} is {}", o.reference, i.digest);
     done(&mut st.conditions, true, "Inspected", &msg, generation, now);
-    st
+    bound(st)
 }
 
 /// Keys holding clocks, ignored by [`differs`].
@@ -403,6 +410,9 @@ fn strip_keys(v: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+mod bound;
+pub use bound::{MAX_STATUS_BYTES, bound};
 
 #[cfg(test)]
 mod tests;

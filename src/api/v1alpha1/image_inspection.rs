@@ -124,6 +124,10 @@ pub struct ImageInspectionStatus {
     /// For the printer column: `none`, or `N (M verified)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_summary: Option<String>,
+    /// How many entries of each list or map were left out to keep the
+    /// status small (`repoTags: 149001`); absent when nothing was.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub omitted: BTreeMap<String, i64>,
 }
 
 /// One layer (skopeo's `LayersData`).

@@ -156,6 +156,10 @@ pub struct ImageMirrorStatus {
     /// Counts over `tags`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<TagSummary>,
+    /// How many entries of each list were left out to keep the status
+    /// small (`tags: 800`); absent when nothing was.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub omitted: std::collections::BTreeMap<String, i64>,
 }
 
 /// The last copy of one tag.
