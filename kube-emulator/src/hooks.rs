@@ -40,6 +40,9 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     /// `User-Agent` header, if any.
     pub user_agent: Option<String>,
+    /// `Accept` header, if any (`…;as=PartialObjectMetadata;g=meta.k8s.io`
+    /// for a metadata-only list or watch).
+    pub accept: Option<String>,
     /// HTTP status of the reply (200 for watches, whose body streams on).
     pub status: u16,
 }

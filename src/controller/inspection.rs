@@ -19,6 +19,7 @@ pub async fn reconcile(obj: Arc<ImageInspection>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     };
     let (key, current, generation) = (&round.key, &round.current, round.generation);
+    ctx.metrics.name_repository(&obj.spec.image);
     let started = Instant::now();
     let outcome = reconcile::reconcile_inspection(&obj.spec, &round.secrets, &ctx.env).await;
     let seconds = started.elapsed().as_secs_f64();

@@ -1,9 +1,12 @@
 //! Prometheus metrics (`/metrics`): tags synced and failed, bytes copied,
 //! reconcile durations, and registry requests and 429s (counted through the
 //! transports' [`RequestObserver`]). Labels never carry user data beyond the
-//! registry host and the resource kind.
+//! registry host and the resource kind; a `host` label is a registry some
+//! object names (at most [`MAX_HOSTS`] of them), else `other`: a redirect
+//! or token realm a registry sends cannot grow the label set.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -51,7 +54,12 @@ pub struct Metrics {
     pub registry_throttled: Family<HostLabels, Counter>,
     /// Reconciles that panicked (caught: the object is marked Stalled).
     pub reconcile_panics: Family<KindLabels, Counter>,
+    /// Registry hosts that objects name: the values a `host` label takes.
+    hosts: Mutex<HashSet<String>>,
 }
+
+/// Distinct `host` label values at most (besides `other`).
+pub const MAX_HOSTS: usize = 1000;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -110,6 +118,7 @@ impl Metrics {
         Metrics {
             registry,
             reconcile_panics,
+            hosts: Mutex::new(HashSet::new()),
             tags_synced,
             tags_failed,
             bytes_copied,
@@ -129,6 +138,27 @@ impl Metrics {
         out
     }
 
+    /// An object names `repository` (a spec's repository or image): its
+    /// registry's requests are counted under its own `host` label.
+    pub fn name_repository(&self, repository: &str) {
+        let Some(host) = registry_host(repository) else {
+            return;
+        };
+        let mut hosts = self.hosts.lock().expect("not poisoned");
+        if hosts.len() < MAX_HOSTS {
+            hosts.insert(host);
+        }
+    }
+
+    /// The `host` label for a request to `host`.
+    pub fn host_label(&self, host: &str) -> String {
+        if self.hosts.lock().expect("not poisoned").contains(host) {
+            host.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
+
     pub fn reconciled(&self, kind: &str, result: &str, seconds: f64) {
         self.reconciles
             .get_or_create(&ResultLabels {
@@ -145,8 +175,27 @@ impl Metrics {
 /// Counts registry requests into [`Metrics`].
 pub struct MetricsObserver(pub Arc<Metrics>);
 
+/// `host[:port]` requests for a docker `repository` go to (`None` for
+/// local transports and what does not parse).
+fn registry_host(repository: &str) -> Option<String> {
+    let r = repository.trim();
+    let local = ["oci:", "dir:", "docker-archive:", "oci-archive:"];
+    if local.iter().any(|t| r.starts_with(t)) {
+        return None;
+    }
+    let r = r.strip_prefix("docker://").unwrap_or(r);
+    let parsed = crate::reference::parse(r).ok()?;
+    Some(match parsed.registry() {
+        crate::reference::DOCKER_HUB | "index.docker.io" => {
+            crate::reference::DOCKER_HUB_ENDPOINT.to_string()
+        }
+        other => other.to_string(),
+    })
+}
+
 impl RequestObserver for MetricsObserver {
     fn request(&self, host: &str, method: &str, status: u16) {
+        let host = &self.0.host_label(host);
         self.0
             .registry_requests
             .get_or_create(&RequestLabels {
@@ -169,8 +218,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_labels_are_named_registries_else_other() {
+        let m = Arc::new(Metrics::new());
+        m.name_repository("docker://reg.example:5000/team/app");
+        m.name_repository("alpine");
+        m.name_repository("oci:/tmp/layout:v1");
+        let o = MetricsObserver(m.clone());
+        o.request("reg.example:5000", "GET", 200);
+        o.request("registry-1.docker.io", "GET", 200);
+        for i in 0..50 {
+            o.request(&format!("redirect-{i}.attacker.example"), "GET", 200);
+        }
+        let text = m.encode();
+        assert!(text.contains("host=\"reg.example:5000\""), "{text}");
+        assert!(text.contains("host=\"registry-1.docker.io\""), "{text}");
+        assert!(!text.contains("attacker"), "{text}");
+        assert!(text.contains("host=\"other\""), "{text}");
+    }
+
+    #[test]
     fn encodes_counters_and_requests() {
         let m = Arc::new(Metrics::new());
+        m.name_repository("reg:5000/a/b");
         m.tags_synced.inc_by(2);
         m.reconciled("ImageMirror", "ok", 0.2);
         MetricsObserver(m.clone()).request("reg:5000", "GET", 429);

@@ -20,6 +20,9 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     };
     let (key, current, generation) = (&round.key, &round.current, round.generation);
+    ctx.metrics.name_repository(&obj.spec.source.repository);
+    ctx.metrics
+        .name_repository(&obj.spec.destination.repository);
     let started = Instant::now();
     let outcome = reconcile::reconcile_mirror(&obj.spec, &round.secrets, &ctx.env).await;
     let seconds = started.elapsed().as_secs_f64();

@@ -3,8 +3,9 @@
 //! HTTP server (`/metrics`, `/healthz`, `/readyz`) and optional leader
 //! election on a Lease. [`run`] joins them and returns on shutdown.
 //!
-//! Per object: Secrets are read from its namespace (a change to a Secret it
-//! names re-triggers it), status is written by server-side apply of
+//! Per object: Secrets are read by name from its namespace (Secrets are
+//! watched by metadata only, so the data of a Secret no object names never
+//! reaches the controller; a change to a Secret it names re-triggers it), status is written by server-side apply of
 //! `{apiVersion, kind, status}` under [`FIELD_MANAGER`] and only when it
 //! changed beyond timestamps, requeue follows `spec.interval`, and
 //! `error_policy` follows the error's kind: spec errors wait for a change,
@@ -26,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -196,7 +198,7 @@ async fn controllers(
 
     let mirrors = build(
         api::<ImageMirror>(&client, ns),
-        api::<Secret>(&client, ns),
+        api::<PartialObjectMeta<Secret>>(&client, ns),
         |m: &ImageMirror, secret: &str| secrets::mirror_secret_names(&m.spec).contains(&secret),
         cfg.clone(),
         shutdown.clone(),
@@ -209,7 +211,7 @@ async fn controllers(
     .for_each(log_result);
     let inspections = build(
         api::<ImageInspection>(&client, ns),
-        api::<Secret>(&client, ns),
+        api::<PartialObjectMeta<Secret>>(&client, ns),
         |m: &ImageInspection, secret: &str| {
             secrets::inspection_secret_names(&m.spec).contains(&secret)
         },
@@ -263,7 +265,7 @@ fn spec_or_request<K: kube::Resource>(obj: &K) -> Option<u64> {
 /// backoff), and when a Secret an object names changes.
 fn build<K>(
     api: Api<K>,
-    secrets: Api<Secret>,
+    secrets: Api<PartialObjectMeta<Secret>>,
     names_secret: fn(&K, &str) -> bool,
     cfg: controller::Config,
     shutdown: CancellationToken,
@@ -288,12 +290,15 @@ where
             // still known (an evicted one would reconcile once more).
             PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
         );
+    // Secrets are watched by metadata only (a PartialObjectMetadata watch):
+    // the controller never receives the data of Secrets no object names; a
+    // reconcile reads the ones its object names, by name.
     Controller::for_stream(trigger, store.clone())
         .with_config(cfg)
         .watches(
             secrets,
             watcher::Config::default(),
-            move |secret: Secret| {
+            move |secret: PartialObjectMeta<Secret>| {
                 let (ns, name) = (secret.namespace(), secret.name_any());
                 store
                     .state()

@@ -90,9 +90,10 @@ impl Selector {
     /// attestations, SBOMs) that the copy looks up. Tag listings keep only
     /// these, so a registry listing millions of tags costs no memory.
     pub fn keeps(&self, tag: &str) -> bool {
-        self.names.iter().any(|n| n == tag)
-            || (self.has_filter() && self.matches(tag))
-            || tag.starts_with("sha256-")
+        crate::reference::is_valid_tag(tag)
+            && (self.names.iter().any(|n| n == tag)
+                || (self.has_filter() && self.matches(tag))
+                || tag.starts_with("sha256-"))
     }
 
     /// True when the source's tag list is needed (anything beyond `names`).

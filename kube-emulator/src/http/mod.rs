@@ -42,6 +42,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     tracing::debug!(%method, %path, query = %raw_query, "request");
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
     let user_agent = header_str(&parts.headers, header::USER_AGENT);
+    let accept = header_str(&parts.headers, header::ACCEPT);
     let response = serve(&inner, &method, &path, &raw_query, &parts.headers, body).await;
     inner
         .requests
@@ -53,6 +54,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             query: raw_query,
             content_type,
             user_agent,
+            accept,
             status: response.status().as_u16(),
         });
     response
