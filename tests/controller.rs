@@ -567,6 +567,9 @@ spec:
 async fn leader_election_hands_over_on_shutdown() {
     let cluster = Cluster::start().await;
     cluster.install_crds().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out");
+    let hello = support::repo_root().join("examples/images/hello");
     let start = |identity: &str| {
         let shutdown = CancellationToken::new();
         let health_addr = local_addr();
@@ -577,6 +580,12 @@ async fn leader_election_hands_over_on_shutdown() {
             lease_namespace: Some("default".into()),
             identity: Some(identity.into()),
             namespace: Some("default".into()),
+            // The objects use OCI layouts: allowed under these directories.
+            local_transports: kubemirror::reconcile::LocalTransports::under(&[
+                hello.clone(),
+                tmp.path().to_path_buf(),
+            ])
+            .unwrap(),
             ..Default::default()
         };
         let handle = tokio::spawn(controller::run(cluster.client(), config, shutdown.clone()));
@@ -605,9 +614,6 @@ async fn leader_election_hands_over_on_shutdown() {
     })
     .await;
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("out");
-    let hello = support::repo_root().join("examples/images/hello");
     let mirror = |names: &str| {
         format!(
             "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageMirror\nmetadata: {{name: hello, namespace: default}}\nspec:\n  source: {{repository: 'oci:{}'}}\n  destination: {{repository: 'oci:{}'}}\n  tags: {{names: [{names}]}}\n",

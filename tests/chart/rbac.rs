@@ -157,6 +157,18 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
     .arg(format!("--lease-name={FULLNAME}"))
     .arg(format!("--metrics-addr=127.0.0.1:{metrics}"))
     .arg(format!("--health-addr=127.0.0.1:{health}"))
+    // The objects use OCI layouts: allowed under these directories only
+    // (the chart's localTransports.allowedDirs).
+    .arg(format!(
+        "--allow-local-transports-under={}",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/images")
+            .display()
+    ))
+    .arg(format!(
+        "--allow-local-transports-under={}",
+        cluster.dir.path().display()
+    ))
     .env("KUBECONFIG", cluster.kubeconfig())
     .env("HOME", cluster.dir.path())
     .env("TMPDIR", cluster.dir.path())

@@ -548,7 +548,8 @@ impl Session {
             return Ok(());
         };
         if !self.fail_fast_when_rate_limited {
-            tokio::time::sleep(wait).await;
+            // However long the host's cool-off, one wait is at most the cap.
+            tokio::time::sleep(wait.min(MAX_RETRY_WAIT)).await;
             return Ok(());
         }
         Err(Error::Registry {
