@@ -115,6 +115,78 @@ async fn mark_stalled<K: Guarded>(obj: &K, ctx: &Context, message: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::api::PostParams;
+    use kube::runtime::events::{Recorder, Reporter};
+
+    fn buggy() -> Result<Action, Error> {
+        panic!("injected bug in a reconcile")
+    }
+
+    /// Against the API emulator: the panic becomes a Stalled object and a
+    /// metric, and the next reconcile (another object) runs as usual.
+    #[tokio::test]
+    async fn a_panicking_reconcile_marks_the_object_stalled_and_counts_it() {
+        let emu = kube_emulator::Emulator::start("127.0.0.1:0").await.unwrap();
+        let client = kube::Client::try_from(kube::Config::new(emu.url().parse().unwrap())).unwrap();
+        let crds: Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = Api::all(client.clone());
+        for crd in crate::api::v1alpha1::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let mirrors: Api<ImageMirror> = Api::namespaced(client.clone(), "default");
+        let obj: ImageMirror = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageMirror",
+            "metadata": {"name": "buggy", "namespace": "default"},
+            "spec": {"source": {"repository": "reg.example/a"},
+                     "destination": {"repository": "reg.example/b"},
+                     "tags": {"names": ["v1"]}},
+        }))
+        .unwrap();
+        let obj = mirrors.create(&PostParams::default(), &obj).await.unwrap();
+        let metrics = Arc::new(super::super::Metrics::new());
+        let reporter = Reporter {
+            controller: "kubemirror".into(),
+            instance: None,
+        };
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            Recorder::new(client.clone(), reporter),
+            metrics.clone(),
+            Default::default(),
+        ));
+
+        let action = guarded(Arc::new(obj.clone()), ctx.clone(), |_, _| async { buggy() })
+            .await
+            .unwrap();
+        assert_eq!(action, Action::await_change());
+        let st = mirrors.get("buggy").await.unwrap().status.unwrap();
+        let stalled = status::condition(&st.conditions, CONDITION_STALLED).unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", INTERNAL_ERROR)
+        );
+        assert!(
+            stalled.message.contains("ImageMirror/default/buggy")
+                && stalled.message.contains("injected bug in a reconcile"),
+            "{}",
+            stalled.message
+        );
+        let ready = status::condition(&st.conditions, CONDITION_READY).unwrap();
+        assert_eq!(ready.status, "False");
+        let text = metrics.encode();
+        assert!(
+            text.contains("kubemirror_reconcile_panics_total{kind=\"ImageMirror\"} 1"),
+            "{text}"
+        );
+        // The process goes on: the next reconcile runs and returns its result.
+        let after = guarded(Arc::new(obj), ctx, |_, _| async {
+            Ok(Action::requeue(std::time::Duration::from_secs(7)))
+        })
+        .await
+        .unwrap();
+        assert_eq!(after, Action::requeue(std::time::Duration::from_secs(7)));
+    }
 
     #[test]
     fn panic_payloads_become_short_text() {
