@@ -452,7 +452,7 @@ async fn https_registry_with_http_token_realm_is_refused() {
     );
 }
 
-/// Random statuses, headers and bodies from fixed seeds, against `inspect`,
+/// Random statuses, headers and bodies from fixed seeds (`HOSTILE_SEEDS`), against `inspect`,
 /// `list-tags` and `copy` with credentials: no run panics, and no
 /// credential reaches the other host that Locations and Links point at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,7 +462,12 @@ async fn cli_survives_random_registries() {
     let creds = format!("{}:{}", hostile::USER, hostile::PASSWORD);
     let mut finished = 0;
     let mut runs = 0;
-    for seed in 1..=10u64 {
+    // `HOSTILE_SEEDS=N` runs seeds 1..=N (a longer campaign); CI runs 10.
+    let seeds: u64 = std::env::var("HOSTILE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    for seed in 1..=seeds {
         let reg = Hostile::start(Behaviour::Random {
             seed,
             collector: collector.host.clone(),
@@ -541,4 +546,38 @@ async fn run_bounded(args: &[&str], limit: Duration) -> Option<String> {
         out.status
     );
     Some(stderr)
+}
+
+/// A local file that is not an archive: the error says so without quoting
+/// its bytes (`/proc/self/environ` once put an environment variable into a
+/// status), for the CLI and for `sync -f` alike.
+#[test]
+fn local_file_bytes_never_reach_an_error() {
+    let sentinel = "KUBEMIRROR_SENTINEL=do-not-echo-4f1c";
+    let (name, value) = sentinel.split_once('=').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inspect.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kubemirror.dev/v1alpha1\nkind: ImageInspection\nmetadata: {name: environ, namespace: default}\nspec:\n  image: docker-archive:/proc/self/environ\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["inspect", "docker-archive:/proc/self/environ"],
+        vec!["sync", "-f", file.to_str().unwrap()],
+    ] {
+        let out = support::kubemirror()
+            .args(&args)
+            .env(name, value)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{args:?}: {all}");
+        assert!(all.contains("corrupt tar archive"), "{args:?}: {all}");
+        assert!(!all.contains(value), "{args:?} echoed the file: {all}");
+    }
 }

@@ -82,19 +82,31 @@ impl TarIndex {
         };
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
+        // The tar crate's messages quote header bytes (a file that is not an
+        // archive, `/proc/self/environ` say, would have its first bytes in a
+        // status): say where it broke instead, never what the bytes were.
         let iter = archive
             .entries_with_seek()
-            .map_err(|e| corrupt(format!("not a readable tar archive: {e}")))?;
-        for entry in iter {
-            let entry =
-                entry.map_err(|e| corrupt(format!("truncated or corrupt tar archive: {e}")))?;
+            .map_err(|e| corrupt(format!("not a readable tar archive ({:?})", e.kind())))?;
+        for (n, entry) in iter.enumerate() {
+            let entry = entry.map_err(|_| {
+                corrupt(format!(
+                    "truncated or corrupt tar archive: header of entry {} is invalid (not a tar file?)",
+                    n + 1
+                ))
+            })?;
             let name = clean(&String::from_utf8_lossy(&entry.path_bytes()));
             let kind = entry.header().entry_type();
             let e = if kind.is_file() || kind == tar::EntryType::Continuous {
                 let (offset, size) = (entry.raw_file_position(), entry.size());
                 if offset + size > len {
+                    let shown: String = name
+                        .chars()
+                        .take(100)
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
                     return Err(corrupt(format!(
-                        "truncated archive: entry {name} needs bytes up to {}, the file has {len}",
+                        "truncated archive: entry {shown} needs bytes up to {}, the file has {len}",
                         offset + size
                     )));
                 }

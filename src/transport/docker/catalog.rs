@@ -167,8 +167,9 @@ impl Registry for DockerRegistry {
             Some(n) => format!("/v2/_catalog?n={n}"),
             None => "/v2/_catalog".to_string(),
         };
+        // The catalog is bounded like a tag list (same cap), and kept whole.
         let all = TagListing {
-            max_tags: usize::MAX,
+            max_tags: self.ctx.tag_listing.max_tags,
             keep: None,
         };
         paginate(&self.session, &op, first, "repositories", &all).await
