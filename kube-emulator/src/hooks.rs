@@ -207,6 +207,7 @@ mod tests {
             query: query.into(),
             content_type: None,
             user_agent: None,
+            accept: None,
             status: 200,
         }
     }

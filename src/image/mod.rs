@@ -246,8 +246,11 @@ pub const DEFAULT_MAX_TAGS: usize = 500_000;
 pub struct TagListing {
     pub max_tags: usize,
     /// `None`: keep every tag.
-    pub keep: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub keep: Option<KeepTag>,
 }
+
+/// Whether a listed tag is kept ([`TagListing::keep`]).
+pub type KeepTag = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Default for TagListing {
     fn default() -> Self {

@@ -463,7 +463,7 @@ fn random(inner: &Inner, path: &str, collector: &str) -> Response {
     ];
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, values) in &candidates {
-        if next(inner) % 3 == 0 {
+        if next(inner).is_multiple_of(3) {
             let v = &values[(next(inner) % values.len() as u64) as usize];
             headers.push((name.to_string(), v.clone()));
         }
