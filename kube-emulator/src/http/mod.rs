@@ -42,8 +42,15 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
-    tracing::debug!(%method, %path, query = %raw_query, "request");
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
+    tracing::debug!(
+        %method,
+        %path,
+        query = %raw_query,
+        content_type = content_type.as_deref().unwrap_or(""),
+        accept = header_str(&parts.headers, header::ACCEPT).as_deref().unwrap_or(""),
+        "request"
+    );
     let user_agent = header_str(&parts.headers, header::USER_AGENT);
     let response = serve(&inner, &method, &path, &raw_query, &parts.headers, body).await;
     inner
