@@ -53,28 +53,33 @@ fn readme_command(prefix: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("README's cluster block has no `{prefix} …` line"))
 }
 
-/// Runs the real `helm` (or `$HELM`) against the cluster, with its own
-/// config, cache and data directories.
-async fn helm<S: AsRef<std::ffi::OsStr>>(c: &Cluster, args: &[S]) -> Output {
+/// The real `helm` (`$HELM`, or `helm` on PATH), run from the repository
+/// root with its config, cache and data directories under `home`.
+pub fn helm_command(home: &Path) -> std::process::Command {
     let bin = std::env::var_os("HELM").unwrap_or_else(|| "helm".into());
-    let home = c.dir.path().join("helm");
-    let out = tokio::process::Command::new(&bin)
-        .args(args)
-        .current_dir(repo_root())
-        .env("KUBECONFIG", c.kubeconfig())
+    let mut cmd = std::process::Command::new(bin);
+    cmd.current_dir(repo_root())
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_DATA_HOME", home.join("data"))
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// What a `helm` that did not start says.
+pub fn no_helm(e: std::io::Error) -> ! {
+    panic!("cannot run helm: {e} (scripts/test installs the pinned Helm 4)")
+}
+
+/// Runs helm against the cluster.
+async fn helm<S: AsRef<std::ffi::OsStr>>(c: &Cluster, args: &[S]) -> Output {
+    let mut cmd = helm_command(&c.dir.path().join("helm"));
+    cmd.args(args).env("KUBECONFIG", c.kubeconfig());
+    let out = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .output()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {}: {e} (scripts/test installs the pinned Helm; README: Development)",
-                bin.to_string_lossy()
-            )
-        });
+        .unwrap_or_else(|e| no_helm(e));
     Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -128,11 +133,7 @@ async fn exists(c: &Cluster, (kind, ns, name): &(String, String, String)) -> boo
 }
 
 async fn deployment(c: &Cluster) -> Value {
-    kubectl_json(
-        c,
-        &["get", "deployment", RELEASE, "-n", RELEASE_NAMESPACE],
-    )
-    .await
+    kubectl_json(c, &["get", "deployment", RELEASE, "-n", RELEASE_NAMESPACE]).await
 }
 
 fn free_addr() -> String {
@@ -162,7 +163,10 @@ fn start_controller(c: &Cluster, dep: &Value) -> std::process::Child {
     cmd.args(&args);
     for e in container["env"].as_array().into_iter().flatten() {
         let name = e["name"].as_str().unwrap();
-        let value = match (e["value"].as_str(), e.pointer("/valueFrom/fieldRef/fieldPath")) {
+        let value = match (
+            e["value"].as_str(),
+            e.pointer("/valueFrom/fieldRef/fieldPath"),
+        ) {
             (Some(v), _) => v.to_string(),
             (None, Some(f)) if f == "metadata.name" => format!("{RELEASE}-0"),
             (None, Some(f)) if f == "metadata.namespace" => RELEASE_NAMESPACE.to_string(),
@@ -355,7 +359,11 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
         image
     );
-    let monitor = ("ServiceMonitor".to_string(), RELEASE_NAMESPACE.to_string(), RELEASE.to_string());
+    let monitor = (
+        "ServiceMonitor".to_string(),
+        RELEASE_NAMESPACE.to_string(),
+        RELEASE.to_string(),
+    );
     assert!(release_objects(&c).await.contains(&monitor));
     assert!(exists(&c, &monitor).await);
     let history = helm_ok(&c, &["history", RELEASE, "-n", RELEASE_NAMESPACE]).await;
@@ -368,7 +376,10 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
     helm_ok(&c, &["rollback", RELEASE, "1", "-n", RELEASE_NAMESPACE]).await;
     let dep = deployment(&c).await;
     assert_eq!(dep["spec"]["replicas"], 1, "{dep}");
-    assert!(!exists(&c, &monitor).await, "the rollback kept the ServiceMonitor");
+    assert!(
+        !exists(&c, &monitor).await,
+        "the rollback kept the ServiceMonitor"
+    );
     let status = helm_ok(&c, &["status", RELEASE, "-n", RELEASE_NAMESPACE]).await;
     assert!(status.contains("REVISION: 3"), "{status}");
 
@@ -380,7 +391,14 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
     }
     let secrets = kubectl_json(
         &c,
-        &["get", "secrets", "-n", RELEASE_NAMESPACE, "-l", "owner=helm"],
+        &[
+            "get",
+            "secrets",
+            "-n",
+            RELEASE_NAMESPACE,
+            "-l",
+            "owner=helm",
+        ],
     )
     .await;
     assert_eq!(secrets["items"], serde_json::json!([]), "{secrets}");
@@ -427,14 +445,25 @@ async fn server_side_dry_runs_create_nothing() {
     );
     let rendered = helm_ok(
         &c,
-        &["template", RELEASE, "charts/kubemirror", "-n", RELEASE_NAMESPACE],
+        &[
+            "template",
+            RELEASE,
+            "charts/kubemirror",
+            "-n",
+            RELEASE_NAMESPACE,
+        ],
     )
     .await;
     let out = c
         .kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&rendered))
         .await;
     assert!(out.ok, "{out:?}");
-    assert!(out.stdout.contains("deployment.apps/kubemirror created (server dry run)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("deployment.apps/kubemirror created (server dry run)"),
+        "{}",
+        out.stdout
+    );
     // kubectl did send every object to the server, as dry runs.
     let dry: Vec<_> = c.emu.hooks().requests()[before..]
         .iter()
@@ -448,7 +477,9 @@ async fn server_side_dry_runs_create_nothing() {
             .await;
         assert!(left.ok && left.stdout.trim().is_empty(), "{kind}: {left:?}");
     }
-    let roles = c.kubectl(&["get", "clusterroles", "-o", "name"], None).await;
+    let roles = c
+        .kubectl(&["get", "clusterroles", "-o", "name"], None)
+        .await;
     assert!(roles.ok && roles.stdout.trim().is_empty(), "{roles:?}");
     c.emu.shutdown().await;
 }

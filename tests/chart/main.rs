@@ -8,5 +8,6 @@ mod cluster;
 mod examples;
 mod helm;
 mod rbac;
+mod render;
 mod static_checks;
 mod template;

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::object;
-use crate::protobuf;
 use crate::ops::verbs::Target;
+use crate::protobuf;
 use crate::table::{self, IncludeObject};
 
 /// How objects are represented in a reply.

@@ -326,7 +326,8 @@ mod tests {
         assert_eq!(owners.len(), 2);
         assert_eq!(owners[0].fields, owners[1].fields);
         // A changed label still conflicts, naming the owner and the field.
-        let other = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {"team": "y"}}});
+        let other =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {"team": "y"}}});
         assert_eq!(
             apply(&live, &other, &by("c")).unwrap_err().message,
             "Apply failed with 2 conflicts: conflicts with \"a\"\n- .metadata.labels.team\nconflicts with \"b\"\n- .metadata.labels.team"

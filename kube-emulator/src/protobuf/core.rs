@@ -75,7 +75,11 @@ pub fn config_map_to_pb(v: &Value) -> pb::ConfigMap {
 
 /// `ConfigMap` → JSON.
 pub fn config_map_to_json(c: &pb::ConfigMap) -> Value {
-    let mut o = head("v1", "ConfigMap", c.metadata.as_ref().map(object_meta_to_json));
+    let mut o = head(
+        "v1",
+        "ConfigMap",
+        c.metadata.as_ref().map(object_meta_to_json),
+    );
     set(&mut o, "immutable", c.immutable);
     set_map(&mut o, "data", &c.data);
     if !c.binary_data.is_empty() {
@@ -118,7 +122,11 @@ pub fn namespace_to_pb(v: &Value) -> pb::Namespace {
 
 /// `Namespace` → JSON.
 pub fn namespace_to_json(n: &pb::Namespace) -> Value {
-    let mut o = head("v1", "Namespace", n.metadata.as_ref().map(object_meta_to_json));
+    let mut o = head(
+        "v1",
+        "Namespace",
+        n.metadata.as_ref().map(object_meta_to_json),
+    );
     if let Some(spec) = &n.spec {
         let mut s = Map::new();
         set_list(

@@ -69,7 +69,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let raw = env.raw.unwrap_or_default();
     let raw = raw.as_slice();
     let mut v = match kind.as_str() {
-        "Secret" => core::secret_to_json(&core_pb::Secret::decode(raw).map_err(|e| bad(e.to_string()))?),
+        "Secret" => {
+            core::secret_to_json(&core_pb::Secret::decode(raw).map_err(|e| bad(e.to_string()))?)
+        }
         "ConfigMap" => core::config_map_to_json(
             &core_pb::ConfigMap::decode(raw).map_err(|e| bad(e.to_string()))?,
         ),
