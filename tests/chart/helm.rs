@@ -409,6 +409,19 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
     assert_eq!(left.stdout.lines().count(), 2, "{}", left.stdout);
     let out = helm(&c, &["status", RELEASE, "-n", RELEASE_NAMESPACE]).await;
     assert!(!out.ok && out.stderr.contains("not found"), "{out:?}");
+    // README: deleting the CRDs removes the custom resources too.
+    c.kubectl(&["delete", "-f", "crds/kubemirror.dev_crds.yaml"], None)
+        .await;
+    let left = c.kubectl(&["get", "crds", "-o", "name"], None).await;
+    assert!(
+        left.ok && !left.stdout.contains("kubemirror.dev"),
+        "{left:?}"
+    );
+    assert!(c.emu.hooks().requests().iter().any(|r| {
+        r.method == "DELETE"
+            && r.path
+                .ends_with("/customresourcedefinitions/imagemirrors.kubemirror.dev")
+    }));
     c.emu.shutdown().await;
 }
 
