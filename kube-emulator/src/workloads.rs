@@ -6,127 +6,185 @@
 //! They are stored as given (metadata checks, managedFields, server-side
 //! apply, dry runs and watches as for every kind): no controller runs, so a
 //! Deployment gets no ReplicaSets or Pods and its status stays as written, a
-//! Service gets no ClusterIP and RBAC objects authorize nothing. There is no
-//! schema either (no defaulting, no unknown-field detection, lists are atomic
-//! for server-side apply). Deployments and PodDisruptionBudgets keep
-//! `metadata.generation` as the API server does (bumped when anything but
-//! status and metadata changes).
+//! Service gets no ClusterIP and RBAC objects authorize nothing. Each has
+//! its OpenAPI v3 schema from k8s-openapi (Kubernetes 1.33's), which the
+//! OpenAPI documents serve (`kubectl explain`) and writes go through like a
+//! CRD's: unknown fields are pruned, and refused under
+//! `fieldValidation=Strict` (as Helm and `kubectl apply` send it), types and
+//! required fields are checked. Not modelled: the API server's defaults
+//! (a Deployment's `replicas: 1`, strategy, ...), its semantic validation
+//! (a selector matching the template's labels, ...), and list merge keys
+//! (lists are atomic for server-side apply). Deployments and
+//! PodDisruptionBudgets keep `metadata.generation` as the API server does
+//! (bumped when anything but status and metadata changes).
+
+use std::sync::LazyLock;
+
+use k8s_openapi::api::{apps, core, policy, rbac};
+use serde_json::Value;
 
 use crate::registry::{Builtin, ResourceType, Version};
 
-/// One stored kind: group, plural, kind, namespaced, short names,
-/// categories, status subresource, tracks generation.
-struct Kind(
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    &'static [&'static str],
-    bool,
-    bool,
-);
+/// One stored kind.
+struct Kind {
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    /// Whether it has the `status` subresource.
+    status: bool,
+    /// Whether `metadata.generation` is maintained.
+    generation: bool,
+    /// Its OpenAPI v3 schema (all references inlined).
+    schema: fn() -> Value,
+}
+
+/// The OpenAPI v3 schema of `T` as k8s-openapi describes it (the API
+/// server's own document, with descriptions), every `$ref` inlined, as a
+/// CRD's `openAPIV3Schema` would be.
+fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let settings = schemars::generate::SchemaSettings::openapi3().with(|s| {
+        s.inline_subschemas = true;
+        s.meta_schema = None;
+    });
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    serde_json::to_value(schema).unwrap_or(Value::Null)
+}
+
+macro_rules! schema {
+    ($t:ty) => {{
+        static SCHEMA: LazyLock<Value> = LazyLock::new(schema_of::<$t>);
+        || SCHEMA.clone()
+    }};
+}
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 
 const KINDS: &[Kind] = &[
-    Kind(
-        "",
-        "serviceaccounts",
-        "ServiceAccount",
-        true,
-        &["sa"],
-        &[],
-        false,
-        false,
-    ),
-    Kind(
-        "",
-        "services",
-        "Service",
-        true,
-        &["svc"],
-        &["all"],
-        true,
-        false,
-    ),
-    Kind("", "pods", "Pod", true, &["po"], &["all"], true, false),
-    Kind(RBAC, "roles", "Role", true, &[], &[], false, false),
-    Kind(
-        RBAC,
-        "rolebindings",
-        "RoleBinding",
-        true,
-        &[],
-        &[],
-        false,
-        false,
-    ),
-    Kind(
-        RBAC,
-        "clusterroles",
-        "ClusterRole",
-        false,
-        &[],
-        &[],
-        false,
-        false,
-    ),
-    Kind(
-        RBAC,
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        false,
-        &[],
-        &[],
-        false,
-        false,
-    ),
-    Kind(
-        "apps",
-        "deployments",
-        "Deployment",
-        true,
-        &["deploy"],
-        &["all"],
-        true,
-        true,
-    ),
-    Kind(
-        "policy",
-        "poddisruptionbudgets",
-        "PodDisruptionBudget",
-        true,
-        &["pdb"],
-        &[],
-        true,
-        true,
-    ),
+    Kind {
+        group: "",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        status: false,
+        generation: false,
+        schema: schema!(core::v1::ServiceAccount),
+    },
+    Kind {
+        group: "",
+        plural: "services",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        categories: &["all"],
+        status: true,
+        generation: false,
+        schema: schema!(core::v1::Service),
+    },
+    Kind {
+        group: "",
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        status: true,
+        generation: false,
+        schema: schema!(core::v1::Pod),
+    },
+    Kind {
+        group: RBAC,
+        plural: "roles",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        generation: false,
+        schema: schema!(rbac::v1::Role),
+    },
+    Kind {
+        group: RBAC,
+        plural: "rolebindings",
+        kind: "RoleBinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        generation: false,
+        schema: schema!(rbac::v1::RoleBinding),
+    },
+    Kind {
+        group: RBAC,
+        plural: "clusterroles",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        generation: false,
+        schema: schema!(rbac::v1::ClusterRole),
+    },
+    Kind {
+        group: RBAC,
+        plural: "clusterrolebindings",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        generation: false,
+        schema: schema!(rbac::v1::ClusterRoleBinding),
+    },
+    Kind {
+        group: "apps",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        status: true,
+        generation: true,
+        schema: schema!(apps::v1::Deployment),
+    },
+    Kind {
+        group: "policy",
+        plural: "poddisruptionbudgets",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        status: true,
+        generation: true,
+        schema: schema!(policy::v1::PodDisruptionBudget),
+    },
 ];
 
 /// The resource types above, served in version `v1` of their group.
 pub fn types() -> Vec<ResourceType> {
     KINDS
         .iter()
-        .map(
-            |Kind(group, plural, kind, namespaced, short, categories, status, _)| ResourceType {
-                group: group.to_string(),
-                versions: vec![Version {
-                    name: "v1".into(),
-                    schema: None,
-                    printer_columns: vec![],
-                    status: *status,
-                }],
-                plural: plural.to_string(),
-                singular: kind.to_lowercase(),
-                kind: kind.to_string(),
-                list_kind: format!("{kind}List"),
-                namespaced: *namespaced,
-                short_names: short.iter().map(|s| s.to_string()).collect(),
-                categories: categories.iter().map(|s| s.to_string()).collect(),
-                builtin: Some(Builtin::Stored),
-            },
-        )
+        .map(|k| ResourceType {
+            group: k.group.to_string(),
+            versions: vec![Version {
+                name: "v1".into(),
+                schema: Some((k.schema)()),
+                printer_columns: vec![],
+                status: k.status,
+            }],
+            plural: k.plural.to_string(),
+            singular: k.kind.to_lowercase(),
+            kind: k.kind.to_string(),
+            list_kind: format!("{}List", k.kind),
+            namespaced: k.namespaced,
+            short_names: k.short_names.iter().map(|s| s.to_string()).collect(),
+            categories: k.categories.iter().map(|s| s.to_string()).collect(),
+            builtin: Some(Builtin::Stored),
+        })
         .collect()
 }
 
@@ -134,7 +192,7 @@ pub fn types() -> Vec<ResourceType> {
 pub fn tracks_generation(rt: &ResourceType) -> bool {
     KINDS
         .iter()
-        .any(|k| k.0 == rt.group && k.1 == rt.plural && k.7)
+        .any(|k| k.group == rt.group && k.plural == rt.plural && k.generation)
 }
 
 #[cfg(test)]
