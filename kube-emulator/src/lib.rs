@@ -26,12 +26,14 @@ mod object;
 mod openapi;
 mod ops;
 mod patch;
+mod protobuf;
 mod registry;
 mod schema;
 mod selector;
 mod store;
 mod table;
 mod watch;
+mod workloads;
 
 pub use emulator::{Emulator, EmulatorError, kubeconfig_yaml};
 pub use hooks::{Hooks, RbacAttributes, RecordedRequest};

@@ -50,7 +50,9 @@ fn schema_name(t: &ResourceType, version: &str) -> String {
         "apiextensions.k8s.io" => {
             "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".to_string()
         }
-        g if g.ends_with(".k8s.io") => format!("io.k8s.api.{}", g.trim_end_matches(".k8s.io")),
+        g if g.ends_with(".k8s.io") || !t.is_custom() => {
+            format!("io.k8s.api.{}", g.split('.').next().unwrap_or(g))
+        }
         g => g.split('.').rev().collect::<Vec<_>>().join("."),
     };
     format!("{prefix}.{version}.{}", t.kind)

@@ -28,6 +28,8 @@ pub enum Builtin {
     Lease,
     /// `apiextensions.k8s.io/v1 customresourcedefinitions`.
     Crd,
+    /// Stored as given (`crate::workloads`: Deployments, Services, RBAC, ...).
+    Stored,
 }
 
 /// An `additionalPrinterColumns` entry.
@@ -247,6 +249,7 @@ impl Registry {
         ];
         let types = list
             .into_iter()
+            .chain(crate::workloads::types())
             .map(|t| ((t.group.clone(), t.plural.clone()), Arc::new(t)))
             .collect();
         Registry { types }

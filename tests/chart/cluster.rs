@@ -24,7 +24,8 @@ pub struct Output {
 }
 
 impl Cluster {
-    pub async fn start() -> Cluster {
+    /// An emulator with only the namespaces a new cluster has.
+    pub async fn start_empty() -> Cluster {
         let emu = Emulator::start("127.0.0.1:0")
             .await
             .expect("start kube-emulator");
@@ -32,7 +33,12 @@ impl Cluster {
         // Its namespace is `default`: the controller must find the release
         // namespace from POD_NAMESPACE, as in a pod.
         emu.write_kubeconfig(dir.path().join("kubeconfig")).unwrap();
-        let c = Cluster { emu, dir };
+        Cluster { emu, dir }
+    }
+
+    /// An emulator with the release namespace created.
+    pub async fn start() -> Cluster {
+        let c = Self::start_empty().await;
         c.apply_text(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {RELEASE_NAMESPACE}\n"
         ))

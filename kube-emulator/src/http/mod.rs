@@ -22,7 +22,10 @@ use crate::ops::{FieldValidation, Reply, read};
 use crate::selector::Selector;
 use crate::table::IncludeObject;
 use crate::{discovery, openapi, watch};
-use output::{Representation, error_reply, json_reply, render_list, render_object};
+use output::{
+    Representation, error_reply, json_reply, negotiated_error, negotiated_reply, render_list,
+    render_object,
+};
 use request::{Query, ResourcePath, Route, route};
 
 /// The router serving the whole API.
@@ -39,8 +42,15 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let method = parts.method.clone();
-    tracing::debug!(%method, %path, query = %raw_query, "request");
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
+    tracing::debug!(
+        %method,
+        %path,
+        query = %raw_query,
+        content_type = content_type.as_deref().unwrap_or(""),
+        accept = header_str(&parts.headers, header::ACCEPT).as_deref().unwrap_or(""),
+        "request"
+    );
     let user_agent = header_str(&parts.headers, header::USER_AGENT);
     let accept = header_str(&parts.headers, header::ACCEPT);
     let response = serve(&inner, &method, &path, &raw_query, &parts.headers, body).await;
@@ -89,7 +99,7 @@ async fn serve(
     };
     match dispatch(inner, route(path), &ctx) {
         Ok(r) => r,
-        Err(e) => error_reply(&e),
+        Err(e) => negotiated_error(&e, &ctx.accept),
     }
 }
 
@@ -187,6 +197,9 @@ fn extra_fields(t: &Target) -> fn(&str) -> bool {
 
 fn parse_body(ctx: &RequestCtx) -> ApiResult<Value> {
     let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
+    if crate::protobuf::is_protobuf(ct) {
+        return crate::protobuf::decode(&ctx.body);
+    }
     if ct.contains("protobuf") {
         return Err(ApiError::unsupported_media_type(ct));
     }
@@ -202,9 +215,16 @@ fn parse_body(ctx: &RequestCtx) -> ApiResult<Value> {
     })
 }
 
-/// A write verb's reply: JSON body, status code and `Warning` headers.
-fn reply(r: Reply) -> ApiResult<Response> {
-    Ok(json_reply(r.code, &r.body, "application/json", &r.warnings))
+/// A write verb's reply: body (JSON, or protobuf if asked for), status code
+/// and `Warning` headers.
+fn reply(ctx: &RequestCtx, r: Reply) -> ApiResult<Response> {
+    Ok(negotiated_reply(
+        &ctx.accept,
+        r.code,
+        &r.body,
+        "application/json",
+        &r.warnings,
+    ))
 }
 
 fn options(ctx: &RequestCtx) -> Options {
@@ -237,7 +257,7 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
             if t.name.is_some() {
                 let obj = read::get(&st, &t)?;
                 let (body, ct) = render_object(&t, obj, rep);
-                return Ok(json_reply(200, &body, ct, &[]));
+                return Ok(negotiated_reply(&ctx.accept, 200, &body, ct, &[]));
             }
             let sel = Selector::parse(
                 q.non_empty("labelSelector"),
@@ -267,15 +287,15 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
             }
             let (items, rv) = read::list(&st, &t, &sel);
             let (body, ct) = render_list(&t, items, rv, rep);
-            Ok(json_reply(200, &body, ct, &[]))
+            Ok(negotiated_reply(&ctx.accept, 200, &body, ct, &[]))
         }
         Method::POST => {
             let body = parse_body(ctx)?;
-            reply(verbs::create(&mut st, &t, &options(ctx), body)?)
+            reply(ctx, verbs::create(&mut st, &t, &options(ctx), body)?)
         }
         Method::PUT => {
             let body = parse_body(ctx)?;
-            reply(verbs::replace(&mut st, &t, &options(ctx), body)?)
+            reply(ctx, verbs::replace(&mut st, &t, &options(ctx), body)?)
         }
         Method::PATCH => {
             let ct = ctx.content_type.split(';').next().unwrap_or("").trim();
@@ -293,20 +313,20 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
                 serde_json::from_slice(&ctx.body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
-            reply(verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
+            reply(ctx, verbs::patch(&mut st, &t, &options(ctx), kind, body)?)
         }
         Method::DELETE => {
             let body = parse_body(ctx)?;
             let dry_run = q.get("dryRun") == Some("All");
             if t.name.is_some() {
-                reply(verbs::delete(&mut st, &t, dry_run, &body)?)
+                reply(ctx, verbs::delete(&mut st, &t, dry_run, &body)?)
             } else {
                 let sel = Selector::parse(
                     q.non_empty("labelSelector"),
                     q.non_empty("fieldSelector"),
                     extra_fields(&t),
                 )?;
-                reply(verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
+                reply(ctx, verbs::delete_collection(&mut st, &t, &sel, dry_run)?)
             }
         }
         _ => Err(ApiError::method_not_allowed(ctx.method.as_str())),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::object;
 use crate::ops::verbs::Target;
+use crate::protobuf;
 use crate::table::{self, IncludeObject};
 
 /// How objects are represented in a reply.
@@ -67,9 +68,35 @@ pub fn json_reply(code: u16, body: &Value, ct: &str, warnings: &[String]) -> Res
     r
 }
 
-/// A `Status` error reply.
+/// A reply in the encoding `accept` prefers: protobuf for the kinds
+/// `crate::protobuf` encodes when asked for first, otherwise JSON with
+/// Content-Type `ct`.
+pub fn negotiated_reply(
+    accept: &str,
+    code: u16,
+    body: &Value,
+    ct: &str,
+    warnings: &[String],
+) -> Response {
+    let encoded = (ct == "application/json" && protobuf::preferred(accept))
+        .then(|| protobuf::encode(body))
+        .flatten();
+    let Some(bytes) = encoded else {
+        return json_reply(code, body, ct, warnings);
+    };
+    let mut r = json_reply(code, &Value::Null, protobuf::MEDIA_TYPE, warnings);
+    *r.body_mut() = Body::from(bytes);
+    r
+}
+
+/// A `Status` error reply (JSON).
 pub fn error_reply(e: &ApiError) -> Response {
-    let mut r = json_reply(e.code, &e.to_status(), "application/json", &[]);
+    negotiated_error(e, "")
+}
+
+/// A `Status` error reply in the encoding `accept` prefers.
+pub fn negotiated_error(e: &ApiError, accept: &str) -> Response {
+    let mut r = negotiated_reply(accept, e.code, &e.to_status(), "application/json", &[]);
     if e.code == 429 {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -144,6 +144,15 @@ pub fn apply(live: &Value, applied: &Value, who: &Applier) -> Result<Value, ApiE
     let mut entries = read(live);
     let is_me = |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == sub;
 
+    // As structured-merge-diff: merge the applied configuration into the
+    // live object and look at every field another manager owns. A field
+    // whose value the merge changes (a scalar or atomic list replaced, a
+    // field removed because an ancestor became atomic) is a conflict; a map
+    // that only gains or loses children is not (its children are judged by
+    // their own paths), and neither is a map-list element's identity. So
+    // applying the value a field already has shares its ownership.
+    let mut preview = live_t.clone();
+    merge(&mut preview, &applied_t, schema, &mut vec![]);
     let mut conflicts: Vec<(String, String)> = vec![];
     let mut taken: Vec<(usize, Vec<String>)> = vec![];
     for (i, e) in entries.iter().enumerate() {
@@ -151,20 +160,17 @@ pub fn apply(live: &Value, applied: &Value, who: &Applier) -> Result<Value, ApiE
             continue;
         }
         for q in &e.fields {
-            for p in &mine {
-                // Same field, or an atomic (non-map) value above the other path.
-                // Map-list element identities are shared, never in conflict.
-                let overlaps = (q == p && !is_element(p))
-                    || (is_prefix(q, p) && value_at(&live_t, q).is_some_and(|v| !v.is_object()))
-                    || (is_prefix(p, q) && value_at(&applied_t, p).is_some_and(|v| !v.is_object()));
-                if !overlaps {
-                    continue;
-                }
-                let shorter = if q.len() <= p.len() { q } else { p };
-                if value_at(&live_t, shorter) != value_at(&applied_t, shorter) {
-                    conflicts.push((manager_label(e), path_string(p)));
-                    taken.push((i, q.clone()));
-                }
+            if is_element(q) {
+                continue;
+            }
+            let (before, after) = (value_at(&live_t, q), value_at(&preview, q));
+            let changed = match (before, after) {
+                (Some(Value::Object(_)), Some(Value::Object(_))) => false,
+                (b, a) => b != a,
+            };
+            if changed {
+                conflicts.push((manager_label(e), path_string(q)));
+                taken.push((i, q.clone()));
             }
         }
     }
@@ -298,6 +304,34 @@ mod tests {
         let owners = read(&forced);
         let a_entry = owners.iter().find(|e| e.manager == "a").unwrap();
         assert_eq!(a_entry.fields.len(), 1);
+    }
+
+    #[test]
+    fn same_value_from_two_managers_is_shared() {
+        let by = |manager: &'static str| Applier {
+            manager,
+            api_version: "v1",
+            scope: MAIN,
+            schema: None,
+            force: false,
+            now: "t",
+        };
+        // `spec: {}` applied by a, then defaulted by the server, then the same
+        // `spec: {}` from b: no conflict on `.spec` (nothing changes).
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "labels": {"team": "x"}}, "spec": {}});
+        let mut live = apply(&json!({"metadata": {"name": "n"}}), &ns, &by("a")).unwrap();
+        live["spec"] = json!({"finalizers": ["kubernetes"]});
+        let live = apply(&live, &ns, &by("b")).unwrap();
+        let owners = read(&live);
+        assert_eq!(owners.len(), 2);
+        assert_eq!(owners[0].fields, owners[1].fields);
+        // A changed label still conflicts, naming the owner and the field.
+        let other =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {"team": "y"}}});
+        assert_eq!(
+            apply(&live, &other, &by("c")).unwrap_err().message,
+            "Apply failed with 2 conflicts: conflicts with \"a\"\n- .metadata.labels.team\nconflicts with \"b\"\n- .metadata.labels.team"
+        );
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub fn validate_metadata(rt: &ResourceType, obj: &Value) -> ApiResult<()> {
 
 /// Whether `metadata.generation` is maintained for this type.
 pub fn tracks_generation(rt: &ResourceType) -> bool {
-    rt.is_custom() || rt.builtin == Some(Builtin::Crd)
+    rt.is_custom() || rt.builtin == Some(Builtin::Crd) || crate::workloads::tracks_generation(rt)
 }
 
 #[cfg(test)]
