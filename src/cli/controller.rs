@@ -49,12 +49,13 @@ pub struct ControllerArgs {
     pub concurrency: u16,
 }
 
-pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
     let parse = |flag: &str, v: &str| {
         v.parse()
             .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
     };
     let lease_timing = lease_timing(&args)?;
+    let (signature_storage, policy) = g.resource_signatures()?;
     let config = Config {
         metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
         health_addr: parse("health-addr", &args.health_addr)?,
@@ -65,6 +66,8 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
         lease_timing,
         namespace: args.namespace,
         concurrency: args.concurrency.max(1),
+        signature_storage,
+        policy,
     };
     let client = kube::Client::try_default()
         .await

@@ -57,6 +57,13 @@ pub struct Config {
     /// Watch one namespace only.
     pub namespace: Option<String>,
     pub concurrency: u16,
+    /// `--registries.d`: where simple signatures of images live when an
+    /// object names no `signatureLookaside` (sigstore attachments are read
+    /// and written in any case).
+    pub signature_storage: Option<Arc<crate::signature::RegistriesD>>,
+    /// `--policy`: a trust policy every `ImageMirror` copy must satisfy
+    /// besides its own `spec.verification`.
+    pub policy: Option<Arc<crate::signature::Policy>>,
 }
 
 impl Default for Config {
@@ -71,6 +78,8 @@ impl Default for Config {
             lease_timing: leader::Timing::default(),
             namespace: None,
             concurrency: 4,
+            signature_storage: None,
+            policy: None,
         }
     }
 }
@@ -169,9 +178,16 @@ async fn controllers(
                 "kubemirror/{} (controller {identity})",
                 env!("CARGO_PKG_VERSION")
             )),
+            signature_storage: config
+                .signature_storage
+                .clone()
+                .map(|d| d as Arc<dyn crate::image::SignatureStorageConfig>),
             ..Default::default()
         },
-        ..Default::default()
+        apply: reconcile::ApplyOptions {
+            policy: config.policy.clone(),
+            ..Default::default()
+        },
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
