@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod controller_proc;
+pub mod cosign;
 pub mod copyloop;
 pub mod proxy;
 pub mod registry;
