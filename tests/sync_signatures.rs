@@ -4,7 +4,7 @@
 //! lookaside), and an `ImageInspection` reports the signature as verified.
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_yaml::Value;
@@ -65,10 +65,16 @@ impl Drop for Gpg {
 }
 
 fn sync(file: &Path) -> (bool, Vec<Value>, String) {
+    sync_with(&[], file)
+}
+
+/// `kubemirror [GLOBAL…] sync -f FILE`: (success, documents, stderr).
+fn sync_with(global: &[&str], file: &Path) -> (bool, Vec<Value>, String) {
     use serde::Deserialize;
     let out = support::kubemirror()
         .env_remove("REGISTRY_AUTH_FILE")
         .env("HOME", file.parent().unwrap())
+        .args(global)
         .args(["sync", "-f"])
         .arg(file)
         .output()
@@ -212,4 +218,163 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Write `docs` (a JSON array of objects) to `dir/name` as a YAML stream.
+fn write_docs(dir: &Path, name: &str, docs: serde_json::Value) -> PathBuf {
+    let file = dir.join(name);
+    let yaml: String = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .collect();
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+fn condition<'a>(doc: &'a Value, type_: &str) -> &'a Value {
+    doc["status"]["conditions"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+fn by_name<'a>(doc: &'a Value, tag: &str) -> &'a Value {
+    doc["status"]["tags"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {:?}", doc["status"]))
+}
+
+/// Cosign signatures live in the image's repository (`sha256-<hex>.sig`):
+/// resources find, verify and copy them with no lookaside and no
+/// registries.d. A mirror writes the attachments (`.sig`, `.att`, `.sbom`,
+/// the referrers tag) byte for byte, refuses a tag signed only by an
+/// untrusted key, and `Require` without keys is refused.
+#[test]
+fn cosign_attachments_need_no_configuration() {
+    use support::cosign;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let (key, public) = cosign::key_pair(tmp.path(), "trusted");
+    let (other_key, _) = cosign::key_pair(tmp.path(), "other");
+    let h = &src.host;
+    let signed = cosign::push_image(h, "team/app:1.0.0", "1", tmp.path());
+    let unsigned = cosign::push_image(h, "team/app:1.1.0", "2", tmp.path());
+    let sig_bytes = cosign::sign(h, "team/app", &signed, &key, tmp.path());
+    // 1.1.0 is signed too, by a key nobody trusts.
+    cosign::sign(h, "team/app", &unsigned, &other_key, tmp.path());
+    let hex = signed.trim_start_matches("sha256:");
+    let attached = [
+        format!("sha256-{hex}.sig"),
+        format!("sha256-{hex}.att"),
+        format!("sha256-{hex}.sbom"),
+        format!("sha256-{hex}"),
+    ];
+    for (i, tag) in attached[1..].iter().enumerate() {
+        cosign::push_image(
+            h,
+            &format!("team/app:{tag}"),
+            &format!("{}", 10 + i),
+            tmp.path(),
+        );
+    }
+
+    let key_ref = serde_json::json!({"keys": [{"type": "Sigstore", "secretRef": {"name": "cosign-pub", "key": "cosign.pub"}}]});
+    let mirror = |name: &str, to: &str, tags: serde_json::Value, extra: serde_json::Value| {
+        let mut spec = serde_json::json!({
+            "source": {"repository": format!("{h}/team/app"), "tlsVerify": false},
+            "destination": {"repository": format!("{}/{to}", dst.host), "tlsVerify": false},
+            "tags": {"names": tags}});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        serde_json::json!({"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageMirror",
+                           "metadata": {"name": name}, "spec": spec})
+    };
+    let inspect = |name: &str, tag: &str| {
+        serde_json::json!({"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageInspection",
+            "metadata": {"name": name},
+            "spec": {"image": format!("{h}/team/app:{tag}"), "tlsVerify": false, "verification": key_ref}})
+    };
+    let file = write_docs(
+        tmp.path(),
+        "cosign.yaml",
+        serde_json::json!([
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-pub"},
+             "stringData": {"cosign.pub": public}},
+            inspect("signed", "1.0.0"),
+            inspect("untrusted", "1.1.0"),
+            mirror("keys", "mirror/app", serde_json::json!(["1.0.0", "1.1.0"]),
+                   serde_json::json!({"signatures": "Require", "verification": key_ref})),
+            mirror("copy", "plain/app", serde_json::json!(["1.0.0"]), serde_json::json!({})),
+            mirror("require-no-keys", "other/app", serde_json::json!(["1.0.0"]),
+                   serde_json::json!({"signatures": "Require"})),
+        ]),
+    );
+    let (ok, out, stderr) = sync(&file);
+    assert!(!ok, "{stderr}");
+
+    let st = &out[0]["status"];
+    assert_eq!(st["signatureSummary"], "1 (1 verified)", "{st:?}");
+    assert_eq!(st["signatures"][0]["type"], "sigstore");
+    assert_eq!(st["signatures"][0]["verified"], true);
+    assert_eq!(st["signatures"][0]["manifestDigest"], signed.as_str());
+    assert_eq!(condition(&out[0], "Ready")["status"], "True");
+    // Present, by an untrusted key: reported, not verified.
+    let st = &out[1]["status"];
+    assert_eq!(st["signatureSummary"], "1 (0 verified)", "{st:?}");
+    assert_eq!(st["signatures"][0]["verified"], false);
+    let reason = st["signatures"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("trusted key"), "{reason}");
+
+    // The mirror with keys: the signed tag and its attachments, byte for byte;
+    // the tag signed by an untrusted key is refused and not written.
+    let m = &out[2];
+    assert_eq!(by_name(m, "1.0.0")["verified"], true, "{:?}", m["status"]);
+    assert_eq!(by_name(m, "1.0.0")["signatures"], 1);
+    let e = by_name(m, "1.1.0")["error"].as_str().unwrap();
+    assert!(
+        e.contains("no signature of") && e.contains("trusted key") && e.contains("Require"),
+        "{e}"
+    );
+    for to in ["mirror/app", "plain/app"] {
+        for tag in &attached {
+            assert_eq!(
+                cosign::raw_manifest(&dst.host, &format!("{to}:{tag}")),
+                cosign::raw_manifest(h, &format!("team/app:{tag}")),
+                "{to}:{tag}"
+            );
+        }
+        assert_eq!(
+            cosign::raw_manifest(&dst.host, &format!("{to}:1.0.0")),
+            cosign::raw_manifest(h, "team/app:1.0.0")
+        );
+    }
+    assert_eq!(
+        cosign::raw_manifest(&dst.host, &format!("mirror/app:{}", attached[0])),
+        sig_bytes
+    );
+    assert!(!cosign::exists(&dst.host, "mirror/app:1.1.0"));
+    let unsigned_sig = format!("sha256-{}.sig", unsigned.trim_start_matches("sha256:"));
+    assert!(!cosign::exists(
+        &dst.host,
+        &format!("mirror/app:{unsigned_sig}")
+    ));
+    assert_eq!(
+        by_name(&out[3], "1.0.0")["signatures"],
+        1,
+        "{:?}",
+        out[3]["status"]
+    );
+
+    // Require without keys: the spec is wrong, and says which field.
+    let stalled = condition(&out[4], "Stalled");
+    assert_eq!(stalled["status"], "True", "{:?}", out[4]["status"]);
+    let msg = stalled["message"].as_str().unwrap();
+    assert!(msg.contains("spec.verification.keys"), "{msg}");
+    assert!(!cosign::exists(&dst.host, "other/app:1.0.0"));
 }

@@ -703,7 +703,12 @@ async fn expired_and_revoked_openpgp_keys_and_expired_signatures_are_refused() {
     let revoked = key_made_on(past, "Revoked <revoked@example.com>", "never");
     let valid = key_made_on(past, "Valid <valid@example.com>", "never");
     let cases = [
-        ("expired-key", &expired, vec![], "which expired on 2020-01-02"),
+        (
+            "expired-key",
+            &expired,
+            vec![],
+            "which expired on 2020-01-02",
+        ),
         ("revoked-key", &revoked, vec![], "which is revoked"),
         (
             "expired-signature",
@@ -750,8 +755,8 @@ async fn expired_and_revoked_openpgp_keys_and_expired_signatures_are_refused() {
         let our_err = String::from_utf8_lossy(&ours.stderr);
         // What `status.signatures[]` says about it.
         let ring = Keyring::from_bytes(&gpg.export(true)).unwrap();
-        let message = std::fs::read(src.strip_prefix("dir:").unwrap().to_string() + "/signature-1")
-            .unwrap();
+        let message =
+            std::fs::read(src.strip_prefix("dir:").unwrap().to_string() + "/signature-1").unwrap();
         let verdict = simple::verify(&message, &ring);
         if reason.is_empty() {
             assert!(theirs, "{name}: skopeo refused: {their_err}");

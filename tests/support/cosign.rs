@@ -19,7 +19,14 @@ pub fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
     let k = dir.join(format!("{name}.key"));
     let p = dir.join(format!("{name}.pub"));
     run(Command::new("openssl")
-        .args(["ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out"])
+        .args([
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+        ])
         .arg(&k));
     run(Command::new("openssl")
         .args(["ec", "-in"])
@@ -50,7 +57,10 @@ pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
 /// `host/repo:sha256-<hex>.sig` (plain HTTP) with skopeo, as `cosign sign
 /// --key` leaves it. Returns the attachment's manifest bytes.
 pub fn sign(host: &str, repo: &str, digest: &str, key: &Path, tmp: &Path) -> Vec<u8> {
-    let work = tempfile::Builder::new().prefix("cosign").tempdir_in(tmp).unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("cosign")
+        .tempdir_in(tmp)
+        .unwrap();
     let payload = payload(&format!("{host}/{repo}"), digest);
     let pf = work.path().join("payload");
     std::fs::write(&pf, &payload).unwrap();
@@ -102,7 +112,16 @@ pub fn push_image(host: &str, repo_tag: &str, seed: &str, tmp: &Path) -> String 
     let layout = tmp.join(format!("layout-{seed}"));
     mkimage(
         &layout,
-        &["--tag", "t", "--layers", "1", "--layer-size", "2K", "--seed", seed],
+        &[
+            "--tag",
+            "t",
+            "--layers",
+            "1",
+            "--layer-size",
+            "2K",
+            "--seed",
+            seed,
+        ],
     );
     run(skopeo().args([
         "copy",

@@ -6,8 +6,8 @@
 
 pub mod cluster;
 pub mod controller_proc;
-pub mod cosign;
 pub mod copyloop;
+pub mod cosign;
 pub mod proxy;
 pub mod registry;
 pub mod relay;
