@@ -378,3 +378,161 @@ fn cosign_attachments_need_no_configuration() {
     assert!(msg.contains("spec.verification.keys"), "{msg}");
     assert!(!cosign::exists(&dst.host, "other/app:1.0.0"));
 }
+
+/// `sync_with` off the async runtime (the proxy runs on it).
+async fn sync_async(global: Vec<String>, file: PathBuf) -> (bool, Vec<Value>, String) {
+    tokio::task::spawn_blocking(move || {
+        let g: Vec<&str> = global.iter().map(String::as_str).collect();
+        sync_with(&g, &file)
+    })
+    .await
+    .unwrap()
+}
+
+/// The signatures judged and the image copied are the same bytes: a
+/// registry whose tag moves to an unsigned image right after the first
+/// read (a proxy answering with the other manifest) gets the verified image
+/// mirrored, never the other — by an `ImageMirror` with keys and by
+/// `copy --policy`. A lookaside that answers 503 is a passing fault (the
+/// object is retried, not Stalled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_that_moves_after_the_check_never_brings_the_unsigned_image() {
+    use axum::http::StatusCode;
+    use support::cosign;
+    use support::proxy::{Action, Proxy};
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let proxy = Proxy::start(&src.base_url()).await;
+    let p = proxy.host.clone();
+    let (key, public) = cosign::key_pair(tmp.path(), "trusted");
+    let signed = cosign::push_image(&p, "team/app:1.0.0", "1", tmp.path());
+    let unsigned = cosign::push_image(&p, "team/app:evil", "2", tmp.path());
+    cosign::sign(&p, "team/app", &signed, &key, tmp.path());
+    let signed_bytes = cosign::raw_manifest(&p, "team/app:1.0.0");
+    let unsigned_bytes = cosign::raw_manifest(&p, "team/app:evil");
+    assert_ne!(signed, unsigned);
+
+    // After the first GET of the tag, it names the unsigned image.
+    let moved = unsigned_bytes.clone();
+    let digest = unsigned.clone();
+    proxy.clear_log();
+    proxy.set_rule(move |method, path, nth| {
+        if path.starts_with("/sigs/") {
+            return Action::Respond(StatusCode::SERVICE_UNAVAILABLE, vec![], b"busy".to_vec());
+        }
+        if path != "/v2/team/app/manifests/1.0.0" || (method == "GET" && nth == 0) {
+            return Action::Forward;
+        }
+        Action::Respond(
+            StatusCode::OK,
+            vec![
+                (
+                    "Content-Type",
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ),
+                ("Docker-Content-Digest", digest.clone()),
+            ],
+            if method == "HEAD" {
+                vec![]
+            } else {
+                moved.clone()
+            },
+        )
+    });
+    let key_ref = serde_json::json!({"keys": [{"type": "Sigstore", "secretRef": {"name": "cosign-pub", "key": "cosign.pub"}}]});
+    let file = write_docs(
+        tmp.path(),
+        "moving.yaml",
+        serde_json::json!([
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cosign-pub"},
+             "stringData": {"cosign.pub": public}},
+            {"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageMirror", "metadata": {"name": "moving"},
+             "spec": {"source": {"repository": format!("{p}/team/app"), "tlsVerify": false},
+                      "destination": {"repository": format!("{}/mirror/app", dst.host), "tlsVerify": false},
+                      "tags": {"names": ["1.0.0"]}, "verification": key_ref}},
+        ]),
+    );
+    let (ok, out, stderr) = sync_async(vec![], file).await;
+    // The tag did move: anyone reading it now gets the unsigned image.
+    assert_eq!(cosign::raw_manifest(&p, "team/app:1.0.0"), unsigned_bytes);
+    assert!(ok, "{stderr}\n{:?}", out[0]["status"]);
+    let written = cosign::raw_manifest(&dst.host, "mirror/app:1.0.0");
+    assert!(written == signed_bytes, "the unsigned image was mirrored");
+    let t = by_name(&out[0], "1.0.0");
+    assert_eq!(t["verified"], true);
+    assert_eq!(t["sourceDigest"], signed.as_str());
+    assert_eq!(t["destinationDigest"], signed.as_str());
+
+    // copy --policy: the same, through the CLI (skopeo's registries.d).
+    proxy.clear_log();
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&serde_json::json!({"default": [{"type": "sigstoreSigned",
+            "keyPath": tmp.path().join("trusted.pub"), "signedIdentity": {"type": "matchRepository"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let regd = tmp.path().join("registries.d");
+    std::fs::create_dir(&regd).unwrap();
+    std::fs::write(
+        regd.join("a.yaml"),
+        "default-docker:\n  use-sigstore-attachments: true\n",
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (policy, regd, p, d) = (policy.clone(), regd.clone(), p.clone(), dst.host.clone());
+        move || {
+            support::kubemirror()
+                .env("HOME", policy.parent().unwrap())
+                .arg("--policy")
+                .arg(&policy)
+                .arg("--registries.d")
+                .arg(&regd)
+                .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+                .arg(format!("docker://{p}/team/app:1.0.0"))
+                .arg(format!("docker://{d}/cli/app:1.0.0"))
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(
+            cosign::raw_manifest(&dst.host, "cli/app:1.0.0") == signed_bytes,
+            "copy --policy wrote the unsigned image"
+        );
+    } else {
+        assert!(stderr.contains("moved"), "{stderr}");
+        assert!(!cosign::exists(&dst.host, "cli/app:1.0.0"));
+    }
+
+    // A lookaside answering 503: retried later, never Stalled.
+    let file = write_docs(
+        tmp.path(),
+        "busy.yaml",
+        serde_json::json!([
+            {"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageInspection", "metadata": {"name": "busy"},
+             "spec": {"image": format!("{}/team/app:evil", src.host), "tlsVerify": false,
+                      "signatureLookaside": format!("http://{p}/sigs/")}},
+        ]),
+    );
+    let (ok, out, stderr) = sync_async(vec![], file).await;
+    assert!(!ok, "{stderr}");
+    assert_ne!(
+        condition(&out[0], "Stalled")["status"],
+        "True",
+        "{:?}",
+        out[0]["status"]
+    );
+    let ready = condition(&out[0], "Ready");
+    assert_eq!(ready["status"], "False");
+    let msg = ready["message"].as_str().unwrap();
+    assert!(msg.contains("503"), "{msg}");
+    assert!(
+        proxy.log().iter().any(|s| s.path.starts_with("/sigs/")),
+        "the lookaside was asked"
+    );
+}
