@@ -205,6 +205,53 @@ fn verification_mirrors_only_signed_tags_and_inspection_reports_them() {
     assert_eq!(s0["manifestDigest"], st["digest"]);
     assert_eq!(s0["identity"], format!("{}/team/app:1.0.0", src.host));
     assert_eq!(st["signatureSummary"], "1 (1 verified)");
+
+    // The global flags count for sync: `--registries.d` says where the
+    // lookaside is when a spec names none, and `--policy` judges every copy.
+    let regd_read = tmp.path().join("registries-read.d");
+    std::fs::create_dir_all(&regd_read).unwrap();
+    std::fs::write(
+        regd_read.join("default.yaml"),
+        format!(
+            "default-docker:\n  lookaside: file://{}\n",
+            look_src.display()
+        ),
+    )
+    .unwrap();
+    let reject = tmp.path().join("reject.json");
+    std::fs::write(&reject, r#"{"default": [{"type": "reject"}]}"#).unwrap();
+    let docs = serde_json::json!([
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "release-key"},
+         "stringData": {"pubring.asc": key}},
+        {"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageInspection", "metadata": {"name": "via-flag"},
+         "spec": {
+            "image": format!("{}/team/app:1.0.0", src.host), "tlsVerify": false,
+            "verification": {"keys": [{"type": "GPG", "secretRef": {"name": "release-key", "key": "pubring.asc"}}]}}},
+        {"apiVersion": "kubemirror.dev/v1alpha1", "kind": "ImageMirror", "metadata": {"name": "rejected"},
+         "spec": {
+            "source": {"repository": format!("{}/team/app", src.host), "tlsVerify": false},
+            "destination": {"repository": format!("{}/rejected/app", dst.host), "tlsVerify": false},
+            "tags": {"names": ["1.1.0"]}}},
+    ]);
+    let file = write_docs(tmp.path(), "flags.yaml", docs);
+    let (ok, out, stderr) = sync_with(
+        &[
+            "--registries.d",
+            regd_read.to_str().unwrap(),
+            "--policy",
+            reject.to_str().unwrap(),
+        ],
+        &file,
+    );
+    assert!(!ok, "{stderr}");
+    let st = &out[0]["status"];
+    assert_eq!(st["signatureSummary"], "1 (1 verified)", "{st:?}");
+    let e = by_name(&out[1], "1.1.0")["error"].as_str().unwrap();
+    assert!(e.contains("rejected by policy"), "{e}");
+    // Without the flags neither happens.
+    let (ok, out, stderr) = sync(&file);
+    assert!(ok, "{stderr}");
+    assert_eq!(out[0]["status"]["signatureSummary"], "none");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
