@@ -230,7 +230,15 @@ async fn mirror_tag(
         &opts,
     )
     .await
-    .map_err(err)
+    .map_err(|e| {
+        // The copy engine speaks the command line's language; a spec has
+        // its own switch for the same thing.
+        let mut e = err(e);
+        e.message = e
+            .message
+            .replace("--remove-signatures", "spec.signatures: Drop");
+        e
+    })
     .map(|report| (report, verified))
 }
 
