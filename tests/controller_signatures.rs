@@ -180,11 +180,56 @@ async fn examples_verify_and_mirror_cosign_signatures_in_the_cluster() {
     ));
     ctl.assert_running();
     ctl.kill();
+
+    // `controller --policy FILE`: every copy must satisfy it too.
+    let reject = tmp.path().join("reject.json");
+    std::fs::write(&reject, r#"{"default": [{"type": "reject"}]}"#).unwrap();
+    let mut ctl = ControllerProc::start_with_env(
+        &kc,
+        tmp.path(),
+        "sig-policy",
+        &["--policy", reject.to_str().unwrap()],
+        &[("SSL_CERT_FILE", ca.as_path())],
+    );
+    let rejected = example("mirror-signed.yaml", &h, &public)
+        .replace("name: signed", "name: rejected")
+        .replace("/mirror/app", "/rejected/app");
+    let (ok, _, err) = kubectl(&kc, &["apply", "-f", "-"], &rejected).await;
+    assert!(ok, "{err}");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, out, err) = kubectl(
+            &kc,
+            &[
+                "-n",
+                "mirrors",
+                "get",
+                "imagemirror",
+                "rejected",
+                "-o",
+                "json",
+            ],
+            "",
+        )
+        .await;
+        assert!(ok, "{err}");
+        let o: Value = serde_json::from_str(&out).unwrap();
+        let tags = o["status"]["tags"].as_array().cloned().unwrap_or_default();
+        if let Some(t) = tags.iter().find(|t| t["name"] == "1.0.0") {
+            let e = t["error"].as_str().unwrap_or_default();
+            assert!(e.contains("rejected by policy"), "{o:#}");
+            break;
+        }
+        assert!(Instant::now() < until, "{o:#}\n{}", ctl.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!cosign::exists(&h, "rejected/app:1.0.0"));
+    ctl.assert_running();
+    ctl.kill();
 }
 
-/// `controller` takes `--registries.d` and `--policy` (the same code as
-/// `sync`, whose tests show them acting): a wrong one is an error at
-/// start, not a flag accepted and ignored.
+/// A `--registries.d` or `--policy` that `controller` cannot use is an
+/// error at start, not a flag accepted and ignored.
 #[test]
 fn controller_refuses_a_registries_d_or_policy_it_cannot_use() {
     for (flag, value, want) in [
