@@ -55,6 +55,37 @@ impl GlobalArgs {
     }
 }
 
+/// What `sync` and `controller` take from the global flags for the
+/// resources they reconcile: `--registries.d` (lookasides for simple
+/// signatures where a spec names none) and `--policy` (every `ImageMirror`
+/// copy must satisfy it). Only when given: the resources do not read the
+/// user's or system's defaults. `--insecure-policy` drops `--policy`.
+pub type ResourceSignatures = (Option<Arc<RegistriesD>>, Option<Arc<Policy>>);
+
+impl GlobalArgs {
+    pub fn resource_signatures(
+        &self,
+    ) -> Result<ResourceSignatures, crate::signature::SignatureError> {
+        let storage = match &self.registries_d {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(crate::signature::SignatureError::config(
+                        dir.display(),
+                        "--registries.d: not a directory",
+                    ));
+                }
+                Some(Arc::new(RegistriesD::load(dir)?))
+            }
+            None => None,
+        };
+        let policy = match &self.policy {
+            Some(p) if !self.insecure_policy => Some(Arc::new(Policy::load(p)?)),
+            _ => None,
+        };
+        Ok((storage, policy))
+    }
+}
+
 /// TLS, credentials and retry flags of one side, after prefixing was undone.
 #[derive(Debug, Clone, Default)]
 pub struct SideArgs {

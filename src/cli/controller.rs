@@ -57,12 +57,13 @@ pub struct ControllerArgs {
     pub max_tags: usize,
 }
 
-pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
     let parse = |flag: &str, v: &str| {
         v.parse()
             .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
     };
     let lease_timing = lease_timing(&args)?;
+    let (signature_storage, policy) = g.resource_signatures()?;
     let config = Config {
         metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
         health_addr: parse("health-addr", &args.health_addr)?,
@@ -77,6 +78,8 @@ pub async fn run(args: ControllerArgs, _g: &GlobalArgs) -> CliResult {
             &args.allow_local_transports_under,
         )?,
         max_tags: args.max_tags.max(1),
+        signature_storage,
+        policy,
     };
     let client = kube::Client::try_default()
         .await

@@ -146,6 +146,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         policy: g.trust_policy()?,
         attachments: args.copy_attachments,
         source_tags: None,
+        manifest: None,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

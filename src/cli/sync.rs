@@ -40,14 +40,20 @@ pub struct SyncArgs {
     pub authfile: Option<PathBuf>,
 }
 
-pub async fn run(args: SyncArgs, _g: &GlobalArgs) -> CliResult {
+pub async fn run(args: SyncArgs, g: &GlobalArgs) -> CliResult {
     let text = read_input(&args.file)?;
     let docs = parse_documents(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let mut base = base_context(args.authfile.as_deref())?;
+    let (storage, policy) = g.resource_signatures()?;
+    base.signature_storage = storage.map(|d| d as Arc<dyn crate::image::SignatureStorageConfig>);
     let env = Env {
-        base: base_context(args.authfile.as_deref())?,
+        base,
         // A user's own machine: every transport, as `copy` (see README).
         local_transports: reconcile::LocalTransports::Anywhere,
-        ..Default::default()
+        apply: reconcile::ApplyOptions {
+            policy,
+            ..Default::default()
+        },
     };
     let result = sync_documents(docs, &env).await?;
     print!("{}", result.yaml);

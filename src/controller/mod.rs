@@ -64,6 +64,13 @@ pub struct Config {
     pub local_transports: reconcile::LocalTransports,
     /// Tags read at most from one registry tag listing.
     pub max_tags: usize,
+    /// `--registries.d`: where simple signatures of images live when an
+    /// object names no `signatureLookaside` (sigstore attachments are read
+    /// and written in any case).
+    pub signature_storage: Option<Arc<crate::signature::RegistriesD>>,
+    /// `--policy`: a trust policy every `ImageMirror` copy must satisfy
+    /// besides its own `spec.verification`.
+    pub policy: Option<Arc<crate::signature::Policy>>,
 }
 
 impl Default for Config {
@@ -80,6 +87,8 @@ impl Default for Config {
             concurrency: 4,
             local_transports: Default::default(),
             max_tags: crate::image::DEFAULT_MAX_TAGS,
+            signature_storage: None,
+            policy: None,
         }
     }
 }
@@ -182,10 +191,17 @@ async fn controllers(
                 max_tags: config.max_tags,
                 keep: None,
             },
+            signature_storage: config
+                .signature_storage
+                .clone()
+                .map(|d| d as Arc<dyn crate::image::SignatureStorageConfig>),
             ..Default::default()
         },
         local_transports: config.local_transports.clone(),
-        ..Default::default()
+        apply: reconcile::ApplyOptions {
+            policy: config.policy.clone(),
+            ..Default::default()
+        },
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -16,7 +16,7 @@ use super::{CopyOptions, CopyReport, SignaturePolicy};
 use crate::digest::Digest;
 use crate::image::{
     BlobInfo, Error, ImageDestination, ImageReference, ImageSource, RequestObserver, ReuseHint,
-    SystemContext,
+    Signature, SystemContext,
 };
 use crate::manifest::{self, Manifest, Parsed};
 use crate::reference;
@@ -60,8 +60,10 @@ pub async fn run(
             .as_ref()
             .is_some_and(|p| p.needs_signatures(src_ref))
     {
-        let (src_digest, existing) =
-            tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?;
+        let (src_digest, existing) = match &options.manifest {
+            Some(m) => (m.digest(), dst.existing_manifest_digest().await?),
+            None => tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?,
+        };
         if existing.as_ref() == Some(&src_digest) {
             // Attachments may have come since (only looked for when the
             // caller listed the source's tags: otherwise a no-op stays free).
@@ -81,7 +83,10 @@ pub async fn run(
         }
     }
 
-    let top = src.get_manifest(None).await?;
+    let top = match &options.manifest {
+        Some(m) => m.clone(),
+        None => src.get_manifest(None).await?,
+    };
     let top_digest = top.digest();
     if let Some(policy) = options
         .policy
@@ -151,6 +156,9 @@ pub async fn run(
         .buffer_unordered(options.jobs.max(1))
         .try_collect::<Vec<()>>()
         .await?;
+    // Attachments name the source digest: not for a converted manifest.
+    let attachments_follow = top_out.manifest.digest() == top_out.source_digest
+        && attachments_apply(src_ref, dst_ref, options);
     let mut signatures_copied = 0u64;
     if options.signatures == SignaturePolicy::Copy {
         let sides = Sides {
@@ -161,12 +169,12 @@ pub async fn run(
             dst: dst.as_ref(),
             dst_ctx: &dst_ctx,
         };
-        for inst in instances.iter().chain(std::iter::once(&top_out)) {
-            signatures_copied += sides.copy_signatures(inst).await?;
+        for inst in &instances {
+            signatures_copied += sides.copy_signatures(inst, false).await?;
         }
+        signatures_copied += sides.copy_signatures(&top_out, attachments_follow).await?;
     }
-    // Attachments name the source digest: not for a converted manifest.
-    let attachments_copied = if top_out.manifest.digest() == top_out.source_digest {
+    let attachments_copied = if attachments_follow {
         copy_attachments(
             src_ref,
             &src_ctx,
@@ -355,8 +363,7 @@ async fn copy_attachments(
     digest: &Digest,
     options: &CopyOptions,
 ) -> Result<u64, Error> {
-    let registries = src_ref.transport() == "docker" && dst_ref.transport() == "docker";
-    if !registries || !options.attachments || options.signatures != SignaturePolicy::Copy {
+    if !attachments_apply(src_ref, dst_ref, options) {
         return Ok(0);
     }
     let mut tags = signature::attachment_tags(digest).to_vec();
@@ -368,6 +375,7 @@ async fn copy_attachments(
         policy: None,
         progress: None,
         source_tags: None,
+        manifest: None,
         ..options.clone()
     };
     let mut written = 0;
@@ -399,6 +407,19 @@ async fn copy_attachments(
     Ok(written)
 }
 
+/// Whether attached artifacts are copied (registry to registry, asked for,
+/// signatures not dropped).
+fn attachments_apply(
+    src_ref: &dyn ImageReference,
+    dst_ref: &dyn ImageReference,
+    options: &CopyOptions,
+) -> bool {
+    src_ref.transport() == "docker"
+        && dst_ref.transport() == "docker"
+        && options.attachments
+        && options.signatures == SignaturePolicy::Copy
+}
+
 /// Both ends of a copy, for the steps that need references and contexts.
 struct Sides<'a> {
     src_ref: &'a dyn ImageReference,
@@ -411,14 +432,26 @@ struct Sides<'a> {
 
 impl Sides<'_> {
     /// Copy the signatures of one image; they must sign the manifest written.
-    async fn copy_signatures(&self, inst: &Instance) -> Result<u64, Error> {
+    /// `attachments_follow`: the `.sig` attachment is copied byte for byte
+    /// with the other attachments, so sigstore signatures are counted here
+    /// but not written again (merged, which would change its bytes).
+    async fn copy_signatures(
+        &self,
+        inst: &Instance,
+        attachments_follow: bool,
+    ) -> Result<u64, Error> {
         let target = match &inst.source_instance {
             Some(d) => Target::Instance(d),
             None => Target::TopLevel(&inst.source_digest),
         };
-        let sigs = signature::read(self.src_ref, self.src, self.src_ctx, target).await?;
+        let mut sigs = signature::read(self.src_ref, self.src, self.src_ctx, target).await?;
+        let before = sigs.len();
+        if attachments_follow {
+            sigs.retain(|s| !matches!(s, Signature::Sigstore { .. }));
+        }
+        let attached = (before - sigs.len()) as u64;
         if sigs.is_empty() {
-            return Ok(0);
+            return Ok(attached);
         }
         let written = inst.manifest.digest();
         if written != inst.source_digest {
@@ -432,6 +465,7 @@ impl Sides<'_> {
             Some(_) => Target::Instance(&written),
             None => Target::TopLevel(&written),
         };
-        Ok(signature::write(self.dst_ref, self.dst, self.dst_ctx, target, &sigs).await? as u64)
+        let written = signature::write(self.dst_ref, self.dst, self.dst_ctx, target, &sigs).await?;
+        Ok(written as u64 + attached)
     }
 }

@@ -92,6 +92,12 @@ pub struct CopyOptions {
     /// mirrored. `None`: every attachment tag is probed, and only when the
     /// image itself is copied (a no-op copy stays one HEAD each side).
     pub source_tags: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// The source's top-level manifest, already read (and judged: its
+    /// signatures were verified): copied and tagged instead of reading the
+    /// source's tag again, so that a tag that moves after the check cannot
+    /// bring another image. Its index entries and blobs are fetched by
+    /// digest, so the image copied is exactly the one judged.
+    pub manifest: Option<crate::manifest::Manifest>,
 }
 
 impl Default for CopyOptions {
@@ -105,6 +111,7 @@ impl Default for CopyOptions {
             policy: None,
             attachments: false,
             source_tags: None,
+            manifest: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{Error, one_line};
 use crate::api::v1alpha1::{PlatformDigest, SignaturePolicy, SignatureStatus};
 use crate::copy::{self, CopyOptions, CopyReport, Progress};
 use crate::image::{self, Image, ImageInspectInfo, ImageReference, SystemContext};
-use crate::manifest::{Parsed, Platform};
+use crate::manifest::{Manifest, Parsed, Platform};
 use crate::signature::verify::{self, SignatureReport, Subject};
 use crate::signature::{self, Target, TrustedKeys};
 
@@ -26,6 +26,9 @@ pub struct ApplyOptions {
     /// Tags copied at once.
     pub tag_concurrency: usize,
     pub progress: Option<Arc<dyn Progress>>,
+    /// The driver's trust policy (`--policy`): every copy must satisfy it
+    /// besides `spec.verification`.
+    pub policy: Option<Arc<crate::signature::Policy>>,
 }
 
 impl Default for ApplyOptions {
@@ -34,6 +37,7 @@ impl Default for ApplyOptions {
             jobs: 4,
             tag_concurrency: 2,
             progress: None,
+            policy: None,
         }
     }
 }
@@ -146,7 +150,9 @@ pub async fn mirror(
         // Cosign signatures, attestations, SBOMs and OCI referrers travel
         // with the image (registry to registry; not with `signatures: Drop`).
         attachments: true,
-        // Trust is `spec.verification`'s, judged per tag before the copy.
+        // Trust is `spec.verification`'s, judged per tag before the copy,
+        // and the driver's `--policy`, judged by the copy on the same bytes.
+        policy: opts.policy.clone(),
         ..CopyOptions::default()
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
@@ -188,54 +194,63 @@ async fn mirror_tag(
     let err = TagError::from;
     let src = r.source.reference.with_tag(tag).map_err(err)?;
     let dst = r.destination.reference.with_tag(tag).map_err(err)?;
-    let require = signatures == SignaturePolicy::Require;
-    let verify = !r.keys.is_empty();
     let mut verified = None;
-    if require || verify {
+    let mut opts = std::borrow::Cow::Borrowed(opts);
+    // `Require` is refused without keys (`reconcile_mirror`): with keys, a
+    // tag needs a signature that verifies, whether or not it says Require.
+    if !r.keys.is_empty() {
         // Judged before anything is written: a tag that fails leaves the
-        // destination as it was.
-        let (found, reports) = judge_signatures(src.as_ref(), &r.source.ctx, &r.keys)
+        // destination as it was. The manifest judged is the one copied.
+        let (manifest, reports) = judge_signatures(src.as_ref(), &r.source.ctx, &r.keys)
             .await
             .map_err(err)?;
-        if require && found == 0 {
-            return Err(format!("{src} has no signatures and spec.signatures is Require").into());
+        if !verify::any_verified(&reports) {
+            let why: Vec<&str> = reports.iter().map(|r| r.reason.as_str()).collect();
+            let required = match signatures {
+                SignaturePolicy::Require => "spec.signatures is Require",
+                _ => "spec.verification",
+            };
+            return Err(TagError::from(if why.is_empty() {
+                format!("{src} has no signatures; {required}: one by a trusted key is needed")
+            } else {
+                format!(
+                    "no signature of {src} is by a trusted key ({required}): {}",
+                    why.join("; ")
+                )
+            }));
         }
-        if verify {
-            if !verify::any_verified(&reports) {
-                let why: Vec<&str> = reports.iter().map(|r| r.reason.as_str()).collect();
-                return Err(TagError::from(if why.is_empty() {
-                    format!(
-                        "{src} has no signatures; spec.verification requires one by a trusted key"
-                    )
-                } else {
-                    format!(
-                        "no signature of {src} is by a trusted key: {}",
-                        why.join("; ")
-                    )
-                }));
-            }
-            verified = Some(true);
-        }
+        verified = Some(true);
+        opts.to_mut().manifest = Some(manifest);
     }
     copy::copy_image(
         src.as_ref(),
         &r.source.ctx,
         dst.as_ref(),
         &r.destination.ctx,
-        opts,
+        &opts,
     )
     .await
-    .map_err(err)
+    .map_err(|e| {
+        // The copy engine speaks the command line's language; a spec has
+        // its own switch for the same thing.
+        let mut e = err(e);
+        e.message = e
+            .message
+            .replace("--remove-signatures", "spec.signatures: Drop");
+        e
+    })
     .map(|report| (report, verified))
 }
 
-/// Read the top-level signatures of an image (transport, lookaside,
-/// attachments) and judge them against `keys`: (how many, reports).
+/// Read the top-level manifest of an image once, and its signatures (the
+/// transport's, lookaside, sigstore attachments), judged against `keys`:
+/// (the manifest judged, one report per signature). Copy that manifest,
+/// not what the tag names later.
 async fn judge_signatures(
     reference: &dyn ImageReference,
     ctx: &SystemContext,
     keys: &TrustedKeys,
-) -> image::Result<(usize, Vec<SignatureReport>)> {
+) -> image::Result<(Manifest, Vec<SignatureReport>)> {
     let source = reference.new_image_source(ctx).await?;
     let manifest = source.get_manifest(None).await?;
     let digest = manifest.digest();
@@ -246,7 +261,8 @@ async fn judge_signatures(
         manifest_digest: &digest,
         manifest: Some(&manifest.bytes),
     };
-    Ok((sigs.len(), verify::report(keys, &subject, &sigs, None)))
+    let reports = verify::report(keys, &subject, &sigs, None);
+    Ok((manifest, reports))
 }
 
 /// What an inspection found.

@@ -25,7 +25,9 @@ pub use error::{Error, ErrorKind};
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
 pub use transports::LocalTransports;
 
-use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, parse_go_duration};
+use crate::api::v1alpha1::{
+    ImageInspectionSpec, ImageMirrorSpec, SignaturePolicy, parse_go_duration,
+};
 use crate::image::SystemContext;
 pub use crate::image::one_line;
 use crate::manifest::Platform;
@@ -67,6 +69,7 @@ pub async fn reconcile_mirror(
     let selector = plan::Selector::new(&spec.tags)?;
     plan::multi_arch(&spec.platforms)?;
     interval(spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)?;
+    require_has_keys(spec)?;
     let mut resolved =
         resolve::resolve_mirror(spec, secrets, &env.base, &env.local_transports).await?;
     let keep = selector.clone();
@@ -85,6 +88,19 @@ pub async fn reconcile_mirror(
         &env.apply,
     )
     .await)
+}
+
+/// `signatures: Require` means a signature that verifies against
+/// `spec.verification.keys`: without keys anyone's signature would do, so
+/// the spec is refused (the CRD schema cannot say it without CEL).
+fn require_has_keys(spec: &ImageMirrorSpec) -> Result<(), Error> {
+    let keys = spec.verification.as_ref().map_or(0, |v| v.keys.len());
+    if spec.signatures == Some(SignaturePolicy::Require) && keys == 0 {
+        return Err(Error::Spec(
+            "spec.verification.keys: required when spec.signatures is Require (list the public keys whose signatures count)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// One `ImageInspection` reconcile: resolve, inspect.

@@ -16,8 +16,9 @@ use crate::api::v1alpha1::{
     VerificationSpec,
 };
 use crate::credentials::AuthFile;
-use crate::image::{ImageReference, SignatureStorage, SystemContext};
-use crate::signature::{StaticStorage, TrustedKey, TrustedKeys};
+use crate::image::{ImageReference, SystemContext};
+use crate::signature::registries_d::normalise_url;
+use crate::signature::{ResourceStorage, TrustedKey, TrustedKeys};
 use crate::transport;
 
 /// The Secret type that holds registry credentials.
@@ -234,14 +235,17 @@ async fn side_context(
         let pem = fetch_key(secrets, &format!("{field}.caSecretRef"), r).await?;
         ctx.extra_ca_pem.push(pem);
     }
-    if let Some(url) = lookaside {
-        let storage = SignatureStorage {
-            lookaside: (!write).then(|| url.to_string()),
-            lookaside_staging: write.then(|| url.to_string()),
-            use_sigstore_attachments: true,
-        };
-        ctx.signature_storage = Some(Arc::new(StaticStorage(storage)));
-    }
+    let lookaside = lookaside
+        .map(|u| {
+            normalise_url(u.trim())
+                .map_err(|m| Error::Spec(format!("{field}.signatureLookaside: {m}")))
+        })
+        .transpose()?;
+    ctx.signature_storage = Some(Arc::new(ResourceStorage {
+        base: base.signature_storage.clone(),
+        lookaside,
+        write,
+    }));
     Ok(ctx)
 }
 

@@ -80,14 +80,18 @@ pub async fn read(
                 match tokio::fs::read(&p).await {
                     Ok(b) => Some(Bytes::from(b)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(storage_err(&u, e)),
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        return Err(storage_err(&u, e));
+                    }
+                    // A disk or network file system that failed may come back.
+                    Err(e) => return Err(unavailable(&u, e)),
                 }
             }
             "http" | "https" => {
                 if client.is_none() {
                     client = Some(http_client(ctx).map_err(|e| storage_err(&u, e))?);
                 }
-                http_get(client.as_ref().expect("set above"), &u).await?
+                http_get(client.as_ref().expect("set above"), &u, ctx.retry_times).await?
             }
             s => return Err(storage_err(&u, format!("unsupported scheme {s:?}"))),
         };
@@ -126,20 +130,61 @@ fn http_client(ctx: &SystemContext) -> Result<reqwest::Client, String> {
     b.build().map_err(|e| e.to_string())
 }
 
-/// GET one signature: `None` on 404, the body (bounded) on 200.
-async fn http_get(client: &reqwest::Client, u: &url::Url) -> Result<Option<Bytes>, SignatureError> {
+fn unavailable(u: &url::Url, message: impl std::fmt::Display) -> SignatureError {
+    SignatureError::Unavailable {
+        location: u.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// GET one signature, retrying what may pass (5xx, 408, 429, connection
+/// failures and timeouts) `retries` times with backoff; still failing, it
+/// is [`SignatureError::Unavailable`] (transient for the caller).
+async fn http_get(
+    client: &reqwest::Client,
+    u: &url::Url,
+    retries: u32,
+) -> Result<Option<Bytes>, SignatureError> {
+    let mut attempt = 0;
+    loop {
+        match http_get_once(client, u).await {
+            Err(SignatureError::Unavailable { .. }) if attempt < retries => {
+                attempt += 1;
+                let wait = std::time::Duration::from_millis(200 << attempt.min(6));
+                tokio::time::sleep(wait).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// One GET: `None` on 404, the body (bounded) on 200.
+async fn http_get_once(
+    client: &reqwest::Client,
+    u: &url::Url,
+) -> Result<Option<Bytes>, SignatureError> {
     let mut resp = client
         .get(u.clone())
         .send()
         .await
-        .map_err(|e| storage_err(u, e))?;
+        .map_err(|e| unavailable(u, crate::image::one_line(&e)))?;
     match resp.status().as_u16() {
         404 => return Ok(None),
         200 => {}
+        s @ (408 | 429 | 500..=599) => {
+            return Err(unavailable(
+                u,
+                format!("HTTP status {s} {}", crate::image::error::status_text(s)),
+            ));
+        }
         s => return Err(storage_err(u, format!("HTTP status {s}"))),
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| storage_err(u, e))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| unavailable(u, crate::image::one_line(&e)))?
+    {
         if body.len() + chunk.len() > MAX_SIGNATURE_SIZE {
             return Err(storage_err(
                 u,

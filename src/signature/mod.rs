@@ -34,7 +34,7 @@ mod io;
 
 pub use io::{Target, read, read_attachment, write, write_attachment};
 pub use policy::{Policy, PolicyError};
-pub use registries_d::{RegistriesD, StaticStorage};
+pub use registries_d::{RegistriesD, ResourceStorage, StaticStorage};
 pub use sigstore::attachment_tags;
 pub use verify::{SignatureReport, TrustedKey, TrustedKeys};
 
@@ -50,12 +50,20 @@ pub enum SignatureError {
     /// No trusted key made this signature.
     #[error("{0}")]
     Untrusted(String),
+    /// A trusted key made it, but the key or the signature is no longer
+    /// valid (expired, revoked), as gpg and skopeo refuse it.
+    #[error("{0}")]
+    Invalidated(String),
     /// A configuration file (registries.d, policy.json) is wrong.
     #[error("{path}: {message}")]
     Config { path: String, message: String },
     /// Reading or writing signature storage failed.
     #[error("{location}: {message}")]
     Storage { location: String, message: String },
+    /// Signature storage failed in a way that may pass (a 5xx, a timeout,
+    /// a dropped connection): retried with backoff, never a spec error.
+    #[error("{location}: {message}")]
+    Unavailable { location: String, message: String },
 }
 
 impl SignatureError {
@@ -73,6 +81,12 @@ impl From<SignatureError> for crate::image::Error {
             SignatureError::Config { .. } | SignatureError::Key(_) => {
                 crate::image::Error::Invalid(e.to_string())
             }
+            SignatureError::Unavailable { location, message } => crate::image::Error::Connection {
+                host: location,
+                op: "reading signatures".into(),
+                message,
+                retryable: true,
+            },
             _ => crate::image::Error::Signature(e.to_string()),
         }
     }

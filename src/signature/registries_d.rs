@@ -234,6 +234,40 @@ impl SignatureStorageConfig for StaticStorage {
     }
 }
 
+/// Signature storage of one side of an `ImageMirror` / `ImageInspection`:
+/// sigstore attachments always on (cosign keeps them in the image's own
+/// repository, so no configuration is needed to find them); simple
+/// signatures in the spec's `signatureLookaside` if set, else where the
+/// driver's registries.d (`--registries.d`) says.
+#[derive(Clone, Default)]
+pub struct ResourceStorage {
+    /// The driver's registries.d, if any.
+    pub base: Option<std::sync::Arc<dyn SignatureStorageConfig>>,
+    /// The spec's `signatureLookaside`, normalised.
+    pub lookaside: Option<String>,
+    /// True for a mirror's destination: `lookaside` is where to write.
+    pub write: bool,
+}
+
+impl SignatureStorageConfig for ResourceStorage {
+    fn storage_for(&self, image: &Reference) -> SignatureStorage {
+        let mut s = self
+            .base
+            .as_ref()
+            .map(|b| b.storage_for(image))
+            .unwrap_or_default();
+        s.use_sigstore_attachments = true;
+        if let Some(url) = &self.lookaside {
+            if self.write {
+                s.lookaside_staging = Some(url.clone());
+            } else {
+                s.lookaside = Some(url.clone());
+            }
+        }
+        s
+    }
+}
+
 /// The policy / registries.d scopes of a docker reference, most specific
 /// first: the full reference (with tag or digest), the repository, each
 /// parent namespace, the host (with port), then `*.domain` wildcards.

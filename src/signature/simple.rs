@@ -272,6 +272,7 @@ pub fn verify(message: &[u8], keyring: &Keyring) -> Result<Verified, SignatureEr
         }));
         for (key, (is_named, fpr)) in candidates {
             if is_named && msg.verify(key).is_ok() {
+                still_valid(cert, &fpr, sig, unix_now())?;
                 return Ok(Verified {
                     payload,
                     signer_fingerprint: fingerprint_hex(cert),
@@ -284,6 +285,119 @@ pub fn verify(message: &[u8], keyring: &Keyring) -> Result<Verified, SignatureEr
         "signed by key {}, which is not among the trusted keys",
         issuer_of(sig)
     )))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// When `start + validity` (seconds) ends (RFC 4880: a zero validity never ends).
+fn ends(start: i64, validity: Option<i64>) -> Option<i64> {
+    validity.filter(|&s| s > 0).map(|s| start + s)
+}
+
+/// The date of a unix time, for messages (`2020-01-02T00:00:00Z`).
+fn date(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// What gpg checks besides the cryptography (and skopeo refuses on, through
+/// gpgme): the certificate and the signing (sub)key are neither revoked nor
+/// expired now, and the signature itself has not expired.
+fn still_valid(
+    cert: &SignedPublicKey,
+    signing_fpr: &str,
+    sig: &pgp::packet::Signature,
+    now: i64,
+) -> Result<(), SignatureError> {
+    use pgp::packet::SignatureType as T;
+    let primary = fingerprint_hex(cert);
+    if !cert.details.revocation_signatures.is_empty() {
+        return Err(SignatureError::Invalidated(format!(
+            "signed by key {primary}, which is revoked"
+        )));
+    }
+    // The newest self-signature says when the certificate expires.
+    let newest = cert
+        .details
+        .users
+        .iter()
+        .flat_map(|u| &u.signatures)
+        .chain(&cert.details.direct_signatures)
+        .max_by_key(|s| s.created().map(|c| c.timestamp()));
+    let created = cert.primary_key.created_at().timestamp();
+    if let Some(end) =
+        newest.and_then(|s| ends(created, s.key_expiration_time().map(|d| d.num_seconds())))
+        && end <= now
+    {
+        return Err(SignatureError::Invalidated(format!(
+            "signed by key {primary}, which expired on {}",
+            date(end)
+        )));
+    }
+    if signing_fpr != primary
+        && let Some(sk) = cert
+            .public_subkeys
+            .iter()
+            .find(|sk| fingerprint_hex(sk) == signing_fpr)
+    {
+        if sk
+            .signatures
+            .iter()
+            .any(|s| s.typ() == Some(T::SubkeyRevocation))
+        {
+            return Err(SignatureError::Invalidated(format!(
+                "signed by subkey {signing_fpr} of key {primary}, which is revoked"
+            )));
+        }
+        let binding = sk
+            .signatures
+            .iter()
+            .filter(|s| s.typ() == Some(T::SubkeyBinding))
+            .max_by_key(|s| s.created().map(|c| c.timestamp()));
+        let created = sk.key.created_at().timestamp();
+        if let Some(end) =
+            binding.and_then(|s| ends(created, s.key_expiration_time().map(|d| d.num_seconds())))
+            && end <= now
+        {
+            return Err(SignatureError::Invalidated(format!(
+                "signed by subkey {signing_fpr} of key {primary}, which expired on {}",
+                date(end)
+            )));
+        }
+    }
+    if let Some(made) = sig.created().map(|c| c.timestamp())
+        && let Some(end) = ends(
+            made,
+            sig.signature_expiration_time().map(|d| d.num_seconds()),
+        )
+        && end <= now
+    {
+        return Err(SignatureError::Invalidated(format!(
+            "the signature by key {primary} expired on {}",
+            date(end)
+        )));
+    }
+    Ok(())
 }
 
 /// An OpenPGP secret key to sign with (`gpg --export-secret-keys`, armored

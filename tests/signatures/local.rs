@@ -623,3 +623,152 @@ async fn our_simple_signatures_satisfy_gpg_and_skopeo() {
         "{e}"
     );
 }
+
+/// A GnuPG key made at a faked past time (`gpg --faked-system-time`), with
+/// `expire` (`never`, `1d`, ...).
+fn key_made_on(time: &str, uid: &str, expire: &str) -> Gpg {
+    let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let mut g = Gpg {
+        home,
+        fpr: String::new(),
+    };
+    run(g.cmd().args([
+        "--faked-system-time",
+        time,
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        uid,
+        "ed25519",
+        "sign",
+        expire,
+    ]));
+    let out = run(g.cmd().args(["--list-keys", "--with-colons"]));
+    g.fpr = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    g
+}
+
+/// `dir:OUT` holding the fixture with one simple signature that gpg made
+/// at `time` (with `extra` flags) over its digest as [`IDENTITY`].
+fn dir_signed_at(gpg: &Gpg, tmp: &Path, name: &str, time: &str, extra: &[&str]) -> String {
+    let out = tmp.join(name);
+    run(skopeo().args([
+        "copy",
+        "-q",
+        &format!("oci:{}:t", tmp.join("layout").display()),
+        &format!("dir:{}", out.display()),
+    ]));
+    let (_, d) = manifest_digest(&out);
+    let payload = tmp.join(format!("{name}.json"));
+    std::fs::write(
+        &payload,
+        Payload::to_json(IDENTITY, d.as_ref(), simple::SIGNATURE_TYPE),
+    )
+    .unwrap();
+    run(gpg
+        .cmd()
+        .args(["--faked-system-time", time, "--yes"])
+        .args(extra)
+        .arg("--output")
+        .arg(out.join("signature-1"))
+        .arg("--sign")
+        .arg(&payload));
+    format!("dir:{}", out.display())
+}
+
+/// Signatures by an expired key, by a revoked key, and expired signatures
+/// are refused, as gpg and skopeo refuse them, with a reason that says
+/// which: by our policy (`kubemirror --policy … copy`) and in the verdicts
+/// `status.signatures[]` shows. The same signature by a key still valid
+/// passes everywhere, so each refusal is for the reason named.
+#[tokio::test]
+async fn expired_and_revoked_openpgp_keys_and_expired_signatures_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    layout(tmp.path());
+    let past = "20200101T000000";
+    let signed = "20200101T010000";
+    let expired = key_made_on(past, "Expired <expired@example.com>", "1d");
+    let revoked = key_made_on(past, "Revoked <revoked@example.com>", "never");
+    let valid = key_made_on(past, "Valid <valid@example.com>", "never");
+    let cases = [
+        (
+            "expired-key",
+            &expired,
+            vec![],
+            "which expired on 2020-01-02",
+        ),
+        ("revoked-key", &revoked, vec![], "which is revoked"),
+        (
+            "expired-signature",
+            &valid,
+            vec!["--default-sig-expire", "1d"],
+            "the signature by key",
+        ),
+        ("valid", &valid, vec![], ""),
+    ];
+    let mut sources = Vec::new();
+    for (name, gpg, extra, _) in &cases {
+        sources.push(dir_signed_at(gpg, tmp.path(), name, signed, extra));
+    }
+    // Revoke after signing: gpg's own revocation certificate, imported.
+    let rev = revoked
+        .home
+        .path()
+        .join(format!("openpgp-revocs.d/{}.rev", revoked.fpr));
+    let text = std::fs::read_to_string(&rev)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(&rev, text).unwrap();
+    run(revoked.cmd().arg("--import").arg(&rev));
+
+    for ((name, gpg, _, reason), src) in cases.iter().zip(&sources) {
+        let key = gpg.export_to(tmp.path(), &format!("{name}.gpg"));
+        let policy = tmp.path().join(format!("{name}-policy.json"));
+        std::fs::write(
+            &policy,
+            serde_json::to_vec(&serde_json::json!({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": key,
+                "signedIdentity": {"type": "exactReference", "dockerReference": IDENTITY}}]}))
+            .unwrap(),
+        )
+        .unwrap();
+        let (theirs, their_err) = skopeo_accepts(&policy, src, tmp.path(), &[]);
+        let dst = tmp.path().join(format!("{name}-copy"));
+        let ours = crate::support::kubemirror()
+            .arg("--policy")
+            .arg(&policy)
+            .args(["copy", src])
+            .arg(format!("dir:{}", dst.display()))
+            .output()
+            .unwrap();
+        let our_err = String::from_utf8_lossy(&ours.stderr);
+        // What `status.signatures[]` says about it.
+        let ring = Keyring::from_bytes(&gpg.export(true)).unwrap();
+        let message =
+            std::fs::read(src.strip_prefix("dir:").unwrap().to_string() + "/signature-1").unwrap();
+        let verdict = simple::verify(&message, &ring);
+        if reason.is_empty() {
+            assert!(theirs, "{name}: skopeo refused: {their_err}");
+            assert!(ours.status.success(), "{name}: we refused: {our_err}");
+            assert!(verdict.is_ok(), "{name}: {verdict:?}");
+        } else {
+            assert!(!theirs, "{name}: skopeo accepted it");
+            assert!(!ours.status.success(), "{name}: we accepted it");
+            assert!(our_err.contains(reason), "{name}: {our_err}");
+            assert!(!dst.join("manifest.json").exists(), "{name}: written");
+            let e = verdict.unwrap_err().to_string();
+            assert!(e.contains(reason) && e.contains(&gpg.fpr), "{name}: {e}");
+        }
+    }
+}

@@ -33,6 +33,26 @@ impl ControllerProc {
         )
     }
 
+    /// [`ControllerProc::start`] with extra environment variables (a CA
+    /// bundle as `SSL_CERT_FILE`, …).
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        dir: &Path,
+        identity: &str,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> ControllerProc {
+        let log = dir.join(format!("{identity}.log"));
+        Self::spawn_env(
+            Path::new(env!("CARGO_BIN_EXE_kubemirror")),
+            kubeconfig,
+            log,
+            identity,
+            args,
+            env,
+        )
+    }
+
     /// `BIN controller --identity IDENTITY --metrics-addr … --health-addr … ARGS…`
     /// with `KUBECONFIG` set and no auth files from this machine; stderr to `log`.
     pub fn spawn(
@@ -41,6 +61,17 @@ impl ControllerProc {
         log: PathBuf,
         identity: &str,
         args: &[&str],
+    ) -> ControllerProc {
+        Self::spawn_env(bin, kubeconfig, log, identity, args, &[])
+    }
+
+    fn spawn_env(
+        bin: &Path,
+        kubeconfig: &Path,
+        log: PathBuf,
+        identity: &str,
+        args: &[&str],
+        env: &[(&str, &Path)],
     ) -> ControllerProc {
         let addr = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().unwrap() };
         let (metrics_addr, health_addr) = (addr(), addr());
@@ -60,6 +91,7 @@ impl ControllerProc {
             .env("RUST_LOG", "info")
             .env_remove("DOCKER_CONFIG")
             .env_remove("REGISTRY_AUTH_FILE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod controller_proc;
 pub mod copyloop;
+pub mod cosign;
 pub mod hostile;
 pub mod proxy;
 pub mod registry;
