@@ -12,6 +12,7 @@ mod inspect;
 mod list_tags;
 mod progress;
 mod sync;
+mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
