@@ -199,3 +199,173 @@ fn inspect_format_prints_what_skopeo_prints() {
         assert_eq!(stdout(&out(c)), "[]\n");
     }
 }
+
+/// Both tools fail, and both stderrs contain `needle`; returns ours.
+fn both_fail_with(args: &[&str], needle: &str) -> String {
+    let mut theirs = support::skopeo();
+    theirs.args(args);
+    let theirs = out(theirs);
+    let ours = out({
+        let mut c = support::kubemirror();
+        c.args(args);
+        c
+    });
+    for (tool, o) in [("skopeo", &theirs), ("kubemirror", &ours)] {
+        assert!(!o.status.success(), "{tool} {args:?} succeeded");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(needle),
+            "{tool} {args:?}: {err:?} lacks {needle:?}"
+        );
+    }
+    let err = String::from_utf8_lossy(&ours.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn errors_carry_what_skopeos_carry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (single, multi) = fixtures(tmp.path());
+    let t = tmp.path().display().to_string();
+    let reg = Registry::plain();
+    let index = reg.image("app/multi:v1");
+    support::run(support::skopeo().args([
+        "copy",
+        "-q",
+        "--all",
+        "--dest-tls-verify=false",
+        &multi,
+        &index,
+    ]));
+    // The registry's code and message.
+    let _ = both_fail_with(
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &reg.image("app/multi:nope"),
+        ],
+        "manifest unknown: manifest unknown",
+    );
+    let _ = both_fail_with(
+        &["inspect", "--tls-verify=false", &reg.image("app/absent:v1")],
+        "manifest unknown: manifest unknown",
+    );
+    let auth = Registry::basic_auth("user", "secret");
+    let cert_dir = format!("--cert-dir={}", auth.cert_dir().display());
+    for creds in [None, Some("--creds=user:wrong")] {
+        let mut args = vec!["inspect", &cert_dir];
+        args.extend(creds);
+        let image = auth.image("app/x:v1");
+        args.push(&image);
+        let _ = both_fail_with(&args, "unauthorized: authentication required");
+    }
+    // No image for the platform asked for (skopeo's global --override-*);
+    // skopeo's log line escapes the quotes, so the shared part stops before them.
+    let ours = both_fail_with(
+        &[
+            "--override-arch",
+            "s390x",
+            "--override-variant",
+            "v9",
+            "copy",
+            "--src-tls-verify=false",
+            &index,
+            &format!("dir:{t}/none"),
+        ],
+        "no image found in image index for architecture s390x, variant ",
+    );
+    assert!(
+        ours.contains(
+            r#"no image found in image index for architecture s390x, variant "v9", OS linux"#
+        ),
+        "{ours}"
+    );
+    let ours = both_fail_with(
+        &[
+            "--override-arch",
+            "s390x",
+            "inspect",
+            "--tls-verify=false",
+            &index,
+        ],
+        "no image found in image index for architecture s390x, variant ",
+    );
+    assert!(
+        ours.contains(
+            r#"no image found in image index for architecture s390x, variant "", OS linux"#
+        ),
+        "{ours}"
+    );
+    // Policy rejections.
+    let reject = tmp.path().join("reject.json");
+    std::fs::write(&reject, r#"{"default":[{"type":"reject"}]}"#).unwrap();
+    let run_policy = |policy: &std::path::Path, needle: &str| {
+        for tool in ["skopeo", "kubemirror"] {
+            let mut c = if tool == "skopeo" {
+                Command::new("skopeo")
+            } else {
+                support::kubemirror()
+            };
+            c.arg("--policy")
+                .arg(policy)
+                .args(["copy", &single, &format!("dir:{t}/{tool}-p")]);
+            let o = out(c);
+            assert!(!o.status.success());
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(needle), "{tool}: {err:?} lacks {needle:?}");
+        }
+    };
+    run_policy(
+        &reject,
+        &format!("Source image rejected: Running image {single} is rejected by policy."),
+    );
+    let (home, _) = gpg_key(tmp.path());
+    let key = tmp.path().join("key.gpg");
+    let exported = support::run(Command::new("gpg").env("GNUPGHOME", &home).arg("--export"));
+    std::fs::write(&key, exported.stdout).unwrap();
+    let signed_by = tmp.path().join("signed.json");
+    std::fs::write(
+        &signed_by,
+        format!(
+            r#"{{"default":[{{"type":"signedBy","keyType":"GPGKeys","keyPath":"{}"}}]}}"#,
+            key.display()
+        ),
+    )
+    .unwrap();
+    run_policy(
+        &signed_by,
+        "Source image rejected: A signature was required, but no signature exists",
+    );
+}
+
+/// A throwaway GPG home with one unprotected key; returns (home, fingerprint).
+fn gpg_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let home = dir.join("gnupg");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    support::run(Command::new("gpg").env("GNUPGHOME", &home).args([
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "test@example.com",
+        "default",
+        "default",
+        "never",
+    ]));
+    let out = support::run(
+        Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--list-keys", "--with-colons"]),
+    );
+    let fpr = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    (home, fpr)
+}

@@ -29,6 +29,21 @@ pub struct GlobalArgs {
     /// Log format: text or json
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Use ARCH instead of the architecture of the machine for choosing images
+    #[arg(long, global = true, value_name = "ARCH")]
+    pub override_arch: Option<String>,
+    /// Use OS instead of the running OS for choosing images
+    #[arg(long, global = true, value_name = "OS")]
+    pub override_os: Option<String>,
+    /// Use VARIANT instead of the running architecture variant for choosing images
+    #[arg(long, global = true, value_name = "VARIANT")]
+    pub override_variant: Option<String>,
+    /// Timeout for the command execution (Go duration, e.g. 30s, 5m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::api::v1alpha1::parse_go_duration)]
+    pub command_timeout: Option<std::time::Duration>,
+    /// Accepted for skopeo compatibility: kubemirror keeps temporary files beside their destination
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
 }
 
 impl GlobalArgs {

@@ -62,6 +62,15 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     common::init_logging(&cli.global, level);
+    let g = &cli.global;
+    if g.override_arch.is_some() || g.override_os.is_some() || g.override_variant.is_some() {
+        crate::manifest::Platform::override_host(
+            g.override_os.clone(),
+            g.override_arch.clone(),
+            g.override_variant.clone(),
+        );
+    }
+    let timeout = g.command_timeout;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,7 +81,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, run(cli)).await.unwrap_or_else(|_| {
+                Err(format!("command timed out after {t:?} (--command-timeout)").into())
+            }),
+            None => run(cli).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

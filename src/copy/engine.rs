@@ -100,7 +100,7 @@ pub async fn run(
         .await?;
         policy
             .evaluate_image(src_ref, &top.bytes, &sigs)
-            .map_err(|e| Error::Signature(e.to_string()))?;
+            .map_err(|e| Error::Signature(rejected(&e)))?;
     }
     let index_size = match top.parse() {
         Ok(Parsed::Index(i)) => i.manifests().len(),
@@ -287,6 +287,20 @@ async fn plan_writes(
             Ok((inst, Vec::new()))
         }
     }
+}
+
+/// A policy rejection worded as skopeo words it (`Source image rejected:
+/// Running image X is rejected by policy.`, `… A signature was required, but
+/// no signature exists`), our own reason after it.
+fn rejected(e: &signature::PolicyError) -> String {
+    let skopeo = if e.reason == "the policy rejects this image" {
+        format!("Running image {} is rejected by policy.", e.image)
+    } else if e.reason.contains("was required, but no") {
+        "A signature was required, but no signature exists".to_string()
+    } else {
+        return format!("Source image rejected: {e}");
+    };
+    format!("Source image rejected: {skopeo} ({e})")
 }
 
 /// The plan as progress reports see it (see [`Outline`]).
