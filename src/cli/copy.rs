@@ -122,6 +122,7 @@ impl CopyArgs {
             creds: creds.clone(),
             authfile: authfile.clone().or_else(|| self.authfile.clone()),
             retry_times: self.retry_times,
+            no_creds: false,
         }
     }
 }

@@ -44,7 +44,7 @@ pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
         _ => None,
     };
     let r = transport::parse_image_name(&args.image)?;
-    let ctx = args.flags.side().system_context(g)?;
+    let ctx = args.flags.side()?.system_context(g)?;
     let image = Image::new(r.new_image_source(&ctx).await?);
     let mut out = std::io::stdout().lock();
     if args.config {

@@ -8,8 +8,11 @@ mod common;
 mod controller;
 mod copy;
 mod crds;
+mod delete;
 mod inspect;
 mod list_tags;
+mod login;
+mod manifest_digest;
 mod progress;
 mod sync;
 mod template;
@@ -42,6 +45,15 @@ pub enum Command {
     /// List the tags of a repository
     #[command(name = "list-tags")]
     ListTags(list_tags::ListTagsArgs),
+    /// Delete an image from a registry
+    Delete(delete::DeleteArgs),
+    /// Log in to a registry (check the credentials, keep them in the auth file)
+    Login(login::LoginArgs),
+    /// Log out of a registry (remove its credentials from the auth file)
+    Logout(login::LogoutArgs),
+    /// Compute the digest of a manifest file
+    #[command(name = "manifest-digest")]
+    ManifestDigest(manifest_digest::ManifestDigestArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -104,6 +116,10 @@ async fn run(cli: Cli) -> CliResult {
         Command::Copy(a) => copy::run(a, g).await,
         Command::Inspect(a) => inspect::run(a, g).await,
         Command::ListTags(a) => list_tags::run(a, g).await,
+        Command::Delete(a) => delete::run(a, g).await,
+        Command::ManifestDigest(a) => manifest_digest::run(a, g).await,
+        Command::Login(a) => login::login(a, g).await,
+        Command::Logout(a) => login::logout(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,

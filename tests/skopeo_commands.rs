@@ -1,0 +1,271 @@
+//! skopeo's other commands with kubemirror in skopeo's place (issue 15):
+//! `delete`, `manifest-digest`, `login` / `logout`, against real
+//! Distribution registries and compared with real skopeo 1.9.3.
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use support::registry::{Registry, RegistryOptions};
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("run")
+}
+
+fn km(args: &[&str]) -> Output {
+    let mut c = support::kubemirror();
+    c.args(args);
+    run(c)
+}
+
+fn sk(args: &[&str]) -> Output {
+    let mut c = support::skopeo();
+    c.args(args);
+    run(c)
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn push(src: &str, reg: &Registry, repo: &str) -> String {
+    let dst = reg.image(repo);
+    ok(&sk(&["copy", "-q", "--dest-tls-verify=false", src, &dst]));
+    dst
+}
+
+#[test]
+fn delete_removes_the_manifest_and_says_when_the_registry_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "1K"],
+    );
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::plain();
+    let a = push(&src, &reg, "del/a:v1");
+    // By tag: the manifest goes; skopeo then sees it gone.
+    ok(&km(&["delete", "--tls-verify=false", &a]));
+    let e = err(&sk(&["inspect", "--tls-verify=false", &a]));
+    assert!(e.contains("manifest unknown"), "{e}");
+    // By digest, and what skopeo deletes we see gone too.
+    let b = push(&src, &reg, "del/b:v1");
+    let digest = ok(&km(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &b,
+    ]));
+    let by_digest = format!("{}@{}", reg.image("del/b"), digest.trim());
+    ok(&km(&["delete", "--tls-verify=false", &by_digest]));
+    let e = err(&km(&["inspect", "--tls-verify=false", &b]));
+    assert!(e.contains("manifest unknown: manifest unknown"), "{e}");
+    let c = push(&src, &reg, "del/c:v1");
+    ok(&sk(&["delete", "--tls-verify=false", &c]));
+    let e = err(&km(&["delete", "--tls-verify=false", &c]));
+    assert!(e.contains("manifest unknown"), "{e}");
+    // A registry that does not allow deletes (Distribution's default).
+    let strict = Registry::start(RegistryOptions {
+        delete_disabled: true,
+        ..Default::default()
+    });
+    let d = push(&src, &strict, "del/d:v1");
+    let e = err(&km(&["delete", "--tls-verify=false", &d]));
+    assert!(e.contains("405 Method Not Allowed"), "{e}");
+    assert!(e.contains("REGISTRY_STORAGE_DELETE_ENABLED=true"), "{e}");
+    assert!(e.contains("unsupported"), "{e}");
+    ok(&sk(&["inspect", "--tls-verify=false", &d]));
+    // Other transports: a message, not a usage error.
+    let e = err(&km(&["delete", &src]));
+    assert!(e.contains("not supported"), "{e}");
+}
+
+#[test]
+fn manifest_digest_matches_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "1K"],
+    );
+    let dir = tmp.path().join("dir");
+    ok(&sk(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("dir:{}", dir.display()),
+    ]));
+    for file in [dir.join("manifest.json"), layout.join("index.json")] {
+        let f = file.to_str().unwrap();
+        let ours = ok(&km(&["manifest-digest", f]));
+        assert_eq!(ours, ok(&sk(&["manifest-digest", f])));
+        assert!(ours.starts_with("sha256:") && ours.ends_with('\n'));
+    }
+    let e = err(&km(&["manifest-digest", "/nonexistent/manifest.json"]));
+    assert!(e.contains("/nonexistent/manifest.json"), "{e}");
+}
+
+#[test]
+fn login_and_logout_write_the_auth_file_as_skopeo_does() {
+    let reg = Registry::basic_auth("user", "secret");
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = format!("--cert-dir={}", reg.cert_dir().display());
+    let (ours, theirs) = (tmp.path().join("ours.json"), tmp.path().join("theirs.json"));
+    let (o, t) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
+    let repo = format!("{}/team/app", reg.host);
+    let login = |tool: fn(&[&str]) -> Output, file: &str, target: &str| {
+        tool(&[
+            "login",
+            &cert,
+            "--authfile",
+            file,
+            "-u",
+            "user",
+            "-p",
+            "secret",
+            target,
+        ])
+    };
+    assert_eq!(ok(&login(km, o, &reg.host)), "Login Succeeded!\n");
+    ok(&login(sk, t, &reg.host));
+    // --password-stdin, and a repository key beside the registry's.
+    for (file, tool) in [(o, "km"), (t, "sk")] {
+        let mut c = if tool == "km" {
+            support::kubemirror()
+        } else {
+            support::skopeo()
+        };
+        let mut child = c
+            .args([
+                "login",
+                &cert,
+                "--authfile",
+                file,
+                "-u",
+                "user",
+                "--password-stdin",
+                &repo,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+        ok(&child.wait_with_output().unwrap());
+    }
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ours).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Wrong password: skopeo's words, and the file is unchanged.
+    let before = std::fs::read(&ours).unwrap();
+    let bad = km(&[
+        "login",
+        &cert,
+        "--authfile",
+        o,
+        "-u",
+        "user",
+        "-p",
+        "wrong",
+        &reg.host,
+    ]);
+    let e = err(&bad);
+    assert!(
+        e.contains(&format!(
+            "logging into \"{}\": invalid username/password",
+            reg.host
+        )),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&ours).unwrap(), before);
+    // The file works for both tools.
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "1K"],
+    );
+    let src = format!("oci:{}:v1", layout.display());
+    let dst = reg.image("team/app:v1");
+    let dest_cert = format!("--dest-cert-dir={}", reg.cert_dir().display());
+    ok(&km(&[
+        "--insecure-policy",
+        "copy",
+        "-q",
+        "--authfile",
+        t,
+        &dest_cert,
+        &src,
+        &dst,
+    ]));
+    ok(&sk(&["inspect", "--authfile", o, &cert, &dst]));
+    // --get-login
+    assert_eq!(
+        ok(&km(&["login", "--authfile", o, "--get-login", &reg.host])),
+        "user\n"
+    );
+    assert_eq!(
+        ok(&km(&["login", "--authfile", o, "--get-login", &reg.host])),
+        ok(&sk(&["login", "--authfile", t, "--get-login", &reg.host]))
+    );
+    let e = err(&km(&[
+        "login",
+        "--authfile",
+        o,
+        "--get-login",
+        "127.0.0.1:1",
+    ]));
+    assert!(e.contains("not logged into 127.0.0.1:1"), "{e}");
+    // logout one, then a second time (an error, as skopeo's), then --all.
+    for (tool, file) in [(km as fn(&[&str]) -> Output, o), (sk, t)] {
+        assert_eq!(
+            ok(&tool(&["logout", "--authfile", file, &reg.host])),
+            format!("Removed login credentials for {}\n", reg.host)
+        );
+        let e = err(&tool(&["logout", "--authfile", file, &reg.host]));
+        assert!(e.contains(&format!("not logged into {}", reg.host)), "{e}");
+    }
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    for (tool, file) in [(km as fn(&[&str]) -> Output, o), (sk, t)] {
+        assert_eq!(
+            ok(&tool(&["logout", "--authfile", file, "--all"])),
+            "Removed login credentials for all registries\n"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    // REGISTRY_AUTH_FILE when no --authfile.
+    let env_file = tmp.path().join("env.json");
+    let mut c = support::kubemirror();
+    c.env("REGISTRY_AUTH_FILE", &env_file)
+        .args(["login", &cert, "-u", "user", "-p", "secret", &reg.host]);
+    ok(&run(c));
+    assert!(
+        std::fs::read_to_string(&env_file)
+            .unwrap()
+            .contains(&reg.host)
+    );
+}
