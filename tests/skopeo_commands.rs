@@ -269,3 +269,128 @@ fn login_and_logout_write_the_auth_file_as_skopeo_does() {
             .contains(&reg.host)
     );
 }
+
+/// A throwaway GnuPG home with one key (protected by `passphrase` unless
+/// empty); returns (home, fingerprint).
+fn gpg_key(dir: &std::path::Path, passphrase: &str) -> (std::path::PathBuf, String) {
+    let home = dir.join(format!("gnupg{}", passphrase.len()));
+    std::fs::create_dir(&home).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    support::run(Command::new("gpg").env("GNUPGHOME", &home).args([
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        passphrase,
+        "--quick-gen-key",
+        "test@example.com",
+        "default",
+        "default",
+        "never",
+    ]));
+    let out = support::run(
+        Command::new("gpg")
+            .env("GNUPGHOME", &home)
+            .args(["--list-keys", "--with-colons"]),
+    );
+    let fpr = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    (home, fpr)
+}
+
+#[test]
+fn standalone_sign_and_verify_interoperate_with_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "1K"],
+    );
+    let dir = tmp.path().join("dir");
+    ok(&sk(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("dir:{}", dir.display()),
+    ]));
+    let manifest = dir.join("manifest.json");
+    let m = manifest.to_str().unwrap();
+    let other = layout.join("index.json");
+    let digest = ok(&km(&["manifest-digest", m]));
+    let name = "registry.example/team/app:v1";
+    for passphrase in ["", "secret words"] {
+        let (home, fpr) = gpg_key(tmp.path(), passphrase);
+        let pass_file = tmp.path().join("pass");
+        std::fs::write(&pass_file, format!("{passphrase}\n")).unwrap();
+        let pf = pass_file.to_str().unwrap();
+        let with_home = |tool: &str, args: &[&str]| {
+            let mut c = if tool == "km" {
+                support::kubemirror()
+            } else {
+                support::skopeo()
+            };
+            c.env("GNUPGHOME", &home).args(args);
+            run(c)
+        };
+        let (ours, theirs) = (tmp.path().join("ours.sig"), tmp.path().join("theirs.sig"));
+        let (o, t) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
+        let mut sign = vec!["standalone-sign", m, name, &fpr];
+        if !passphrase.is_empty() {
+            sign.extend(["--passphrase-file", pf]);
+        }
+        ok(&with_home("km", &[&sign[..], &["-o", o]].concat()));
+        ok(&with_home("sk", &[&sign[..], &["-o", t]].concat()));
+        // Each verifies the other's, with the same words.
+        for sig in [o, t] {
+            let expect = format!("Signature verified, digest {}", digest.trim());
+            assert_eq!(
+                ok(&with_home("km", &["standalone-verify", m, name, &fpr, sig])).trim(),
+                expect
+            );
+            assert_eq!(
+                ok(&with_home("sk", &["standalone-verify", m, name, &fpr, sig])).trim(),
+                expect
+            );
+        }
+        // What a script greps when verification fails.
+        let o_other = other.to_str().unwrap();
+        for (args, needle) in [
+            (
+                vec![
+                    "standalone-verify",
+                    m,
+                    "registry.example/team/other:v1",
+                    &fpr,
+                    o,
+                ],
+                format!("Docker reference {name} does not match registry.example/team/other:v1"),
+            ),
+            (
+                vec!["standalone-verify", o_other, name, &fpr, o],
+                format!(
+                    "Signature for docker digest \"{}\" does not match",
+                    digest.trim()
+                ),
+            ),
+            (
+                vec!["standalone-verify", m, name, "0123456789ABCDEF", o],
+                format!("Signature by {fpr} does not match expected fingerprint 0123456789ABCDEF"),
+            ),
+        ] {
+            let e = err(&with_home("km", &args));
+            assert!(e.contains(&needle), "{e} lacks {needle}");
+            let e = err(&with_home("sk", &args));
+            assert!(
+                e.contains(&needle.replace('"', "\\\"")),
+                "skopeo: {e} lacks {needle}"
+            );
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod list_tags;
 mod login;
 mod manifest_digest;
 mod progress;
+mod standalone;
 mod sync;
 mod template;
 
@@ -54,6 +55,12 @@ pub enum Command {
     /// Compute the digest of a manifest file
     #[command(name = "manifest-digest")]
     ManifestDigest(manifest_digest::ManifestDigestArgs),
+    /// Sign a manifest file with a GnuPG key (a simple signature)
+    #[command(name = "standalone-sign")]
+    StandaloneSign(standalone::SignArgs),
+    /// Verify a simple signature of a manifest file
+    #[command(name = "standalone-verify")]
+    StandaloneVerify(standalone::VerifyArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -118,6 +125,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::ListTags(a) => list_tags::run(a, g).await,
         Command::Delete(a) => delete::run(a, g).await,
         Command::ManifestDigest(a) => manifest_digest::run(a, g).await,
+        Command::StandaloneSign(a) => standalone::sign(a, g).await,
+        Command::StandaloneVerify(a) => standalone::verify(a, g).await,
         Command::Login(a) => login::login(a, g).await,
         Command::Logout(a) => login::logout(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
