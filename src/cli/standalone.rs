@@ -110,7 +110,7 @@ pub async fn sign(args: SignArgs, _g: &GlobalArgs) -> CliResult {
     let digest = crate::digest::sha256(&manifest);
     let payload = Payload::to_json(
         &args.docker_reference,
-        &digest.to_string(),
+        digest.as_ref(),
         simple::SIGNATURE_TYPE,
     );
     let signature = simple::sign(&payload, &key, &passphrase)?;
