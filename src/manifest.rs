@@ -181,6 +181,8 @@ pub fn blobs(m: &ImageManifest) -> Vec<Descriptor> {
         .collect()
 }
 
+static HOST_OVERRIDE: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
+
 /// A platform `os/arch[/variant]`, as in `--platform` and `spec.platforms`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Platform {
@@ -224,8 +226,45 @@ impl Platform {
         })
     }
 
-    /// The platform this binary runs on, in Go's names.
+    /// The platform this binary runs on, in Go's names, unless the command
+    /// line overrode it ([`Platform::override_host`]).
     pub fn host() -> Self {
+        if let Some(p) = HOST_OVERRIDE.get() {
+            return p.clone();
+        }
+        Self::native()
+    }
+
+    /// Choose images as if on `os`/`arch`/`variant` (skopeo's global
+    /// `--override-os`, `--override-arch`, `--override-variant`); each `None`
+    /// keeps this machine's. Takes effect once, for the whole process.
+    pub fn override_host(os: Option<String>, arch: Option<String>, variant: Option<String>) {
+        let native = Self::native();
+        let _ = HOST_OVERRIDE.set(Platform {
+            os: os.unwrap_or(native.os),
+            architecture: arch.unwrap_or(native.architecture),
+            variant: variant.filter(|v| !v.is_empty()),
+        });
+    }
+
+    /// skopeo's words when an index has no image for this platform:
+    /// `no image found in image index for architecture amd64, variant "", OS linux`
+    /// (`manifest list` for a Docker list).
+    pub fn not_in_index(&self, index_media_type: &str) -> String {
+        let kind = if index_media_type == DOCKER_LIST {
+            "manifest list"
+        } else {
+            "image index"
+        };
+        format!(
+            "no image found in {kind} for architecture {}, variant \"{}\", OS {}",
+            self.architecture,
+            self.variant.as_deref().unwrap_or(""),
+            self.os
+        )
+    }
+
+    fn native() -> Self {
         let architecture = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "aarch64" => "arm64",

@@ -29,6 +29,21 @@ pub struct GlobalArgs {
     /// Log format: text or json
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Use ARCH instead of the architecture of the machine for choosing images
+    #[arg(long, global = true, value_name = "ARCH")]
+    pub override_arch: Option<String>,
+    /// Use OS instead of the running OS for choosing images
+    #[arg(long, global = true, value_name = "OS")]
+    pub override_os: Option<String>,
+    /// Use VARIANT instead of the running architecture variant for choosing images
+    #[arg(long, global = true, value_name = "VARIANT")]
+    pub override_variant: Option<String>,
+    /// Timeout for the command execution (Go duration, e.g. 30s, 5m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::api::v1alpha1::parse_go_duration)]
+    pub command_timeout: Option<std::time::Duration>,
+    /// Accepted for skopeo compatibility: kubemirror keeps temporary files beside their destination
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -94,6 +109,8 @@ pub struct SideArgs {
     pub creds: Option<String>,
     pub authfile: Option<PathBuf>,
     pub retry_times: u32,
+    /// Anonymous: neither `creds` nor any auth file.
+    pub no_creds: bool,
 }
 
 impl SideArgs {
@@ -105,12 +122,16 @@ impl SideArgs {
         g: &GlobalArgs,
     ) -> Result<SystemContext, Box<dyn std::error::Error + Send + Sync>> {
         let credentials = self.creds.as_deref().map(Auth::from_creds).transpose()?;
-        let store = AuthFiles::load(self.authfile.as_deref())?;
+        let store = if self.no_creds {
+            None
+        } else {
+            Some(Arc::new(AuthFiles::load(self.authfile.as_deref())?) as Arc<_>)
+        };
         Ok(SystemContext {
             tls_verify: self.tls_verify,
             cert_dir: self.cert_dir.clone(),
             credentials,
-            credential_store: Some(Arc::new(store)),
+            credential_store: store,
             retry_times: self.retry_times,
             signature_storage: Some(g.signature_storage()?),
             ..Default::default()
@@ -136,17 +157,88 @@ pub struct ImageFlags {
     /// Number of times to retry a failed operation
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry_times: u32,
+    /// Username for accessing the registry (with --password)
+    #[arg(long, value_name = "USERNAME")]
+    pub username: Option<String>,
+    /// Password for accessing the registry (with --username)
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// Access the registry anonymously
+    #[arg(long)]
+    pub no_creds: bool,
+    /// Not supported by kubemirror (a raw Bearer token): use --creds or an auth file
+    #[arg(long, value_name = "TOKEN", hide = true)]
+    pub registry_token: Option<String>,
+    /// Not supported by kubemirror (OCI layouts keep their blobs inside the layout)
+    #[arg(long, value_name = "DIRECTORY", hide = true)]
+    pub shared_blob_dir: Option<PathBuf>,
+    /// Not supported by kubemirror (no docker-daemon: transport)
+    #[arg(long, value_name = "HOST", hide = true)]
+    pub daemon_host: Option<String>,
 }
 
 impl ImageFlags {
-    pub fn side(&self) -> SideArgs {
-        SideArgs {
+    pub fn side(&self) -> Result<SideArgs, String> {
+        not_supported(
+            "--registry-token",
+            self.registry_token.is_some(),
+            REGISTRY_TOKEN,
+        )?;
+        not_supported(
+            "--shared-blob-dir",
+            self.shared_blob_dir.is_some(),
+            SHARED_BLOB_DIR,
+        )?;
+        not_supported("--daemon-host", self.daemon_host.is_some(), DAEMON)?;
+        Ok(SideArgs {
             tls_verify: self.tls_verify,
             cert_dir: self.cert_dir.clone(),
-            creds: self.creds.clone(),
+            creds: creds(&self.creds, &self.username, &self.password, self.no_creds)?,
             authfile: self.authfile.clone(),
             retry_times: self.retry_times,
-        }
+            no_creds: self.no_creds,
+        })
+    }
+}
+
+/// Why a skopeo flag is refused (each names what to use instead).
+pub const REGISTRY_TOKEN: &str =
+    "kubemirror does not send a raw Bearer token; use --creds or an auth file";
+pub const SHARED_BLOB_DIR: &str =
+    "OCI layouts keep their blobs inside the layout (no shared blob directory)";
+pub const DAEMON: &str = "kubemirror has no docker-daemon: transport";
+
+/// `Err("FLAG is not supported by kubemirror: WHY")` when `given`.
+pub fn not_supported(flag: &str, given: bool, why: &str) -> Result<(), String> {
+    if given {
+        Err(format!("{flag} is not supported by kubemirror: {why}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// skopeo's rules for `--creds`, `--username`/`--password` and `--no-creds`
+/// (same checks, same messages); the result is a `--creds` value.
+pub fn creds(
+    creds: &Option<String>,
+    username: &Option<String>,
+    password: &Option<String>,
+    no_creds: bool,
+) -> Result<Option<String>, String> {
+    if creds.is_some() && no_creds {
+        return Err("creds and no-creds cannot be specified at the same time".into());
+    }
+    if username.is_some() && no_creds {
+        return Err("username and no-creds cannot be specified at the same time".into());
+    }
+    if creds.is_some() && username.is_some() {
+        return Err("creds and username cannot be specified at the same time".into());
+    }
+    match (username, password) {
+        (Some(u), Some(p)) => Ok(Some(format!("{u}:{p}"))),
+        (Some(_), None) => Err("password must be specified when username is specified".into()),
+        (None, Some(_)) => Err("username must be specified when password is specified".into()),
+        (None, None) => Ok(creds.clone()),
     }
 }
 

@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::ArgAction;
 
 use super::common::SideArgs;
-use super::progress::TerminalProgress;
+use super::progress::Display;
 use super::{CliResult, GlobalArgs};
 use crate::copy::{self, CopyOptions, MultiArch, SignaturePolicy};
 use crate::manifest::Platform;
@@ -64,9 +63,12 @@ pub struct CopyArgs {
     /// Write the digest of the copied manifest to this file
     #[arg(long, value_name = "PATH")]
     pub digestfile: Option<PathBuf>,
-    /// Print the copy report (bytes, blobs copied / skipped / mounted) as JSON on stdout
+    /// Print the copy report (bytes, blobs copied / skipped / mounted) as JSON on stdout (no progress lines then)
     #[arg(long)]
     pub report: bool,
+    /// Suppress output information when copying images
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Copy even when the destination already holds the same manifest
     #[arg(long)]
     pub no_incremental: bool,
@@ -120,6 +122,7 @@ impl CopyArgs {
             creds: creds.clone(),
             authfile: authfile.clone().or_else(|| self.authfile.clone()),
             retry_times: self.retry_times,
+            no_creds: false,
         }
     }
 }
@@ -132,7 +135,8 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
     }
     let src_ctx = args.side(true).system_context(g)?;
     let dst_ctx = args.side(false).system_context(g)?;
-    let progress = TerminalProgress::if_terminal();
+    // stdout carries the report with --report: no progress lines then.
+    let progress = Display::choose(args.quiet || args.report);
     let options = CopyOptions {
         multi_arch: args.multi_arch()?,
         jobs: args.jobs,
@@ -142,7 +146,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
             SignaturePolicy::Copy
         },
         incremental: !args.no_incremental,
-        progress: progress.clone().map(|p| p as Arc<dyn copy::Progress>),
+        progress: progress.as_ref().map(Display::as_progress),
         policy: g.trust_policy()?,
         attachments: args.copy_attachments,
         source_tags: None,

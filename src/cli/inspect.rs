@@ -4,8 +4,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::common::ImageFlags;
+use super::template::{self, Template, Value};
 use super::{CliResult, GlobalArgs};
 use crate::image::Image;
+use crate::image::inspect::ImageInspectInfo;
 use crate::image::inspect::to_pretty_json;
 use crate::transport;
 
@@ -20,16 +22,29 @@ pub struct InspectArgs {
     #[arg(long)]
     pub config: bool,
     /// Do not list the repository's tags (RepoTags stays empty)
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub no_tags: bool,
+    /// Format the output with a Go template, e.g. '{{.Digest}}' or '{{index .Labels "k"}}'
+    #[arg(short = 'f', long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Image, e.g. docker://registry.example/app:1.0 or oci:/path:tag
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
 
 pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
+    // A bad template fails before any request, as skopeo's does.
+    let template = match args.format.as_deref() {
+        Some(f) if !template::is_json(f) => {
+            if args.raw || args.config {
+                return Err("--format cannot be used with --raw or --config".into());
+            }
+            Some(Template::parse("inspect", f)?)
+        }
+        _ => None,
+    };
     let r = transport::parse_image_name(&args.image)?;
-    let ctx = args.flags.side().system_context(g)?;
+    let ctx = args.flags.side()?.system_context(g)?;
     let image = Image::new(r.new_image_source(&ctx).await?);
     let mut out = std::io::stdout().lock();
     if args.config {
@@ -54,6 +69,42 @@ pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
             info.repo_tags = r.list_tags(&ctx).await?;
         }
     }
-    out.write_all(to_pretty_json(&info).as_bytes())?;
+    match template {
+        Some(t) => out.write_all(t.execute(&template_data(&info))?.as_bytes())?,
+        None => out.write_all(to_pretty_json(&info).as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `.` is in a `--format` template: skopeo's output struct, fields in its order.
+fn template_data(info: &ImageInspectInfo) -> Value {
+    let layers_data = info
+        .layers_data
+        .iter()
+        .map(|l| {
+            Value::Struct(vec![
+                ("MIMEType", Value::Str(l.mime_type.clone())),
+                ("Digest", Value::Str(l.digest.clone())),
+                ("Size", Value::Int(l.size)),
+                ("Annotations", Value::string_map(&l.annotations)),
+            ])
+        })
+        .collect();
+    Value::Struct(vec![
+        ("Name", Value::Str(info.name.clone())),
+        ("Digest", Value::Str(info.digest.clone())),
+        ("RepoTags", Value::strings(&info.repo_tags)),
+        (
+            "Created",
+            info.created.clone().map(Value::Time).unwrap_or(Value::Nil),
+        ),
+        ("DockerVersion", Value::Str(info.docker_version.clone())),
+        ("Labels", Value::string_map(&info.labels)),
+        ("Architecture", Value::Str(info.architecture.clone())),
+        ("Variant", Value::Str(info.variant.clone())),
+        ("Os", Value::Str(info.os.clone())),
+        ("Layers", Value::strings(&info.layers)),
+        ("LayersData", Value::list(layers_data)),
+        ("Env", Value::opt_strings(&info.env)),
+    ])
 }

@@ -42,7 +42,7 @@ pub async fn run(args: ListTagsArgs, g: &GlobalArgs) -> CliResult {
         )
         .into());
     }
-    let ctx = args.flags.side().system_context(g)?;
+    let ctx = args.flags.side()?.system_context(g)?;
     let tags = r.list_tags(&ctx).await?;
     let repository = r
         .docker_reference()

@@ -8,10 +8,15 @@ mod common;
 mod controller;
 mod copy;
 mod crds;
+mod delete;
 mod inspect;
 mod list_tags;
+mod login;
+mod manifest_digest;
 mod progress;
+mod standalone;
 mod sync;
+mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +46,21 @@ pub enum Command {
     /// List the tags of a repository
     #[command(name = "list-tags")]
     ListTags(list_tags::ListTagsArgs),
+    /// Delete an image from a registry
+    Delete(delete::DeleteArgs),
+    /// Log in to a registry (check the credentials, keep them in the auth file)
+    Login(login::LoginArgs),
+    /// Log out of a registry (remove its credentials from the auth file)
+    Logout(login::LogoutArgs),
+    /// Compute the digest of a manifest file
+    #[command(name = "manifest-digest")]
+    ManifestDigest(manifest_digest::ManifestDigestArgs),
+    /// Sign a manifest file with a GnuPG key (a simple signature)
+    #[command(name = "standalone-sign")]
+    StandaloneSign(standalone::SignArgs),
+    /// Verify a simple signature of a manifest file
+    #[command(name = "standalone-verify")]
+    StandaloneVerify(standalone::VerifyArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -61,6 +81,15 @@ pub fn main() -> ExitCode {
         _ => "warn",
     };
     common::init_logging(&cli.global, level);
+    let g = &cli.global;
+    if g.override_arch.is_some() || g.override_os.is_some() || g.override_variant.is_some() {
+        crate::manifest::Platform::override_host(
+            g.override_os.clone(),
+            g.override_arch.clone(),
+            g.override_variant.clone(),
+        );
+    }
+    let timeout = g.command_timeout;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +100,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, run(cli)).await.unwrap_or_else(|_| {
+                Err(format!("command timed out after {t:?} (--command-timeout)").into())
+            }),
+            None => run(cli).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -87,6 +123,12 @@ async fn run(cli: Cli) -> CliResult {
         Command::Copy(a) => copy::run(a, g).await,
         Command::Inspect(a) => inspect::run(a, g).await,
         Command::ListTags(a) => list_tags::run(a, g).await,
+        Command::Delete(a) => delete::run(a, g).await,
+        Command::ManifestDigest(a) => manifest_digest::run(a, g).await,
+        Command::StandaloneSign(a) => standalone::sign(a, g).await,
+        Command::StandaloneVerify(a) => standalone::verify(a, g).await,
+        Command::Login(a) => login::login(a, g).await,
+        Command::Logout(a) => login::logout(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::blobs::{BlobMover, Counters};
 use super::limiter::{RegistryLimits, Tee};
 use super::plan::{self, Selection};
-use super::{CopyOptions, CopyReport, SignaturePolicy};
+use super::{CopyOptions, CopyReport, Outline, OutlineImage, SignaturePolicy};
 use crate::digest::Digest;
 use crate::image::{
     BlobInfo, Error, ImageDestination, ImageReference, ImageSource, RequestObserver, ReuseHint,
@@ -72,6 +72,9 @@ pub async fn run(
             } else {
                 0
             };
+            if let Some(p) = &options.progress {
+                p.up_to_date(options.signatures == SignaturePolicy::Copy);
+            }
             return Ok(CopyReport {
                 source_digest: src_digest.to_string(),
                 destination_digest: src_digest.to_string(),
@@ -102,9 +105,16 @@ pub async fn run(
         .await?;
         policy
             .evaluate_image(src_ref, &top.bytes, &sigs)
-            .map_err(|e| Error::Signature(e.to_string()))?;
+            .map_err(|e| Error::Signature(rejected(&e)))?;
     }
+    let index_size = match top.parse() {
+        Ok(Parsed::Index(i)) => i.manifests().len(),
+        _ => 0,
+    };
     let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
+    if let Some(p) = &options.progress {
+        p.outline(&outline(&top_out, &instances, index_size, options));
+    }
     // Every blob, once, in manifest order.
     let mut seen = HashSet::new();
     let mut blobs: Vec<BlobInfo> = Vec::new();
@@ -143,6 +153,9 @@ pub async fn run(
         counters: Counters::default(),
     };
     mover.copy_all(blobs, options.jobs).await?;
+    if let Some(p) = &options.progress {
+        p.writing_manifests();
+    }
 
     // Instances (by digest), concurrently; then signatures; then the tag.
     // Futures are collected before they are streamed: a stream holding the
@@ -281,6 +294,50 @@ async fn plan_writes(
             };
             Ok((inst, Vec::new()))
         }
+    }
+}
+
+/// A policy rejection worded as skopeo words it (`Source image rejected:
+/// Running image X is rejected by policy.`, `… A signature was required, but
+/// no signature exists`), our own reason after it.
+fn rejected(e: &signature::PolicyError) -> String {
+    let skopeo = if e.reason == "the policy rejects this image" {
+        format!("Running image {} is rejected by policy.", e.image)
+    } else if e.reason.contains("was required, but no") {
+        "A signature was required, but no signature exists".to_string()
+    } else {
+        return format!("Source image rejected: {e}");
+    };
+    format!("Source image rejected: {skopeo} ({e})")
+}
+
+/// The plan as progress reports see it (see [`Outline`]).
+fn outline(
+    top: &Instance,
+    instances: &[Instance],
+    index_size: usize,
+    options: &CopyOptions,
+) -> Outline {
+    let image = |i: &Instance| {
+        let m = i.manifest.image().ok()?;
+        Some(OutlineImage {
+            source_digest: i.source_digest.clone(),
+            layers: m.layers().iter().map(|d| d.digest().clone()).collect(),
+            config: m.config().digest().clone(),
+        })
+    };
+    let (list, images) = if top.manifest.is_index() {
+        (
+            Some((instances.len(), index_size)),
+            instances.iter().filter_map(image).collect(),
+        )
+    } else {
+        (None, image(top).into_iter().collect())
+    };
+    Outline {
+        list,
+        images,
+        signatures: options.signatures == SignaturePolicy::Copy,
     }
 }
 

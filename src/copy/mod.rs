@@ -63,6 +63,40 @@ pub trait Progress: Send + Sync {
     fn blob_done(&self, digest: &Digest, skipped: bool) {
         let _ = (digest, skipped);
     }
+    /// The plan, once the source's manifests are read and before any blob
+    /// moves: what will be written, in order.
+    fn outline(&self, outline: &Outline) {
+        let _ = outline;
+    }
+    /// Every blob is in place; manifests and signatures are being written.
+    fn writing_manifests(&self) {}
+    /// The destination already holds the source's manifest: nothing is written.
+    fn up_to_date(&self, signatures: bool) {
+        let _ = signatures;
+    }
+}
+
+/// What a copy writes, as reported to [`Progress::outline`] (skopeo prints
+/// its progress lines from this).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    /// `Some((selected, total))` when an index is written: how many of the
+    /// source index's `total` images are copied with it.
+    pub list: Option<(usize, usize)>,
+    /// The images written, in order: the index's selected instances, or the one image.
+    pub images: Vec<OutlineImage>,
+    /// Whether signatures are read from the source and copied.
+    pub signatures: bool,
+}
+
+/// One image of an [`Outline`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlineImage {
+    /// The source manifest's digest (the index entry's, for an instance).
+    pub source_digest: Digest,
+    /// Layer digests in manifest order.
+    pub layers: Vec<Digest>,
+    pub config: Digest,
 }
 
 /// Options for one copy.

@@ -36,8 +36,8 @@ pub fn select(
             .map(|d| Selection::Single(Box::new(d)))
             .ok_or_else(|| {
                 ManifestError::Invalid(format!(
-                    "no image for this machine's platform ({}) in the index; use --all or --platform",
-                    Platform::host()
+                    "choosing an image from the index: {}; use --all or --platform",
+                    Platform::host().not_in_index(&index_manifest.media_type)
                 ))
             }),
         MultiArch::All => Ok(Selection::Index {
@@ -54,7 +54,9 @@ pub fn select(
                     .filter(|d| Platform::of(d).is_some_and(|p| want.matches(&p)))
                     .collect();
                 if found.is_empty() {
-                    return Err(ManifestError::Invalid(format!("platform {want} is not in the index")));
+                    return Err(ManifestError::Invalid(format!(
+                        "platform {want} is not in the index"
+                    )));
                 }
                 for d in found {
                     if !entries.iter().any(|e| e.digest() == d.digest()) {

@@ -59,7 +59,10 @@ impl Image {
             Parsed::Index(index) => {
                 let d = manifest::choose_instance(&index, platform).ok_or_else(|| {
                     let want = platform.cloned().unwrap_or_else(Platform::host);
-                    Error::not_found(&loc, format!("an image for platform {want} in the index"))
+                    Error::NoInstance {
+                        location: loc.clone(),
+                        message: want.not_in_index(&top.media_type),
+                    }
                 })?;
                 let m = self.source.get_manifest(Some(d.digest())).await?;
                 Ok((m, d.digest().clone()))

@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{location}: {what} not found")]
     NotFound { location: String, what: String },
 
+    /// An index lists no image for the platform asked for (the message is skopeo's).
+    #[error("choosing an image from manifest list {location}: {message}")]
+    NoInstance { location: String, message: String },
+
     #[error("{location}: {what}: {source}")]
     Digest {
         location: String,
@@ -144,7 +148,7 @@ impl Error {
                 | ManifestError::Conversion(_) => ErrorKind::Unsupported,
                 _ => ErrorKind::Corrupt,
             },
-            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoInstance { .. } => ErrorKind::NotFound,
             Error::Digest { .. } | Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,

@@ -19,6 +19,8 @@ pub struct RegistryOptions {
     /// Require TLS client certificates signed by this CA (PEM); the readiness
     /// probe presents `(cert, key)`. Implies TLS.
     pub client_auth: Option<ClientAuth>,
+    /// Refuse manifest deletes (405), as Distribution does by default.
+    pub delete_disabled: bool,
 }
 
 /// Client-certificate authentication for [`RegistryOptions::client_auth`].
@@ -92,8 +94,9 @@ impl Registry {
         for _ in 0..5 {
             let port = free_port();
             let config = format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
-                dir.path().display()
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
+                dir.path().display(),
+                !opts.delete_disabled
             );
             let cfg = dir.path().join("config.yml");
             std::fs::write(&cfg, config).unwrap();

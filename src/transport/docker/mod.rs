@@ -44,6 +44,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod client;
+pub mod delete;
 mod dest;
 mod page;
 mod source;

@@ -219,9 +219,11 @@ impl ImageSource for DockerSource {
             Some(Some(d)) => Ok(d),
             // The registry did not say: fetch and hash.
             Some(None) => Ok(self.get_manifest(None).await?.digest()),
-            None => Err(self
-                .session
-                .plain_error(&op, 404, "manifest unknown".into())),
+            None => {
+                Err(self
+                    .session
+                    .plain_error(&op, 404, "manifest unknown: manifest unknown".into()))
+            }
         }
     }
 

@@ -31,7 +31,10 @@ pub(super) fn join_what(what: &str, message: &str) -> String {
 }
 
 /// The messages of a Distribution error body (`{"errors":[{code,message}]}`),
-/// else the first line of the body, bounded.
+/// each worded as containers/image words it (the code in lower case with
+/// spaces, then the message: `manifest unknown: manifest unknown`,
+/// `unauthorized: authentication required`), so that scripts grepping
+/// skopeo's errors find the same text; else the first line of the body, bounded.
 pub fn registry_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Envelope {
@@ -49,10 +52,11 @@ pub fn registry_message(body: &[u8]) -> String {
             .errors
             .iter()
             .map(|e| {
-                if e.message.is_empty() {
-                    e.code.clone()
-                } else {
-                    e.message.clone()
+                let code = e.code.to_lowercase().replace('_', " ");
+                match (code.is_empty(), e.message.is_empty()) {
+                    (false, false) => format!("{code}: {}", e.message),
+                    (true, _) => e.message.clone(),
+                    (false, true) => code,
                 }
             })
             .filter(|m| !m.is_empty())
@@ -227,7 +231,7 @@ mod tests {
     #[test]
     fn registry_messages() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
-        assert_eq!(registry_message(body), "manifest unknown");
+        assert_eq!(registry_message(body), "manifest unknown: manifest unknown");
         assert_eq!(registry_message(b"oops\nmore"), "oops");
     }
 }
