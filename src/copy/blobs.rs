@@ -75,7 +75,11 @@ impl BlobMover<'_> {
                 }
                 Err(e) if e.is_retryable() && attempt < self.retry_times => {
                     attempt += 1;
-                    let wait = e.retry_after().unwrap_or_else(|| backoff(attempt));
+                    // A registry's Retry-After, at most a minute between attempts.
+                    let wait = e
+                        .retry_after()
+                        .map(|w| w.min(Duration::from_secs(60)))
+                        .unwrap_or_else(|| backoff(attempt));
                     tracing::warn!(blob = %info.digest, attempt, "retrying blob after error: {e}");
                     tokio::time::sleep(wait).await;
                 }
