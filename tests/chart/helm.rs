@@ -227,6 +227,17 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
     assert!(out.ok, "{}: {out:?}", install.join(" "));
     assert!(out.stdout.contains("STATUS: deployed"), "{}", out.stdout);
 
+    // Helm finds its release (a Secret it wrote in protobuf) and will not
+    // install over it.
+    let again = helm(&c, &install[1..]).await;
+    assert!(
+        !again.ok
+            && again
+                .stderr
+                .contains("cannot reuse a name that is still in use"),
+        "{again:?}"
+    );
+
     // The chart's objects exist, CRDs included.
     let objects = release_objects(&c).await;
     let kinds: BTreeSet<&str> = objects.iter().map(|o| o.0.as_str()).collect();
@@ -258,6 +269,14 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
         .await;
     assert!(out.ok, "{out:?}");
     let dep = deployment(&c).await;
+    assert_eq!(
+        dep["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    assert_eq!(
+        dep["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        RELEASE
+    );
     let image = dep["spec"]["template"]["spec"]["containers"][0]["image"].clone();
     assert_eq!(image, "registry.example.internal/kubemirror:0.1.0");
 

@@ -84,6 +84,7 @@ pub fn negotiated_reply(
     let Some(bytes) = encoded else {
         return json_reply(code, body, ct, warnings);
     };
+    // The JSON reply's status and headers, with the protobuf body.
     let mut r = json_reply(code, &Value::Null, protobuf::MEDIA_TYPE, warnings);
     *r.body_mut() = Body::from(bytes);
     r

@@ -57,30 +57,30 @@ fn unsupported(what: &str) -> ApiError {
     )
 }
 
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("error decoding protobuf body: {e}"))
+}
+
+/// One message of type `M` from `raw`.
+fn message<M: Message + Default>(raw: &[u8]) -> Result<M, ApiError> {
+    M::decode(raw).map_err(bad)
+}
+
 /// Decodes a protobuf request body into the JSON object it stands for.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
-    let bad = |e: String| ApiError::bad_request(format!("error decoding protobuf body: {e}"));
     let rest = body
         .strip_prefix(MAGIC)
-        .ok_or_else(|| bad("missing the k8s\\0 prefix".into()))?;
-    let env = Unknown::decode(rest).map_err(|e| bad(e.to_string()))?;
+        .ok_or_else(|| bad("missing the k8s\\0 prefix"))?;
+    let env: Unknown = message(rest)?;
     let tm = env.type_meta.unwrap_or_default();
     let kind = tm.kind.unwrap_or_default();
     let raw = env.raw.unwrap_or_default();
     let raw = raw.as_slice();
     let mut v = match kind.as_str() {
-        "Secret" => {
-            core::secret_to_json(&core_pb::Secret::decode(raw).map_err(|e| bad(e.to_string()))?)
-        }
-        "ConfigMap" => core::config_map_to_json(
-            &core_pb::ConfigMap::decode(raw).map_err(|e| bad(e.to_string()))?,
-        ),
-        "Namespace" => core::namespace_to_json(
-            &core_pb::Namespace::decode(raw).map_err(|e| bad(e.to_string()))?,
-        ),
-        "DeleteOptions" => meta::delete_options_to_json(
-            &meta_pb::DeleteOptions::decode(raw).map_err(|e| bad(e.to_string()))?,
-        ),
+        "Secret" => core::secret_to_json(&message(raw)?),
+        "ConfigMap" => core::config_map_to_json(&message(raw)?),
+        "Namespace" => core::namespace_to_json(&message(raw)?),
+        "DeleteOptions" => meta::delete_options_to_json(&message::<meta_pb::DeleteOptions>(raw)?),
         other => return Err(unsupported(&format!("kind {other:?}"))),
     };
     if let (Some(m), Some(av)) = (v.as_object_mut(), tm.api_version) {
