@@ -41,10 +41,13 @@
 //! - A token server may omit `expires_in` (60 s), answer `token` or
 //!   `access_token`, and refuse GET (405), wanting the OAuth2 POST form.
 
+pub mod attachment;
 pub mod auth;
 pub mod catalog;
 pub mod client;
 mod dest;
+mod lookaside;
+mod signatures;
 mod source;
 pub mod throttle;
 pub mod tls;
@@ -141,6 +144,10 @@ impl ImageReference for DockerReference {
 
     fn docker_reference(&self) -> Option<Reference> {
         Some(self.reference.clone())
+    }
+
+    fn stores_attachments(&self) -> bool {
+        true
     }
 
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {
