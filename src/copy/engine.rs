@@ -50,7 +50,7 @@ pub async fn run(
         src_ref.new_image_source(&src_ctx),
         dst_ref.new_image_destination(&dst_ctx)
     )?;
-    let src_loc = src.reference();
+    let src_loc = src.reference().to_string();
 
     // A no-op copy is one HEAD on each side (when the policy needs
     // signatures, it is judged first, as for any copy).
@@ -96,13 +96,7 @@ pub async fn run(
         .as_ref()
         .filter(|p| p.needs_signatures(src_ref))
     {
-        let sigs = signature::read(
-            src_ref,
-            src.as_ref(),
-            &src_ctx,
-            Target::TopLevel(&top_digest),
-        )
-        .await?;
+        let sigs = signature::read(src.as_ref(), Target::TopLevel(&top_digest)).await?;
         policy
             .evaluate_image(src_ref, &top.bytes, &sigs)
             .map_err(|e| Error::Signature(rejected(&e)))?;
@@ -175,12 +169,8 @@ pub async fn run(
     let mut signatures_copied = 0u64;
     if options.signatures == SignaturePolicy::Copy {
         let sides = Sides {
-            src_ref,
             src: src.as_ref(),
-            src_ctx: &src_ctx,
-            dst_ref,
             dst: dst.as_ref(),
-            dst_ctx: &dst_ctx,
         };
         for inst in &instances {
             signatures_copied += sides.copy_signatures(inst, false).await?;
@@ -227,7 +217,7 @@ async fn plan_writes(
     top: Manifest,
     options: &CopyOptions,
 ) -> Result<(Instance, Vec<Instance>), Error> {
-    let loc = src.reference();
+    let loc = src.reference().to_string();
     let err = |e| Error::manifest(&loc, e);
     let supported = dst.supported_manifest_types();
     let top_digest = top.digest();
@@ -370,7 +360,7 @@ async fn fetch_instances(
     entries: &[oci_spec::image::Descriptor],
     jobs: usize,
 ) -> Result<Vec<Instance>, Error> {
-    let loc = src.reference();
+    let loc = src.reference().to_string();
     let fetches: Vec<_> = entries
         .iter()
         .map(|d| {
@@ -464,27 +454,23 @@ async fn copy_attachments(
     Ok(written)
 }
 
-/// Whether attached artifacts are copied (registry to registry, asked for,
-/// signatures not dropped).
+/// Whether attached artifacts are copied (both sides keep them, as
+/// registries do; asked for; signatures not dropped).
 fn attachments_apply(
     src_ref: &dyn ImageReference,
     dst_ref: &dyn ImageReference,
     options: &CopyOptions,
 ) -> bool {
-    src_ref.transport() == "docker"
-        && dst_ref.transport() == "docker"
+    src_ref.stores_attachments()
+        && dst_ref.stores_attachments()
         && options.attachments
         && options.signatures == SignaturePolicy::Copy
 }
 
-/// Both ends of a copy, for the steps that need references and contexts.
+/// Both ends of a copy, opened.
 struct Sides<'a> {
-    src_ref: &'a dyn ImageReference,
     src: &'a dyn ImageSource,
-    src_ctx: &'a SystemContext,
-    dst_ref: &'a dyn ImageReference,
     dst: &'a dyn ImageDestination,
-    dst_ctx: &'a SystemContext,
 }
 
 impl Sides<'_> {
@@ -501,7 +487,7 @@ impl Sides<'_> {
             Some(d) => Target::Instance(d),
             None => Target::TopLevel(&inst.source_digest),
         };
-        let mut sigs = signature::read(self.src_ref, self.src, self.src_ctx, target).await?;
+        let mut sigs = signature::read(self.src, target).await?;
         let before = sigs.len();
         if attachments_follow {
             sigs.retain(|s| !matches!(s, Signature::Sigstore { .. }));
@@ -522,7 +508,7 @@ impl Sides<'_> {
             Some(_) => Target::Instance(&written),
             None => Target::TopLevel(&written),
         };
-        let written = signature::write(self.dst_ref, self.dst, self.dst_ctx, target, &sigs).await?;
+        let written = signature::write(self.dst, target, &sigs).await?;
         Ok(written as u64 + attached)
     }
 }

@@ -76,8 +76,8 @@ impl ImageReference for Mem {
 
 #[async_trait]
 impl ImageSource for Mem {
-    fn reference(&self) -> String {
-        self.to_string()
+    fn reference(&self) -> &dyn ImageReference {
+        self
     }
     async fn get_manifest(&self, instance: Option<&Digest>) -> Result<Manifest> {
         let key = match instance {

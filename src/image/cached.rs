@@ -53,7 +53,7 @@ impl Image {
     /// top level if it is an image, else the matching index entry.
     pub async fn instance(&self, platform: Option<&Platform>) -> Result<(Manifest, Digest)> {
         let top = self.manifest().await?;
-        let loc = self.source.reference();
+        let loc = self.source.reference().to_string();
         match top.parse().map_err(|e| Error::manifest(&loc, e))? {
             Parsed::Image(_) => Ok((top.clone(), top.digest())),
             Parsed::Index(index) => {
@@ -73,14 +73,14 @@ impl Image {
     /// The layers of the image for `platform`.
     pub async fn layers(&self, platform: Option<&Platform>) -> Result<Vec<BlobInfo>> {
         let (m, _) = self.instance(platform).await?;
-        let loc = self.source.reference();
+        let loc = self.source.reference().to_string();
         let img = m.image().map_err(|e| Error::manifest(&loc, e))?;
         Ok(img.layers().iter().map(BlobInfo::from).collect())
     }
 
     /// Read the config blob of a single-image manifest, verified and bounded.
     pub async fn config_bytes(&self, m: &Manifest) -> Result<Vec<u8>> {
-        let loc = self.source.reference();
+        let loc = self.source.reference().to_string();
         let img = m.image().map_err(|e| Error::manifest(&loc, e))?;
         let info = BlobInfo::from(img.config());
         if info.size.unwrap_or(0) > MAX_CONFIG_SIZE {
@@ -115,7 +115,7 @@ impl Image {
         let top_digest = self.manifest().await?.digest();
         let (m, _) = self.instance(platform).await?;
         let config = self.config_bytes(&m).await?;
-        let loc = self.source.reference();
+        let loc = self.source.reference().to_string();
         let img = m.image().map_err(|e| Error::manifest(&loc, e))?;
         inspect::build(&img, top_digest.as_ref(), &config).map_err(|e| Error::manifest(&loc, e))
     }

@@ -283,6 +283,14 @@ pub trait ImageReference: Send + Sync + fmt::Display + fmt::Debug {
     /// The docker reference this image is known as, if any.
     fn docker_reference(&self) -> Option<Reference>;
 
+    /// Whether artifacts attached to an image by tag (cosign's
+    /// `sha256-<hex>.sig` / `.att` / `.sbom`, the OCI referrers fallback tag)
+    /// live beside it here, so that [`ImageReference::with_tag`] reaches
+    /// them: true for registries.
+    fn stores_attachments(&self) -> bool {
+        false
+    }
+
     /// The same repository / layout with `tag` instead of this reference's tag.
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>>;
 
@@ -306,8 +314,9 @@ pub trait ImageReference: Send + Sync + fmt::Display + fmt::Debug {
 /// The read side of a transport (containers/image `ImageSource`).
 #[async_trait]
 pub trait ImageSource: Send + Sync {
-    /// The reference this source reads, for messages.
-    fn reference(&self) -> String;
+    /// The reference this source reads (its `Display` is the
+    /// transport-qualified name, for messages).
+    fn reference(&self) -> &dyn ImageReference;
 
     /// The docker reference the image was intended to be known as.
     fn intended_docker_reference(&self) -> Option<Reference> {
@@ -333,6 +342,17 @@ pub trait ImageSource: Send + Sync {
     async fn get_signatures(&self, instance: Option<&Digest>) -> Result<Vec<Signature>> {
         let _ = instance;
         Ok(Vec::new())
+    }
+
+    /// Signatures of the manifest `digest`, which is this image's top level
+    /// when `top_level` (else one instance of its index). For callers that
+    /// hold the manifest already: a transport that stores signatures by
+    /// digest (a registry: lookaside, sigstore attachments) answers for that
+    /// digest, never for whatever the tag names by now. The default asks
+    /// [`ImageSource::get_signatures`].
+    async fn signatures_of(&self, digest: &Digest, top_level: bool) -> Result<Vec<Signature>> {
+        self.get_signatures(if top_level { None } else { Some(digest) })
+            .await
     }
 }
 

@@ -254,7 +254,7 @@ async fn judge_signatures(
     let source = reference.new_image_source(ctx).await?;
     let manifest = source.get_manifest(None).await?;
     let digest = manifest.digest();
-    let sigs = signature::read(reference, source.as_ref(), ctx, Target::TopLevel(&digest)).await?;
+    let sigs = signature::read(source.as_ref(), Target::TopLevel(&digest)).await?;
     let docker = reference.docker_reference();
     let subject = Subject {
         reference: docker.as_ref(),
@@ -324,14 +324,9 @@ pub async fn inspect(
             .map_err(|e| Error::image(format!("listing tags of {reference}"), e))?;
     }
     let top_digest = top.digest();
-    let sigs = signature::read(
-        reference.as_ref(),
-        image.source(),
-        ctx,
-        Target::TopLevel(&top_digest),
-    )
-    .await
-    .map_err(|e| Error::image(format!("reading signatures of {reference}"), e))?;
+    let sigs = signature::read(image.source(), Target::TopLevel(&top_digest))
+        .await
+        .map_err(|e| Error::image(format!("reading signatures of {reference}"), e))?;
     let docker = reference.docker_reference();
     let subject = Subject {
         reference: docker.as_ref(),

@@ -6,11 +6,17 @@
 //! | simple signing (containers-signature(5), OpenPGP) | `dir:` `signature-N`; registries: lookaside `BASE/REPO@sha256=HEX/signature-N` | transport; `file://`, `http(s)://` lookaside | transport; `file://` lookaside | [`simple::verify`] (rpgp; RSA, EdDSA, ECDSA keys and signing subkeys); [`simple::sign`] makes them |
 //! | sigstore (cosign, ECDSA P-256 public key) | `dir:` `signature-N`; registries: `sha256-HEX.sig` attachment image | transport; attachment | transport; attachment (merged with what is there) | [`sigstore::verify`] (no Fulcio/Rekor) |
 //!
+//! Where signatures live is the transports' business, as in containers/image:
+//! `dir:` keeps `signature-N` files; the registry transport reads and writes
+//! lookasides and sigstore attachments itself, over the image's registry
+//! session (`transport::docker::{signatures, lookaside, attachment}`), as
+//! `SystemContext::signature_storage` says. Nothing here speaks HTTP.
+//!
 //! Files: [`simple`] and [`sigstore`] (the formats), [`identity`] (which
 //! image a signature may vouch for), [`registries_d`] (where signatures
-//! live), [`policy`] (containers-policy.json(5)), [`verify`] (report entries
-//! for status), [`lookaside`] (lookaside storage; its `http_get` is the only
-//! HTTP here), `io` ([`read()`] and [`write()`], through the image traits only).
+//! live: registries.d, and [`ResourceStorage`] for the resources), [`policy`]
+//! (containers-policy.json(5)), [`verify`] (report entries for status), `io`
+//! ([`read()`] and [`write()`], through the image traits only).
 //!
 //! Who calls what:
 //! - the CLI: [`RegistriesD::load`] into `SystemContext::signature_storage`,
@@ -18,12 +24,12 @@
 //! - the copy engine: [`read()`] the source's signatures, [`Policy::evaluate_image`]
 //!   before writing anything, [`write()`] them before the top-level manifest (or
 //!   copy the attachment images named by [`attachment_tags`] byte for byte);
-//! - the reconcilers: [`StaticStorage`] for a spec's `signatureLookaside`,
+//! - the reconcilers: [`ResourceStorage`] (sigstore attachments always; a
+//!   spec's `signatureLookaside`, else the driver's registries.d),
 //!   [`TrustedKey::parse`] for `verification.keys`, [`verify::report`] for
 //!   `status.signatures[]`.
 
 pub mod identity;
-pub mod lookaside;
 pub mod policy;
 pub mod registries_d;
 pub mod sigstore;
@@ -57,13 +63,6 @@ pub enum SignatureError {
     /// A configuration file (registries.d, policy.json) is wrong.
     #[error("{path}: {message}")]
     Config { path: String, message: String },
-    /// Reading or writing signature storage failed.
-    #[error("{location}: {message}")]
-    Storage { location: String, message: String },
-    /// Signature storage failed in a way that may pass (a 5xx, a timeout,
-    /// a dropped connection): retried with backoff, never a spec error.
-    #[error("{location}: {message}")]
-    Unavailable { location: String, message: String },
 }
 
 impl SignatureError {
@@ -81,12 +80,6 @@ impl From<SignatureError> for crate::image::Error {
             SignatureError::Config { .. } | SignatureError::Key(_) => {
                 crate::image::Error::Invalid(e.to_string())
             }
-            SignatureError::Unavailable { location, message } => crate::image::Error::Connection {
-                host: location,
-                op: "reading signatures".into(),
-                message,
-                retryable: true,
-            },
             _ => crate::image::Error::Signature(e.to_string()),
         }
     }

@@ -369,6 +369,35 @@ docker:
     }
 
     #[test]
+    fn resources_always_read_attachments_and_prefer_the_spec_lookaside() {
+        let base = RegistriesD::parse(
+            "a.yaml",
+            "default-docker:\n  lookaside: file:///d\n  lookaside-staging: file:///s\n",
+        )
+        .unwrap();
+        let img = r("reg.io/x:1");
+        let none = ResourceStorage::default().storage_for(&img);
+        assert!(none.use_sigstore_attachments);
+        assert_eq!(none.lookaside, None);
+        let read = ResourceStorage {
+            base: Some(std::sync::Arc::new(base.clone())),
+            lookaside: None,
+            write: false,
+        }
+        .storage_for(&img);
+        assert!(read.use_sigstore_attachments);
+        assert_eq!(read.lookaside.as_deref(), Some("file:///d"));
+        let write = ResourceStorage {
+            base: Some(std::sync::Arc::new(base)),
+            lookaside: Some("file:///spec".into()),
+            write: true,
+        }
+        .storage_for(&img);
+        assert_eq!(write.lookaside_staging.as_deref(), Some("file:///spec"));
+        assert_eq!(write.lookaside.as_deref(), Some("file:///d"));
+    }
+
+    #[test]
     fn malformed_files_say_where_and_what() {
         let e = RegistriesD::parse("bad.yaml", "docker: [1, 2]").unwrap_err();
         assert!(e.to_string().starts_with("bad.yaml: docker"), "{e}");

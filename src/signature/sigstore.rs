@@ -5,66 +5,32 @@
 //! [`MEDIA_TYPE`], and its annotation [`ANNOTATION_SIGNATURE`] the base64
 //! ASN.1/DER ECDSA P-256 SHA-256 signature over the payload bytes.
 //!
-//! This file is pure: tag names, key parsing, verification, and building /
-//! parsing the attachment manifest. Moving attachments through transports
-//! is in `mod.rs`.
+//! This file is pure: key parsing and verification. The attachment layout
+//! (tag names, building / parsing the manifest) is the registry transport's
+//! (`transport::docker::attachment`, re-exported here), which reads and
+//! writes attachments.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::Bytes;
 use p256::ecdsa::signature::Verifier as _;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
-use serde::Serialize;
 
 use super::SignatureError;
-use crate::digest::{self, Digest};
-use crate::image::{BlobInfo, Signature};
-use crate::manifest::{self, Manifest};
+use crate::digest;
+/// The attachment layout (tags, layers) is the registry transport's: it
+/// stores and reads attachments.
+pub use crate::transport::docker::attachment::{
+    ANNOTATION_SIGNATURE, Annotations, Attachment, MAX_LAYER, MAX_SIGNATURES, MEDIA_TYPE,
+    attachment_tag, attachment_tags, attestation_tag, build_attachment, sbom_tag, signature_layers,
+    signature_tag,
+};
 
-/// Media type of a cosign signature layer.
-pub const MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-/// The layer annotation holding the base64 signature.
-pub const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 /// Keyless signing: the Fulcio certificate (PEM) — read and copied, not verified here.
 pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 /// `critical.type` of a cosign payload.
 pub const PAYLOAD_TYPE: &str = "cosign container image signature";
-/// A signature layer larger than this is refused.
-pub const MAX_LAYER: u64 = 4 << 20;
-/// At most this many signatures are read from one attachment.
-pub const MAX_SIGNATURES: usize = 128;
-
-/// The attachment tag for `digest` with `suffix` (`sig`, `att`, `sbom`):
-/// `sha256-<hex>.<suffix>`.
-pub fn attachment_tag(digest: &Digest, suffix: &str) -> String {
-    format!("{}-{}.{suffix}", digest.algorithm(), digest::hex_of(digest))
-}
-
-/// `sha256-<hex>.sig`: where cosign keeps signatures of `digest`.
-pub fn signature_tag(digest: &Digest) -> String {
-    attachment_tag(digest, "sig")
-}
-
-/// `sha256-<hex>.att`: in-toto attestations.
-pub fn attestation_tag(digest: &Digest) -> String {
-    attachment_tag(digest, "att")
-}
-
-/// `sha256-<hex>.sbom`: an attached SBOM.
-pub fn sbom_tag(digest: &Digest) -> String {
-    attachment_tag(digest, "sbom")
-}
-
-/// The `.sig`, `.att` and `.sbom` tags of `digest`, in that order.
-pub fn attachment_tags(digest: &Digest) -> [String; 3] {
-    [
-        signature_tag(digest),
-        attestation_tag(digest),
-        sbom_tag(digest),
-    ]
-}
 
 /// A cosign public key (PEM `PUBLIC KEY`, SubjectPublicKeyInfo; ECDSA P-256).
 #[derive(Clone, Debug)]
@@ -102,9 +68,6 @@ impl PublicKey {
     }
 }
 
-/// A layer's annotations.
-pub type Annotations = BTreeMap<String, String>;
-
 /// The decoded signature bytes of a sigstore signature's annotations.
 pub fn signature_bytes(annotations: &BTreeMap<String, String>) -> Result<Vec<u8>, SignatureError> {
     let b64 = annotations.get(ANNOTATION_SIGNATURE).ok_or_else(|| {
@@ -136,139 +99,14 @@ pub fn verify(
     })
 }
 
-/// The signature layers of an attachment manifest (cosign media type only;
-/// others, e.g. attestations pushed under the same tag, are skipped), at most
-/// [`MAX_SIGNATURES`].
-pub fn signature_layers(m: &Manifest) -> Result<Vec<(BlobInfo, Annotations)>, SignatureError> {
-    let img = m
-        .image()
-        .map_err(|e| SignatureError::Malformed(format!("sigstore attachment: {e}")))?;
-    let mut out = Vec::new();
-    for layer in img.layers() {
-        if layer.media_type().to_string() != MEDIA_TYPE {
-            continue;
-        }
-        if layer.size() > MAX_LAYER {
-            return Err(SignatureError::Malformed(format!(
-                "sigstore attachment layer {} is {} bytes, over the {MAX_LAYER}-byte limit",
-                layer.digest(),
-                layer.size()
-            )));
-        }
-        if out.len() == MAX_SIGNATURES {
-            return Err(SignatureError::Malformed(format!(
-                "sigstore attachment holds over {MAX_SIGNATURES} signatures"
-            )));
-        }
-        let annotations = layer
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        out.push((BlobInfo::from(layer), annotations));
-    }
-    Ok(out)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Desc<'a> {
-    media_type: &'a str,
-    size: u64,
-    digest: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: &'a BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OciManifest<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    config: Desc<'a>,
-    layers: Vec<Desc<'a>>,
-}
-
-/// An attachment image ready to push: its blobs (config first) and manifest.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub blobs: Vec<(BlobInfo, Bytes)>,
-    pub manifest: Manifest,
-}
-
-/// Build the attachment image holding `signatures` (the `Sigstore` ones;
-/// others are ignored), in the shape cosign and containers/image write: an
-/// OCI manifest, a config whose `rootfs.diff_ids` list the layers, one layer
-/// per signature with its annotations.
-pub fn build_attachment(signatures: &[Signature]) -> Attachment {
-    let empty = BTreeMap::new();
-    let mut blobs = Vec::new();
-    let mut layers = Vec::new();
-    for s in signatures {
-        if let Signature::Sigstore {
-            media_type,
-            payload,
-            annotations,
-        } = s
-        {
-            let d = digest::sha256(payload);
-            layers.push(Desc {
-                media_type,
-                size: payload.len() as u64,
-                digest: d.to_string(),
-                annotations,
-            });
-            let mut info = BlobInfo::new(d, Some(payload.len() as u64));
-            info.media_type = Some(media_type.clone());
-            blobs.push((info, payload.clone()));
-        }
-    }
-    let config = Bytes::from(
-        serde_json::to_vec(&serde_json::json!({
-            "architecture": "",
-            "os": "",
-            "config": {},
-            "rootfs": {
-                "type": "layers",
-                "diff_ids": layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
-            },
-        }))
-        .expect("JSON serialises"),
-    );
-    let config_digest = digest::sha256(&config);
-    let manifest = OciManifest {
-        schema_version: 2,
-        media_type: manifest::OCI_MANIFEST,
-        config: Desc {
-            media_type: manifest::OCI_CONFIG,
-            size: config.len() as u64,
-            digest: config_digest.to_string(),
-            annotations: &empty,
-        },
-        layers,
-    };
-    let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("JSON serialises"));
-    let mut config_info = BlobInfo::new(config_digest, Some(config.len() as u64));
-    config_info.media_type = Some(manifest::OCI_CONFIG.into());
-    blobs.insert(0, (config_info, config));
-    Attachment {
-        blobs,
-        manifest: Manifest {
-            bytes,
-            media_type: manifest::OCI_MANIFEST.into(),
-        },
-    }
-}
-
-/// Deterministic P-256 keys and signatures for unit tests (the integration
-/// tests sign with openssl instead).
 #[cfg(test)]
 pub(crate) mod test_support {
+    use bytes::Bytes;
     use p256::ecdsa::signature::Signer as _;
     use p256::pkcs8::LineEnding;
 
     use super::*;
+    use crate::image::Signature;
 
     pub fn signing_key(seed: u8) -> p256::ecdsa::SigningKey {
         p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).expect("valid scalar")
@@ -303,7 +141,10 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::image::Signature;
 
     #[test]
     fn tags() {

@@ -186,7 +186,7 @@ async fn our_verdict(policy: &Path, src: &str, ctx: &SystemContext) -> Result<()
     let r = parse_image_name(src).unwrap();
     let s = r.new_image_source(ctx).await.unwrap();
     let m = s.get_manifest(None).await.unwrap();
-    let sigs = sig::read(r.as_ref(), s.as_ref(), ctx, Target::TopLevel(&m.digest()))
+    let sigs = sig::read(s.as_ref(), Target::TopLevel(&m.digest()))
         .await
         .unwrap();
     policy
@@ -495,9 +495,7 @@ async fn both_formats_round_trip_through_dir_and_skopeo_copy() {
     let r = parse_image_name(&format!("dir:{}", a.display())).unwrap();
     let src = r.new_image_source(&ctx).await.unwrap();
     let manifest = src.get_manifest(None).await.unwrap();
-    let have = sig::read(r.as_ref(), src.as_ref(), &ctx, Target::TopLevel(&d))
-        .await
-        .unwrap();
+    let have = sig::read(src.as_ref(), Target::TopLevel(&d)).await.unwrap();
     assert_eq!(have, std::slice::from_ref(&simple_sig));
     let b = tmp.path().join("b");
     let r = parse_image_name(&format!("dir:{}", b.display())).unwrap();
@@ -509,9 +507,7 @@ async fn both_formats_round_trip_through_dir_and_skopeo_copy() {
     }
     dst.put_manifest(&manifest, None).await.unwrap();
     let n = sig::write(
-        r.as_ref(),
         dst.as_ref(),
-        &ctx,
         Target::TopLevel(&d),
         &[simple_sig.clone(), cosign_sig.clone()],
     )
@@ -534,9 +530,7 @@ async fn both_formats_round_trip_through_dir_and_skopeo_copy() {
     );
     let r = parse_image_name(&format!("dir:{}", c.display())).unwrap();
     let src = r.new_image_source(&ctx).await.unwrap();
-    let sigs = sig::read(r.as_ref(), src.as_ref(), &ctx, Target::TopLevel(&d))
-        .await
-        .unwrap();
+    let sigs = sig::read(src.as_ref(), Target::TopLevel(&d)).await.unwrap();
     assert_eq!(sigs, [simple_sig, cosign_sig]);
     let image = kubemirror::reference::parse(IDENTITY).unwrap();
     let subject = Subject {

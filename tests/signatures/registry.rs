@@ -85,7 +85,7 @@ async fn our_verdict(
     let r = parse_image_name(&format!("docker://{image}")).unwrap();
     let s = r.new_image_source(ctx).await.unwrap();
     let m = s.get_manifest(None).await.unwrap();
-    let sigs = sig::read(r.as_ref(), s.as_ref(), ctx, Target::TopLevel(&m.digest()))
+    let sigs = sig::read(s.as_ref(), Target::TopLevel(&m.digest()))
         .await
         .unwrap();
     policy
@@ -102,7 +102,7 @@ async fn write(
 ) -> kubemirror::image::Result<usize> {
     let r = parse_image_name(&format!("docker://{image}")).unwrap();
     let dst = r.new_image_destination(ctx).await.unwrap();
-    sig::write(r.as_ref(), dst.as_ref(), ctx, Target::TopLevel(d), sigs).await
+    sig::write(dst.as_ref(), Target::TopLevel(d), sigs).await
 }
 
 #[tokio::test]
@@ -345,9 +345,7 @@ async fn sigstore_attachment_round_trip_through_registry_and_skopeo_copy() {
     ]));
     let r = parse_image_name(&format!("docker://{copy}")).unwrap();
     let src = r.new_image_source(&ctx).await.unwrap();
-    let sigs = sig::read(r.as_ref(), src.as_ref(), &ctx, Target::TopLevel(&d))
-        .await
-        .unwrap();
+    let sigs = sig::read(src.as_ref(), Target::TopLevel(&d)).await.unwrap();
     assert_eq!(sigs.len(), 2, "{sigs:?}");
     assert!(sigs.contains(&s1) && sigs.contains(&s2));
     // Their identity names the source repository: a copy is not that image.

@@ -103,7 +103,7 @@ impl ImageReference for OciArchiveReference {
     async fn new_image_source(&self, _ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
         let files = Arc::new(TarIndex::open(&self.resolved).await?);
         Ok(Box::new(
-            OciSource::open(files, self.to_string(), self.image.clone()).await?,
+            OciSource::open(files, Box::new(self.clone()), self.image.clone()).await?,
         ))
     }
 

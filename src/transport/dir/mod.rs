@@ -140,7 +140,7 @@ impl ImageReference for DirReference {
 
     async fn new_image_source(&self, _ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
         Ok(Box::new(
-            DirSource::open(self.resolved.clone(), self.to_string()).await?,
+            DirSource::open(self.resolved.clone(), Box::new(self.clone())).await?,
         ))
     }
 

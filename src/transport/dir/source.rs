@@ -17,14 +17,17 @@ const MAX_SIGNATURE_SIZE: u64 = 4 << 20;
 /// The read side of `dir:`.
 pub struct DirSource {
     root: PathBuf,
-    name: String,
+    reference: Box<dyn crate::image::ImageReference>,
 }
 
 impl DirSource {
     /// Open an existing directory.
-    pub async fn open(root: PathBuf, name: String) -> Result<Self> {
+    pub async fn open(
+        root: PathBuf,
+        reference: Box<dyn crate::image::ImageReference>,
+    ) -> Result<Self> {
         match tokio::fs::metadata(&root).await {
-            Ok(m) if m.is_dir() => Ok(DirSource { root, name }),
+            Ok(m) if m.is_dir() => Ok(DirSource { root, reference }),
             Ok(_) => Err(Error::Invalid(format!(
                 "{}: not a directory",
                 local::show(&root)
@@ -44,8 +47,8 @@ impl DirSource {
 
 #[async_trait]
 impl ImageSource for DirSource {
-    fn reference(&self) -> String {
-        self.name.clone()
+    fn reference(&self) -> &dyn crate::image::ImageReference {
+        self.reference.as_ref()
     }
 
     async fn get_manifest(&self, instance: Option<&Digest>) -> Result<Manifest> {

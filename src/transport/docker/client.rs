@@ -569,7 +569,7 @@ impl Session {
         })
     }
 
-    fn observe(&self, host: &str, method: &Method, status: u16) {
+    pub(super) fn observe(&self, host: &str, method: &Method, status: u16) {
         if status != 0 && status != 429 {
             Throttle::global().answered(host);
         }

@@ -24,8 +24,8 @@ use super::client::{Op, Session};
 use super::source::{DOCKER_CONTENT_DIGEST, head_manifest, header_str};
 use crate::digest::{self, Digest, VerifyingStream};
 use crate::image::{
-    Blob, BlobInfo, Error, ImageDestination, Result, ReuseHint, Reused, SignatureStorage,
-    SystemContext,
+    Blob, BlobInfo, Error, ImageDestination, Result, ReuseHint, Reused, Signature,
+    SignatureStorage, SystemContext,
 };
 use crate::manifest::Manifest;
 
@@ -324,6 +324,28 @@ impl ImageDestination for DockerDestination {
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.session.status_error(&op, resp).await),
         }
+    }
+
+    /// Signatures go to the lookaside and the sigstore attachment of the
+    /// image's repository, as registries.d says (else an error that says
+    /// what to configure).
+    fn supports_signatures(&self) -> bool {
+        true
+    }
+
+    async fn put_signatures(&self, signatures: &[Signature], instance: &Digest) -> Result<()> {
+        if signatures.is_empty() {
+            return Ok(());
+        }
+        super::signatures::write(
+            self,
+            &self.session,
+            &self.reference,
+            self.signature_storage.as_ref(),
+            instance,
+            signatures,
+        )
+        .await
     }
 
     async fn put_blob(&self, info: &BlobInfo, blob: Blob) -> Result<()> {

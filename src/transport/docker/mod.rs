@@ -41,12 +41,15 @@
 //! - A token server may omit `expires_in` (60 s), answer `token` or
 //!   `access_token`, and refuse GET (405), wanting the OAuth2 POST form.
 
+pub mod attachment;
 pub mod auth;
 pub mod catalog;
 pub mod client;
 pub mod delete;
 mod dest;
+mod lookaside;
 mod page;
+mod signatures;
 mod source;
 pub mod throttle;
 pub mod tls;
@@ -143,6 +146,10 @@ impl ImageReference for DockerReference {
 
     fn docker_reference(&self) -> Option<Reference> {
         Some(self.reference.clone())
+    }
+
+    fn stores_attachments(&self) -> bool {
+        true
     }
 
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {

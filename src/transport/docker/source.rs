@@ -181,8 +181,8 @@ pub(crate) fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 
 #[async_trait]
 impl ImageSource for DockerSource {
-    fn reference(&self) -> String {
-        self.reference.to_string()
+    fn reference(&self) -> &dyn crate::image::ImageReference {
+        &self.reference
     }
 
     fn intended_docker_reference(&self) -> Option<Reference> {
@@ -200,7 +200,7 @@ impl ImageSource for DockerSource {
         };
         get_manifest(
             &self.session,
-            &self.reference(),
+            &self.reference.to_string(),
             self.reference.repository(),
             &reference,
             expected.as_ref(),
@@ -252,11 +252,25 @@ impl ImageSource for DockerSource {
         })
     }
 
+    /// Lookaside and sigstore attachment signatures, as registries.d (the
+    /// context's `signature_storage`) enables them; for the top level, of
+    /// the manifest the tag names now (see [`ImageSource::signatures_of`]).
     async fn get_signatures(&self, instance: Option<&Digest>) -> Result<Vec<Signature>> {
-        // Lookaside and sigstore attachments are read by `crate::signature`,
-        // through `signature_storage()` and `get_manifest_by()`.
-        let _ = instance;
-        Ok(Vec::new())
+        let digest = match instance {
+            Some(d) => d.clone(),
+            None => self.manifest_digest().await?,
+        };
+        self.signatures_of(&digest, instance.is_none()).await
+    }
+
+    async fn signatures_of(&self, digest: &Digest, _top_level: bool) -> Result<Vec<Signature>> {
+        super::signatures::read(
+            &self.session,
+            &self.reference,
+            self.signature_storage.as_ref(),
+            digest,
+        )
+        .await
     }
 }
 

@@ -177,7 +177,7 @@ impl ImageReference for OciReference {
     async fn new_image_source(&self, _ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
         let files = Arc::new(layout::DirFiles::new(self.resolved.clone()));
         Ok(Box::new(
-            OciSource::open(files, self.to_string(), self.image.clone()).await?,
+            OciSource::open(files, Box::new(self.clone()), self.image.clone()).await?,
         ))
     }
 

@@ -19,6 +19,7 @@ pub struct OciSource {
     files: Arc<dyn LayoutFiles>,
     /// The reference, for messages.
     name: String,
+    reference: Box<dyn crate::image::ImageReference>,
     /// The `index.json` entry of the image.
     descriptor: Descriptor,
 }
@@ -28,14 +29,16 @@ impl OciSource {
     /// only entry when `None`).
     pub async fn open(
         files: Arc<dyn LayoutFiles>,
-        name: String,
+        reference: Box<dyn crate::image::ImageReference>,
         image: Option<String>,
     ) -> Result<Self> {
+        let name = reference.to_string();
         let index = layout::read_index(files.as_ref()).await?;
         let descriptor = layout::find_descriptor(&index, image.as_deref(), &files.location())?;
         Ok(OciSource {
             files,
             name,
+            reference,
             descriptor,
         })
     }
@@ -60,8 +63,8 @@ impl OciSource {
 
 #[async_trait]
 impl ImageSource for OciSource {
-    fn reference(&self) -> String {
-        self.name.clone()
+    fn reference(&self) -> &dyn crate::image::ImageReference {
+        self.reference.as_ref()
     }
 
     /// The top level is the `index.json` entry (typed by the entry's media

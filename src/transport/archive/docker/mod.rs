@@ -173,7 +173,8 @@ impl ImageReference for DockerArchiveReference {
 
     async fn new_image_source(&self, _ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
         Ok(Box::new(
-            DockerArchiveSource::open(&self.resolved, self.to_string(), &self.selector).await?,
+            DockerArchiveSource::open(&self.resolved, Box::new(self.clone()), &self.selector)
+                .await?,
         ))
     }
 

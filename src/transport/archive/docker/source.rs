@@ -40,6 +40,7 @@ const MAX_CONFIG_SIZE: u64 = 16 << 20;
 pub struct DockerArchiveSource {
     index: Arc<TarIndex>,
     name: String,
+    reference: Box<dyn crate::image::ImageReference>,
     intended: Option<Reference>,
     manifest: Manifest,
     config: Bytes,
@@ -143,7 +144,12 @@ async fn hash_entry(index: &TarIndex, name: &str) -> Result<Digest> {
 
 impl DockerArchiveSource {
     /// Index the archive, pick the image and synthesise its manifest.
-    pub async fn open(path: &std::path::Path, name: String, selector: &Selector) -> Result<Self> {
+    pub async fn open(
+        path: &std::path::Path,
+        reference: Box<dyn crate::image::ImageReference>,
+        selector: &Selector,
+    ) -> Result<Self> {
+        let name = reference.to_string();
         let index = Arc::new(TarIndex::open(path).await?);
         let location = local::show(path);
         let item = choose(read_items(&index).await?, selector, &location)?;
@@ -212,6 +218,7 @@ impl DockerArchiveSource {
         Ok(DockerArchiveSource {
             index,
             name,
+            reference,
             intended,
             manifest,
             config,
@@ -223,8 +230,8 @@ impl DockerArchiveSource {
 
 #[async_trait]
 impl ImageSource for DockerArchiveSource {
-    fn reference(&self) -> String {
-        self.name.clone()
+    fn reference(&self) -> &dyn crate::image::ImageReference {
+        self.reference.as_ref()
     }
 
     fn intended_docker_reference(&self) -> Option<Reference> {

@@ -2,16 +2,17 @@
 //! containers/image): `BASE/REPO@ALG=HEX/signature-N`, N from 1, where REPO
 //! is the repository path without the host (`library/busybox`). Reading
 //! stops at the first missing N. `file://` is read and written;
-//! `http(s)://` is read only, by `http_get`, the one function here that
-//! speaks HTTP.
+//! `http(s)://` is read only, with the registry session's HTTP client (its
+//! TLS settings, its observer), never with the registry's credentials.
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use reqwest::Method;
 
-use super::SignatureError;
+use super::client::Session;
 use crate::digest::{self, Digest};
-use crate::image::SystemContext;
+use crate::image::{Error, Result};
 use crate::reference::Reference;
 
 /// At most this many signatures are read for one manifest.
@@ -19,25 +20,30 @@ pub const MAX_SIGNATURES: usize = 128;
 /// One signature larger than this is refused.
 pub const MAX_SIGNATURE_SIZE: usize = 4 << 20;
 
-/// The URL of signature `index` (1-based) of `digest` in repository `image`.
+/// The URL of signature `index` (1-based) of `digest` in repository `image`;
+/// `base` is `file://`, `http(s)://` or an absolute path.
 pub fn signature_url(
     base: &str,
     image: &Reference,
     digest: &Digest,
     index: usize,
-) -> Result<url::Url, SignatureError> {
-    let base = super::registries_d::normalise_url(base)
-        .map_err(|m| SignatureError::config("lookaside", m))?;
-    let mut u = url::Url::parse(&base).map_err(|e| SignatureError::config(&base, e.to_string()))?;
+) -> Result<url::Url> {
+    let base = if base.starts_with('/') {
+        format!("file://{base}")
+    } else {
+        base.to_string()
+    };
+    let mut u = url::Url::parse(&base)
+        .map_err(|e| Error::Invalid(format!("lookaside {base:?}: invalid URL: {e}")))?;
     let repo = image.repository();
     if repo
         .split('/')
         .any(|c| c == ".." || c == "." || c.is_empty())
     {
-        return Err(SignatureError::Storage {
-            location: base,
-            message: format!("unexpected path elements in repository {repo:?}"),
-        });
+        return Err(storage_err(
+            &u,
+            format!("unexpected path elements in repository {repo:?}"),
+        ));
     }
     let path = format!(
         "{}/{repo}@{}={}/signature-{index}",
@@ -49,29 +55,35 @@ pub fn signature_url(
     Ok(u)
 }
 
-fn file_path(u: &url::Url) -> Result<PathBuf, SignatureError> {
-    u.to_file_path().map_err(|_| SignatureError::Storage {
-        location: u.to_string(),
-        message: "not a local file URL".into(),
-    })
+fn file_path(u: &url::Url) -> Result<PathBuf> {
+    u.to_file_path()
+        .map_err(|_| storage_err(u, "not a local file URL"))
 }
 
-fn storage_err(u: &url::Url, message: impl std::fmt::Display) -> SignatureError {
-    SignatureError::Storage {
-        location: u.to_string(),
+/// Storage that answered in a way retrying cannot mend.
+fn storage_err(u: &url::Url, message: impl std::fmt::Display) -> Error {
+    Error::Signature(format!("lookaside {u}: {message}"))
+}
+
+/// Storage that failed in a way that may pass (a 5xx, a timeout, a broken
+/// connection, a failing disk): transient for the caller.
+fn unavailable(u: &url::Url, message: impl std::fmt::Display) -> Error {
+    Error::Connection {
+        host: u.host_str().unwrap_or("lookaside").to_string(),
+        op: format!("reading signature {u}"),
         message: message.to_string(),
+        retryable: true,
     }
 }
 
 /// Read every simple signature of `digest` stored under `base`.
 pub async fn read(
+    session: &Session,
     base: &str,
     image: &Reference,
     digest: &Digest,
-    ctx: &SystemContext,
-) -> Result<Vec<Bytes>, SignatureError> {
+) -> Result<Vec<Bytes>> {
     let mut out = Vec::new();
-    let mut client = None;
     for index in 1..=MAX_SIGNATURES + 1 {
         let u = signature_url(base, image, digest, index)?;
         let got = match u.scheme() {
@@ -83,16 +95,10 @@ pub async fn read(
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                         return Err(storage_err(&u, e));
                     }
-                    // A disk or network file system that failed may come back.
                     Err(e) => return Err(unavailable(&u, e)),
                 }
             }
-            "http" | "https" => {
-                if client.is_none() {
-                    client = Some(http_client(ctx).map_err(|e| storage_err(&u, e))?);
-                }
-                http_get(client.as_ref().expect("set above"), &u, ctx.retry_times).await?
-            }
+            "http" | "https" => http_get(session, &u).await?,
             s => return Err(storage_err(&u, format!("unsupported scheme {s:?}"))),
         };
         let Some(sig) = got else { break };
@@ -113,45 +119,15 @@ pub async fn read(
     Ok(out)
 }
 
-fn http_client(ctx: &SystemContext) -> Result<reqwest::Client, String> {
-    // The crate builds reqwest without a default rustls provider; use ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder()
-        .tls_backend_rustls()
-        .timeout(std::time::Duration::from_secs(60));
-    for pem in &ctx.extra_ca_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())? {
-            b = b.add_root_certificate(cert);
-        }
-    }
-    if ctx.tls_verify == Some(false) {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    b.build().map_err(|e| e.to_string())
-}
-
-fn unavailable(u: &url::Url, message: impl std::fmt::Display) -> SignatureError {
-    SignatureError::Unavailable {
-        location: u.to_string(),
-        message: message.to_string(),
-    }
-}
-
 /// GET one signature, retrying what may pass (5xx, 408, 429, connection
-/// failures and timeouts) `retries` times with backoff; still failing, it
-/// is [`SignatureError::Unavailable`] (transient for the caller).
-async fn http_get(
-    client: &reqwest::Client,
-    u: &url::Url,
-    retries: u32,
-) -> Result<Option<Bytes>, SignatureError> {
+/// failures and timeouts) within the session's retry budget, with backoff.
+async fn http_get(session: &Session, u: &url::Url) -> Result<Option<Bytes>> {
     let mut attempt = 0;
     loop {
-        match http_get_once(client, u).await {
-            Err(SignatureError::Unavailable { .. }) if attempt < retries => {
+        match http_get_once(session, u).await {
+            Err(e) if e.is_retryable() && attempt < session.retry_times() => {
+                tokio::time::sleep(super::client::backoff(attempt, None)).await;
                 attempt += 1;
-                let wait = std::time::Duration::from_millis(200 << attempt.min(6));
-                tokio::time::sleep(wait).await;
             }
             r => return r,
         }
@@ -159,22 +135,28 @@ async fn http_get(
 }
 
 /// One GET: `None` on 404, the body (bounded) on 200.
-async fn http_get_once(
-    client: &reqwest::Client,
-    u: &url::Url,
-) -> Result<Option<Bytes>, SignatureError> {
-    let mut resp = client
-        .get(u.clone())
-        .send()
-        .await
-        .map_err(|e| unavailable(u, crate::image::one_line(&e)))?;
-    match resp.status().as_u16() {
+async fn http_get_once(session: &Session, u: &url::Url) -> Result<Option<Bytes>> {
+    let host = u.host_str().unwrap_or_default().to_string();
+    let sent = session.shared.http.get(u.clone()).send().await;
+    let mut resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            session.observe(&host, &Method::GET, 0);
+            return Err(unavailable(u, crate::image::one_line(&e)));
+        }
+    };
+    let status = resp.status().as_u16();
+    session.observe(&host, &Method::GET, status);
+    match status {
         404 => return Ok(None),
         200 => {}
-        s @ (408 | 429 | 500..=599) => {
+        408 | 429 | 500..=599 => {
             return Err(unavailable(
                 u,
-                format!("HTTP status {s} {}", crate::image::error::status_text(s)),
+                format!(
+                    "HTTP status {status} {}",
+                    crate::image::error::status_text(status)
+                ),
             ));
         }
         s => return Err(storage_err(u, format!("HTTP status {s}"))),
@@ -204,7 +186,7 @@ pub async fn write(
     image: &Reference,
     digest: &Digest,
     signatures: &[Bytes],
-) -> Result<(), SignatureError> {
+) -> Result<()> {
     let first = signature_url(base, image, digest, 1)?;
     if first.scheme() != "file" {
         return Err(storage_err(
@@ -216,26 +198,22 @@ pub async fn write(
         .parent()
         .expect("signature path has a parent")
         .to_path_buf();
+    let io = |p: &std::path::Path, e: std::io::Error| {
+        Error::Signature(format!("lookaside {}: {e}", p.display()))
+    };
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| storage_err(&first, e))?;
+        .map_err(|e| io(&dir, e))?;
     for (i, sig) in signatures.iter().enumerate() {
         let name = format!("signature-{}", i + 1);
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(&name);
-        let loc = || dir.join(&name).display().to_string();
         tokio::fs::write(&tmp, sig)
             .await
-            .map_err(|e| SignatureError::Storage {
-                location: loc(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| io(&path, e))?;
         tokio::fs::rename(&tmp, &path)
             .await
-            .map_err(|e| SignatureError::Storage {
-                location: loc(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| io(&path, e))?;
     }
     let mut n = signatures.len() + 1;
     loop {
@@ -243,12 +221,7 @@ pub async fn write(
         match tokio::fs::remove_file(&p).await {
             Ok(()) => n += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-            Err(e) => {
-                return Err(SignatureError::Storage {
-                    location: p.display().to_string(),
-                    message: e.to_string(),
-                });
-            }
+            Err(e) => return Err(io(&p, e)),
         }
     }
     Ok(())
@@ -257,6 +230,7 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::SystemContext;
 
     #[test]
     fn layout_matches_containers_image() {
@@ -283,13 +257,13 @@ mod tests {
         let base = format!("file://{}", dir.path().display());
         let r = crate::reference::parse("reg.io/ns/app:v1").unwrap();
         let d = digest::sha256(b"m");
-        let ctx = SystemContext::default();
-        assert!(read(&base, &r, &d, &ctx).await.unwrap().is_empty());
+        let session = Session::get(&SystemContext::default(), "reg.io").unwrap();
+        assert!(read(&session, &base, &r, &d).await.unwrap().is_empty());
         let sigs = [Bytes::from_static(b"one"), Bytes::from_static(b"two")];
         write(&base, &r, &d, &sigs).await.unwrap();
-        assert_eq!(read(&base, &r, &d, &ctx).await.unwrap(), sigs);
+        assert_eq!(read(&session, &base, &r, &d).await.unwrap(), sigs);
         write(&base, &r, &d, &sigs[1..]).await.unwrap();
-        assert_eq!(read(&base, &r, &d, &ctx).await.unwrap(), sigs[1..]);
+        assert_eq!(read(&session, &base, &r, &d).await.unwrap(), sigs[1..]);
         let e = write("https://x/", &r, &d, &sigs).await.unwrap_err();
         assert!(e.to_string().contains("only supported to file://"), "{e}");
     }
