@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy an image (or a whole index) from one location to another
-    Copy(copy::CopyArgs),
+    Copy(Box<copy::CopyArgs>),
     /// Inspect an image: print its metadata as JSON, or the raw manifest
     Inspect(inspect::InspectArgs),
     /// List the tags of a repository
@@ -120,7 +120,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     let g = &cli.global;
     match cli.command {
-        Command::Copy(a) => copy::run(a, g).await,
+        Command::Copy(a) => copy::run(*a, g).await,
         Command::Inspect(a) => inspect::run(a, g).await,
         Command::ListTags(a) => list_tags::run(a, g).await,
         Command::Delete(a) => delete::run(a, g).await,

@@ -55,6 +55,7 @@ pub async fn run(
     // A no-op copy is one HEAD on each side (when the policy needs
     // signatures, it is judged first, as for any copy).
     if options.incremental
+        && options.format.is_none()
         && !options
             .policy
             .as_ref()
@@ -107,6 +108,20 @@ pub async fn run(
         _ => 0,
     };
     let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
+    if options.preserve_digests {
+        for i in instances.iter().chain(std::iter::once(&top_out)) {
+            let written = i.manifest.digest();
+            if written != i.source_digest {
+                return Err(Error::Unsupported(format!(
+                    "--preserve-digests: manifest {} would be written as {} ({}) at {}: copy without --preserve-digests, --format or --platform",
+                    i.source_digest,
+                    written,
+                    i.manifest.media_type,
+                    dst.reference()
+                )));
+            }
+        }
+    }
     if let Some(p) = &options.progress {
         p.outline(&outline(&top_out, &instances, index_size, options));
     }
@@ -221,7 +236,9 @@ async fn plan_writes(
 ) -> Result<(Instance, Vec<Instance>), Error> {
     let loc = src.reference();
     let err = |e| Error::manifest(&loc, e);
-    let supported = dst.supported_manifest_types();
+    let supported = plan::narrow_to_format(dst.supported_manifest_types(), options.format)
+        .map_err(|m| Error::Unsupported(format!("{}: {m}", dst.reference())))?;
+    let supported = supported.as_slice();
     let top_digest = top.digest();
     let index = match top.parse().map_err(err)? {
         Parsed::Image(_) => {

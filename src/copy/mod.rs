@@ -15,6 +15,8 @@ mod blobs;
 mod engine;
 pub mod limiter;
 pub mod plan;
+
+pub use plan::ManifestFormat;
 #[cfg(test)]
 mod tests;
 
@@ -126,6 +128,11 @@ pub struct CopyOptions {
     /// mirrored. `None`: every attachment tag is probed, and only when the
     /// image itself is copied (a no-op copy stays one HEAD each side).
     pub source_tags: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// Write manifests in this format, converting where needed (`--format`).
+    pub format: Option<ManifestFormat>,
+    /// Fail, before writing anything, when a manifest would be written with
+    /// another digest than the source's (`--preserve-digests`).
+    pub preserve_digests: bool,
 }
 
 impl Default for CopyOptions {
@@ -139,6 +146,8 @@ impl Default for CopyOptions {
             policy: None,
             attachments: false,
             source_tags: None,
+            format: None,
+            preserve_digests: false,
         }
     }
 }
