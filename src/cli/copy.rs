@@ -7,13 +7,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::ArgAction;
 
 use super::common::{self, DAEMON, REGISTRY_TOKEN, SHARED_BLOB_DIR, SideArgs, not_supported};
 use super::progress::Display;
+use super::sigstore_key::{GpgSigner, SigstoreSigner};
+use super::standalone::keyring_signing_key;
 use super::{CliResult, GlobalArgs};
-use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy};
+use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy, Signer};
 use crate::manifest::Platform;
 use crate::transport;
 
@@ -76,6 +79,19 @@ pub struct CopyArgs {
     /// Also copy the artifacts attached by tag (cosign .sig/.att/.sbom, OCI referrers tag), registry to registry
     #[arg(long)]
     pub copy_attachments: bool,
+
+    /// Sign the image with the GnuPG key FINGERPRINT (a simple signature, from the GnuPG keyring)
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub sign_by: Option<String>,
+    /// Sign the image with the sigstore private key at PATH (cosign's encrypted format)
+    #[arg(long, value_name = "PATH")]
+    pub sign_by_sigstore_private_key: Option<PathBuf>,
+    /// Read the passphrase of the signing key from PATH (first line)
+    #[arg(long, value_name = "PATH")]
+    pub sign_passphrase_file: Option<PathBuf>,
+    /// The name new signatures claim (default: the destination's docker reference)
+    #[arg(long, value_name = "REFERENCE")]
+    pub sign_identity: Option<String>,
 
     /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
@@ -154,14 +170,6 @@ pub struct CopyArgs {
     pub dest_compress_level: Option<i32>,
     #[arg(long, hide = true, value_name = "TAG")]
     pub additional_tag: Vec<String>,
-    #[arg(long, hide = true, value_name = "FINGERPRINT")]
-    pub sign_by: Option<String>,
-    #[arg(long, hide = true, value_name = "PATH")]
-    pub sign_by_sigstore_private_key: Option<PathBuf>,
-    #[arg(long, hide = true, value_name = "PATH")]
-    pub sign_passphrase_file: Option<PathBuf>,
-    #[arg(long, hide = true, value_name = "REFERENCE")]
-    pub sign_identity: Option<String>,
     #[arg(long, hide = true, value_name = "KEY")]
     pub encryption_key: Vec<String>,
     #[arg(long, hide = true, value_name = "KEY")]
@@ -178,7 +186,6 @@ pub struct CopyArgs {
 }
 
 const COMPRESSION: &str = "layers are copied as they are stored (no recompression)";
-const SIGNING: &str = "kubemirror copies and verifies signatures but does not sign during copy; sign with `kubemirror standalone-sign` or skopeo";
 const ENCRYPTION: &str = "image encryption (ocicrypt) is not implemented";
 
 impl CopyArgs {
@@ -229,18 +236,6 @@ impl CopyArgs {
                 !self.additional_tag.is_empty(),
                 "a docker-archive written by kubemirror holds one image under one name",
             ),
-            ("--sign-by", self.sign_by.is_some(), SIGNING),
-            (
-                "--sign-by-sigstore-private-key",
-                self.sign_by_sigstore_private_key.is_some(),
-                SIGNING,
-            ),
-            (
-                "--sign-passphrase-file",
-                self.sign_passphrase_file.is_some(),
-                SIGNING,
-            ),
-            ("--sign-identity", self.sign_identity.is_some(), SIGNING),
             (
                 "--encryption-key",
                 !self.encryption_key.is_empty(),
@@ -260,6 +255,32 @@ impl CopyArgs {
             not_supported(flag, given, why)?;
         }
         Ok(())
+    }
+
+    /// The signers `--sign-by` / `--sign-by-sigstore-private-key` ask for.
+    fn signers(&self) -> Result<Vec<Arc<dyn Signer>>, String> {
+        if let Some(i) = &self.sign_identity {
+            crate::reference::parse(i)
+                .map_err(|e| format!("Could not parse --sign-identity {i:?}: {e}"))?;
+        }
+        let mut out: Vec<Arc<dyn Signer>> = Vec::new();
+        if let Some(fpr) = &self.sign_by {
+            let (key, passphrase) = keyring_signing_key(fpr, &self.sign_passphrase_file)?;
+            out.push(Arc::new(GpgSigner { key, passphrase }));
+        }
+        if let Some(path) = &self.sign_by_sigstore_private_key {
+            let passphrase = match &self.sign_passphrase_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                None => String::new(),
+            };
+            out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
+        }
+        Ok(out)
     }
 
     fn format(&self) -> Result<Option<ManifestFormat>, String> {
@@ -358,6 +379,8 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         source_tags: None,
         format: args.format()?,
         preserve_digests: args.preserve_digests,
+        signers: args.signers()?,
+        sign_identity: args.sign_identity.clone(),
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

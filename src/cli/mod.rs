@@ -14,6 +14,7 @@ mod list_tags;
 mod login;
 mod manifest_digest;
 mod progress;
+mod sigstore_key;
 mod standalone;
 mod sync;
 mod template;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Verify a simple signature of a manifest file
     #[command(name = "standalone-verify")]
     StandaloneVerify(standalone::VerifyArgs),
+    /// Generate a sigstore (cosign-format) key pair: PREFIX.pub and PREFIX.private
+    #[command(name = "generate-sigstore-key")]
+    GenerateSigstoreKey(sigstore_key::GenerateArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -127,6 +131,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::ManifestDigest(a) => manifest_digest::run(a, g).await,
         Command::StandaloneSign(a) => standalone::sign(a, g).await,
         Command::StandaloneVerify(a) => standalone::verify(a, g).await,
+        Command::GenerateSigstoreKey(a) => sigstore_key::run(a, g).await,
         Command::Login(a) => login::login(a, g).await,
         Command::Logout(a) => login::logout(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,

@@ -180,7 +180,8 @@ pub async fn run(
         .try_collect::<Vec<()>>()
         .await?;
     let mut signatures_copied = 0u64;
-    if options.signatures == SignaturePolicy::Copy {
+    let new_signatures = sign(dst_ref, &top_out, options)?;
+    if options.signatures == SignaturePolicy::Copy || !new_signatures.is_empty() {
         let sides = Sides {
             src_ref,
             src: src.as_ref(),
@@ -188,10 +189,12 @@ pub async fn run(
             dst_ref,
             dst: dst.as_ref(),
             dst_ctx: &dst_ctx,
+            copy: options.signatures == SignaturePolicy::Copy,
         };
-        for inst in instances.iter().chain(std::iter::once(&top_out)) {
-            signatures_copied += sides.copy_signatures(inst).await?;
+        for inst in &instances {
+            signatures_copied += sides.copy_signatures(inst, &[]).await?;
         }
+        signatures_copied += sides.copy_signatures(&top_out, &new_signatures).await?;
     }
     // Attachments name the source digest: not for a converted manifest.
     let attachments_copied = if top_out.manifest.digest() == top_out.source_digest {
@@ -304,6 +307,32 @@ async fn plan_writes(
             Ok((inst, Vec::new()))
         }
     }
+}
+
+/// New signatures of the top-level manifest as written (see [`CopyOptions::signers`]).
+fn sign(
+    dst_ref: &dyn ImageReference,
+    top: &Instance,
+    options: &CopyOptions,
+) -> Result<Vec<crate::image::Signature>, Error> {
+    if options.signers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let identity = match (&options.sign_identity, dst_ref.docker_reference()) {
+        (Some(i), _) => i.clone(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => {
+            return Err(Error::Invalid(format!(
+                "cannot determine the docker reference to sign {dst_ref} as: give --sign-identity"
+            )));
+        }
+    };
+    let digest = top.manifest.digest();
+    options
+        .signers
+        .iter()
+        .map(|s| s.sign(&identity, &digest))
+        .collect()
 }
 
 /// A policy rejection worded as skopeo words it (`Source image rejected:
@@ -481,26 +510,38 @@ struct Sides<'a> {
     dst_ref: &'a dyn ImageReference,
     dst: &'a dyn ImageDestination,
     dst_ctx: &'a SystemContext,
+    /// Copy the source's signatures (else only new ones are written).
+    copy: bool,
 }
 
 impl Sides<'_> {
-    /// Copy the signatures of one image; they must sign the manifest written.
-    async fn copy_signatures(&self, inst: &Instance) -> Result<u64, Error> {
+    /// Copy the signatures of one image; they must sign the manifest
+    /// written. `new` (signatures made for the manifest written) go with them.
+    async fn copy_signatures(
+        &self,
+        inst: &Instance,
+        new: &[crate::image::Signature],
+    ) -> Result<u64, Error> {
         let target = match &inst.source_instance {
             Some(d) => Target::Instance(d),
             None => Target::TopLevel(&inst.source_digest),
         };
-        let sigs = signature::read(self.src_ref, self.src, self.src_ctx, target).await?;
-        if sigs.is_empty() {
-            return Ok(0);
-        }
+        let mut sigs = if self.copy {
+            signature::read(self.src_ref, self.src, self.src_ctx, target).await?
+        } else {
+            Vec::new()
+        };
         let written = inst.manifest.digest();
-        if written != inst.source_digest {
+        if !sigs.is_empty() && written != inst.source_digest {
             return Err(Error::Unsupported(format!(
                 "{}: the manifest is converted for the destination, so its {} signature(s) would not match; use --remove-signatures",
                 self.src.reference(),
                 sigs.len()
             )));
+        }
+        sigs.extend(new.iter().cloned());
+        if sigs.is_empty() {
+            return Ok(0);
         }
         let target = match inst.digest {
             Some(_) => Target::Instance(&written),

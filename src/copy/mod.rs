@@ -133,6 +133,23 @@ pub struct CopyOptions {
     /// Fail, before writing anything, when a manifest would be written with
     /// another digest than the source's (`--preserve-digests`).
     pub preserve_digests: bool,
+    /// Each adds a new signature of the top-level manifest as written
+    /// (`--sign-by`, `--sign-by-sigstore-private-key`), stored beside the
+    /// copied ones before the tag is written.
+    pub signers: Vec<Arc<dyn Signer>>,
+    /// The name new signatures claim (`--sign-identity`); `None`: the
+    /// destination's docker reference (a destination without one needs it).
+    pub sign_identity: Option<String>,
+}
+
+/// Makes a signature for a manifest (see [`CopyOptions::signers`]).
+pub trait Signer: Send + Sync {
+    /// A signature claiming `docker_reference` for `manifest_digest`.
+    fn sign(
+        &self,
+        docker_reference: &str,
+        manifest_digest: &Digest,
+    ) -> Result<crate::image::Signature, Error>;
 }
 
 impl Default for CopyOptions {
@@ -148,6 +165,8 @@ impl Default for CopyOptions {
             source_tags: None,
             format: None,
             preserve_digests: false,
+            signers: Vec::new(),
+            sign_identity: None,
         }
     }
 }
