@@ -556,3 +556,35 @@ fn copy_signs_with_gpg_and_generated_sigstore_keys() {
         &format!("dir:{t}/refused"),
     ]));
 }
+
+#[test]
+fn skopeo_features_left_out_fail_saying_so() {
+    for args in [
+        &[
+            "sync", "--src", "docker", "--dest", "dir", "--scoped", "r/a", "/tmp/x",
+        ][..],
+        &["sync", "--src=yaml", "--dest=docker", "f.yaml", "r.io/m"],
+        &["inspect", "--registry-token", "t", "docker://r.io/a:b"],
+        &["inspect", "--shared-blob-dir", "/tmp", "oci:/tmp/x:v1"],
+        &["list-tags", "--daemon-host", "h", "docker://r.io/a"],
+        &["copy", "--dest-decompress", "oci:/tmp/x:v1", "dir:/tmp/y"],
+        &[
+            "copy",
+            "--additional-tag",
+            "a:b",
+            "oci:/tmp/x:v1",
+            "docker-archive:/tmp/y.tar",
+        ],
+        &[
+            "copy",
+            "--decryption-key",
+            "k",
+            "oci:/tmp/x:v1",
+            "dir:/tmp/y",
+        ],
+    ] {
+        let e = err(&km(args));
+        assert!(e.contains("not supported by kubemirror"), "{args:?}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    }
+}

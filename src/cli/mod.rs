@@ -78,6 +78,10 @@ pub type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error + Send + 
 
 /// Parse arguments, run the command, print a one-line error on failure.
 pub fn main() -> ExitCode {
+    if let Some(e) = skopeo_sync(std::env::args().skip(1)) {
+        eprintln!("Error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     // A controller reports what it does; the one-shot commands stay quiet.
     let level = match cli.command {
@@ -138,6 +142,20 @@ async fn run(cli: Cli) -> CliResult {
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,
     }
+}
+
+/// skopeo's own `sync --src TRANSPORT --dest TRANSPORT SRC DST` is told
+/// apart from `sync -f FILE` by its `--src`/`--dest` flags; it is not
+/// implemented, and says so instead of failing with a usage error.
+fn skopeo_sync(args: impl Iterator<Item = String>) -> Option<String> {
+    let args: Vec<String> = args.collect();
+    let at = args.iter().position(|a| a == "sync")?;
+    let skopeo_style = args[at + 1..].iter().any(|a| {
+        a == "--src" || a == "--dest" || a.starts_with("--src=") || a.starts_with("--dest=")
+    });
+    skopeo_style.then(|| {
+        "skopeo-style `sync --src/--dest` is not supported by kubemirror: copy each image with `kubemirror copy`, or write ImageMirror documents and run `kubemirror sync -f FILE`".to_string()
+    })
 }
 
 /// Default location of things a user may name on the command line.
