@@ -588,3 +588,26 @@ fn skopeo_features_left_out_fail_saying_so() {
         assert_eq!(e.trim_end().lines().count(), 1, "{e}");
     }
 }
+
+#[test]
+fn list_tags_of_a_docker_archive_prints_what_skopeo_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "1K"],
+    );
+    let archive = format!("docker-archive:{}/a.tar", tmp.path().display());
+    ok(&sk(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("{archive}:team/app:v1"),
+    ]));
+    let ours = ok(&km(&["list-tags", &archive]));
+    assert_eq!(ours, ok(&sk(&["list-tags", &archive])));
+    assert!(
+        ours.contains("docker.io/team/app:v1") && !ours.contains("Repository"),
+        "{ours}"
+    );
+}
