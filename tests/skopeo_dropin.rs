@@ -525,7 +525,7 @@ fn copy_flags_as_skopeos() {
     for flag in [
         &["--dest-compress"][..],
         &["--dest-compress-format", "zstd"],
-        &["--sign-by", "ABCD"],
+        &["--encrypt-layer", "0"],
         &["--encryption-key", "jwe:/k.pem"],
         &["--src-shared-blob-dir", "/tmp"],
         &["--dest-registry-token", "t"],
