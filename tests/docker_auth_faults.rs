@@ -344,7 +344,7 @@ async fn throttling_and_server_errors_are_retried() {
     assert_eq!(
         err.to_string(),
         format!(
-            "503 Service Unavailable from {} for repository t/app (pull): blob {}: maintenance",
+            "503 Service Unavailable from {} for repository t/app (pull): blob {}: unavailable: maintenance",
             proxy.host, layer2.digest
         )
     );

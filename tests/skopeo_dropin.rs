@@ -369,3 +369,174 @@ fn gpg_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
         .unwrap();
     (home, fpr)
 }
+
+#[test]
+fn copy_flags_as_skopeos() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    let (single, multi) = fixtures(tmp.path());
+    let km_ok = |args: &[&str]| {
+        stdout(&out({
+            let mut c = km();
+            c.args(args);
+            c
+        }))
+    };
+    let km_err = |args: &[&str]| {
+        let o = out({
+            let mut c = km();
+            c.args(args);
+            c
+        });
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let media_type = |path: String| -> String {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v["mediaType"].as_str().unwrap().to_string()
+    };
+    // --format v2s2 / oci: what is written has that type, and skopeo reads it.
+    km_ok(&[
+        "copy",
+        "-q",
+        "--format",
+        "v2s2",
+        &single,
+        &format!("dir:{t}/v2s2"),
+    ]);
+    assert_eq!(
+        media_type(format!("{t}/v2s2/manifest.json")),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let pushed = reg.image("fmt/list:v1");
+    km_ok(&[
+        "copy",
+        "-q",
+        "--all",
+        "-f",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &multi,
+        &pushed,
+    ]);
+    let raw =
+        support::run(support::skopeo().args(["inspect", "--raw", "--tls-verify=false", &pushed]));
+    let list: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        list["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    support::run(support::skopeo().args([
+        "copy",
+        "-q",
+        "--all",
+        "--src-tls-verify=false",
+        &pushed,
+        &format!("oci:{t}/back:v1"),
+    ]));
+    km_ok(&[
+        "copy",
+        "-q",
+        "--format",
+        "oci",
+        &format!("dir:{t}/v2s2"),
+        &format!("dir:{t}/oci"),
+    ]);
+    assert_eq!(
+        media_type(format!("{t}/oci/manifest.json")),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    support::run(support::skopeo().args(["inspect", &format!("dir:{t}/oci")]));
+    let e = km_err(&[
+        "copy",
+        "--format",
+        "v2s1",
+        &single,
+        &format!("dir:{t}/v2s1"),
+    ]);
+    assert!(
+        e.contains("--format v2s1 is not supported by kubemirror"),
+        "{e}"
+    );
+    // --preserve-digests: refused before writing when a conversion would change a digest.
+    let e = km_err(&[
+        "copy",
+        "--preserve-digests",
+        "--format",
+        "v2s2",
+        &single,
+        &format!("dir:{t}/pd"),
+    ]);
+    assert!(e.contains("--preserve-digests"), "{e}");
+    assert!(!std::path::Path::new(&format!("{t}/pd/manifest.json")).exists());
+    km_ok(&[
+        "copy",
+        "-q",
+        "--preserve-digests",
+        &single,
+        &format!("dir:{t}/pd"),
+    ]);
+    // Hidden aliases and deprecated flags skopeo still accepts.
+    let dst = reg.image("alias/x:v1");
+    km_ok(&[
+        "copy",
+        "-q",
+        "--dcreds",
+        "u:p",
+        "--screds",
+        "u:p",
+        "--tls-verify=false",
+        &single,
+        &dst,
+    ]);
+    km_ok(&[
+        "copy",
+        "-q",
+        "--dest-username",
+        "u",
+        "--dest-password",
+        "p",
+        "--dest-tls-verify=false",
+        "--dest-precompute-digests",
+        "--image-parallel-copies",
+        "2",
+        &single,
+        &dst,
+    ]);
+    let e = km_err(&["copy", "--dest-username", "u", &single, &dst]);
+    assert!(
+        e.contains("password must be specified when username is specified"),
+        "{e}"
+    );
+    let e = km_err(&[
+        "copy",
+        "--dest-creds",
+        "u:p",
+        "--dest-no-creds",
+        &single,
+        &dst,
+    ]);
+    assert!(
+        e.contains("creds and no-creds cannot be specified at the same time"),
+        "{e}"
+    );
+    // skopeo flags kubemirror leaves out: refused with a reason, not a usage error.
+    for flag in [
+        &["--dest-compress"][..],
+        &["--dest-compress-format", "zstd"],
+        &["--encrypt-layer", "0"],
+        &["--encryption-key", "jwe:/k.pem"],
+        &["--src-shared-blob-dir", "/tmp"],
+        &["--dest-registry-token", "t"],
+    ] {
+        let refused = format!("dir:{t}/refused");
+        let args = [&["copy"][..], flag, &[&single, &refused]].concat();
+        let e = km_err(&args);
+        assert!(
+            e.contains("is not supported by kubemirror: "),
+            "{flag:?}: {e}"
+        );
+        assert!(!e.contains("Usage"), "{e}");
+    }
+}

@@ -1,17 +1,36 @@
-//! `kubemirror copy [flags] SRC DST` with skopeo's flags, plus `--jobs`.
+//! `kubemirror copy [flags] SRC DST` with skopeo 1.9's flags (and its hidden
+//! aliases `--screds`, `--dcreds`, `--tls-verify`), plus `--jobs`,
+//! `--platform`, `--report`, `--copy-attachments`, `--no-incremental`.
+//! A skopeo flag kubemirror does not implement is accepted by the parser
+//! and refused with a message saying why (see [`CopyArgs::refused`]).
 //! Exit 0 only when the destination holds the image.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::ArgAction;
 
-use super::common::SideArgs;
+use super::common::{self, DAEMON, REGISTRY_TOKEN, SHARED_BLOB_DIR, SideArgs, not_supported};
 use super::progress::Display;
+use super::sigstore_key::{GpgSigner, SigstoreSigner};
+use super::standalone::keyring_signing_key;
 use super::{CliResult, GlobalArgs};
-use crate::copy::{self, CopyOptions, MultiArch, SignaturePolicy};
+use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy, Signer};
 use crate::manifest::Platform;
 use crate::transport;
+
+/// One side's registry flags (`--src-…` or `--dest-…`).
+#[derive(Debug, Clone, Default)]
+struct Side {
+    tls_verify: Option<bool>,
+    cert_dir: Option<PathBuf>,
+    creds: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    no_creds: bool,
+    authfile: Option<PathBuf>,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct CopyArgs {
@@ -24,18 +43,56 @@ pub struct CopyArgs {
     /// Copy only this platform of an index, os/arch[/variant] (repeatable); the destination index lists only these
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
     pub platforms: Vec<String>,
+    /// Manifest type to write: oci or v2s2 (default: the source's, converted only where the destination needs it)
+    #[arg(short = 'f', long, value_name = "MANIFEST-TYPE")]
+    pub format: Option<String>,
+    /// Fail rather than write any manifest with another digest than the source's
+    #[arg(long)]
+    pub preserve_digests: bool,
     /// Do not copy signatures
     #[arg(long)]
     pub remove_signatures: bool,
     /// Blobs copied in parallel
     #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
     pub jobs: usize,
+    /// Same as --jobs (skopeo 1.14's name; kubemirror copies the blobs of every image of a list in one pool)
+    #[arg(long, value_name = "N")]
+    pub image_parallel_copies: Option<usize>,
     /// Number of times to retry a failed operation
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry_times: u32,
     /// Path of the authentication file (both sides)
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
+    /// Suppress output information when copying images
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the digest of the copied manifest to this file
+    #[arg(long, value_name = "PATH")]
+    pub digestfile: Option<PathBuf>,
+    /// Print the copy report (bytes, blobs copied / skipped / mounted) as JSON on stdout (no progress lines then)
+    #[arg(long)]
+    pub report: bool,
+    /// Copy even when the destination already holds the same manifest
+    #[arg(long)]
+    pub no_incremental: bool,
+    /// Also copy the artifacts attached by tag (cosign .sig/.att/.sbom, OCI referrers tag), registry to registry
+    #[arg(long)]
+    pub copy_attachments: bool,
+
+    /// Sign the image with the GnuPG key FINGERPRINT (a simple signature, from the GnuPG keyring)
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub sign_by: Option<String>,
+    /// Sign the image with the sigstore private key at PATH (cosign's encrypted format)
+    #[arg(long, value_name = "PATH")]
+    pub sign_by_sigstore_private_key: Option<PathBuf>,
+    /// Read the passphrase of the signing key from PATH (first line)
+    #[arg(long, value_name = "PATH")]
+    pub sign_passphrase_file: Option<PathBuf>,
+    /// The name new signatures claim (default: the destination's docker reference)
+    #[arg(long, value_name = "REFERENCE")]
+    pub sign_identity: Option<String>,
+
     /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub src_tls_verify: Option<bool>,
@@ -43,11 +100,21 @@ pub struct CopyArgs {
     #[arg(long, value_name = "PATH")]
     pub src_cert_dir: Option<PathBuf>,
     /// Use USERNAME[:PASSWORD] at the source
-    #[arg(long, value_name = "USERNAME[:PASSWORD]")]
+    #[arg(long, alias = "screds", value_name = "USERNAME[:PASSWORD]")]
     pub src_creds: Option<String>,
+    /// Username at the source (with --src-password)
+    #[arg(long, value_name = "USERNAME")]
+    pub src_username: Option<String>,
+    /// Password at the source (with --src-username)
+    #[arg(long, value_name = "PASSWORD")]
+    pub src_password: Option<String>,
+    /// Access the source registry anonymously
+    #[arg(long)]
+    pub src_no_creds: bool,
     /// Authentication file for the source (overrides --authfile)
     #[arg(long, value_name = "PATH")]
     pub src_authfile: Option<PathBuf>,
+
     /// Require HTTPS and verify certificates at the destination (false also allows plain HTTP)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub dest_tls_verify: Option<bool>,
@@ -55,26 +122,61 @@ pub struct CopyArgs {
     #[arg(long, value_name = "PATH")]
     pub dest_cert_dir: Option<PathBuf>,
     /// Use USERNAME[:PASSWORD] at the destination
-    #[arg(long, value_name = "USERNAME[:PASSWORD]")]
+    #[arg(long, alias = "dcreds", value_name = "USERNAME[:PASSWORD]")]
     pub dest_creds: Option<String>,
+    /// Username at the destination (with --dest-password)
+    #[arg(long, value_name = "USERNAME")]
+    pub dest_username: Option<String>,
+    /// Password at the destination (with --dest-username)
+    #[arg(long, value_name = "PASSWORD")]
+    pub dest_password: Option<String>,
+    /// Access the destination registry anonymously
+    #[arg(long)]
+    pub dest_no_creds: bool,
     /// Authentication file for the destination (overrides --authfile)
     #[arg(long, value_name = "PATH")]
     pub dest_authfile: Option<PathBuf>,
-    /// Write the digest of the copied manifest to this file
-    #[arg(long, value_name = "PATH")]
-    pub digestfile: Option<PathBuf>,
-    /// Print the copy report (bytes, blobs copied / skipped / mounted) as JSON on stdout (no progress lines then)
+    /// Accepted: kubemirror never compresses layers, so uncompressed layers stay uncompressed in oci:
     #[arg(long)]
-    pub report: bool,
-    /// Suppress output information when copying images
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Copy even when the destination already holds the same manifest
+    pub dest_oci_accept_uncompressed_layers: bool,
+    /// Accepted: kubemirror always asks the registry for each blob before uploading it
     #[arg(long)]
-    pub no_incremental: bool,
-    /// Also copy the artifacts attached by tag (cosign .sig/.att/.sbom, OCI referrers tag), registry to registry
-    #[arg(long)]
-    pub copy_attachments: bool,
+    pub dest_precompute_digests: bool,
+
+    /// Deprecated (skopeo's): --src-tls-verify and --dest-tls-verify at once
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set, hide = true)]
+    pub tls_verify: Option<bool>,
+
+    // skopeo flags kubemirror refuses, with a message (see `refused`).
+    #[arg(long, hide = true, value_name = "TOKEN")]
+    pub src_registry_token: Option<String>,
+    #[arg(long, hide = true, value_name = "TOKEN")]
+    pub dest_registry_token: Option<String>,
+    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    pub src_shared_blob_dir: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    pub dest_shared_blob_dir: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "HOST")]
+    pub src_daemon_host: Option<String>,
+    #[arg(long, hide = true, value_name = "HOST")]
+    pub dest_daemon_host: Option<String>,
+    #[arg(long, hide = true)]
+    pub dest_compress: bool,
+    #[arg(long, hide = true)]
+    pub dest_decompress: bool,
+    #[arg(long, hide = true, value_name = "FORMAT")]
+    pub dest_compress_format: Option<String>,
+    #[arg(long, hide = true, value_name = "LEVEL")]
+    pub dest_compress_level: Option<i32>,
+    #[arg(long, hide = true, value_name = "TAG")]
+    pub additional_tag: Vec<String>,
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub encryption_key: Vec<String>,
+    #[arg(long, hide = true, value_name = "KEY")]
+    pub decryption_key: Vec<String>,
+    #[arg(long, hide = true, value_name = "INDEX")]
+    pub encrypt_layer: Vec<i64>,
+
     /// Source image, e.g. docker://registry.example/app:1.0
     #[arg(value_name = "SOURCE-IMAGE")]
     pub source: String,
@@ -83,7 +185,118 @@ pub struct CopyArgs {
     pub destination: String,
 }
 
+const COMPRESSION: &str = "layers are copied as they are stored (no recompression)";
+const ENCRYPTION: &str = "image encryption (ocicrypt) is not implemented";
+
 impl CopyArgs {
+    /// The skopeo flags that are accepted by the parser but not implemented:
+    /// an error that names the flag and says why.
+    fn refused(&self) -> Result<(), String> {
+        for (flag, given, why) in [
+            (
+                "--src-registry-token",
+                self.src_registry_token.is_some(),
+                REGISTRY_TOKEN,
+            ),
+            (
+                "--dest-registry-token",
+                self.dest_registry_token.is_some(),
+                REGISTRY_TOKEN,
+            ),
+            (
+                "--src-shared-blob-dir",
+                self.src_shared_blob_dir.is_some(),
+                SHARED_BLOB_DIR,
+            ),
+            (
+                "--dest-shared-blob-dir",
+                self.dest_shared_blob_dir.is_some(),
+                SHARED_BLOB_DIR,
+            ),
+            ("--src-daemon-host", self.src_daemon_host.is_some(), DAEMON),
+            (
+                "--dest-daemon-host",
+                self.dest_daemon_host.is_some(),
+                DAEMON,
+            ),
+            ("--dest-compress", self.dest_compress, COMPRESSION),
+            ("--dest-decompress", self.dest_decompress, COMPRESSION),
+            (
+                "--dest-compress-format",
+                self.dest_compress_format.is_some(),
+                COMPRESSION,
+            ),
+            (
+                "--dest-compress-level",
+                self.dest_compress_level.is_some(),
+                COMPRESSION,
+            ),
+            (
+                "--additional-tag",
+                !self.additional_tag.is_empty(),
+                "a docker-archive written by kubemirror holds one image under one name",
+            ),
+            (
+                "--encryption-key",
+                !self.encryption_key.is_empty(),
+                ENCRYPTION,
+            ),
+            (
+                "--decryption-key",
+                !self.decryption_key.is_empty(),
+                ENCRYPTION,
+            ),
+            (
+                "--encrypt-layer",
+                !self.encrypt_layer.is_empty(),
+                ENCRYPTION,
+            ),
+        ] {
+            not_supported(flag, given, why)?;
+        }
+        Ok(())
+    }
+
+    /// The signers `--sign-by` / `--sign-by-sigstore-private-key` ask for.
+    fn signers(&self) -> Result<Vec<Arc<dyn Signer>>, String> {
+        if let Some(i) = &self.sign_identity {
+            crate::reference::parse(i)
+                .map_err(|e| format!("Could not parse --sign-identity {i:?}: {e}"))?;
+        }
+        let mut out: Vec<Arc<dyn Signer>> = Vec::new();
+        if let Some(fpr) = &self.sign_by {
+            let (key, passphrase) = keyring_signing_key(fpr, &self.sign_passphrase_file)?;
+            out.push(Arc::new(GpgSigner { key, passphrase }));
+        }
+        if let Some(path) = &self.sign_by_sigstore_private_key {
+            let passphrase = match &self.sign_passphrase_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                None => String::new(),
+            };
+            out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
+        }
+        Ok(out)
+    }
+
+    fn format(&self) -> Result<Option<ManifestFormat>, String> {
+        match self.format.as_deref() {
+            None => Ok(None),
+            Some("oci") => Ok(Some(ManifestFormat::Oci)),
+            Some("v2s2") => Ok(Some(ManifestFormat::DockerV2S2)),
+            Some("v2s1") => Err(
+                "--format v2s1 is not supported by kubemirror: Docker schema 1 is deprecated and neither read nor written; use oci or v2s2".into(),
+            ),
+            Some(f) => Err(format!(
+                "unknown format {f:?}. Choose one of the supported formats: 'oci', 'v2s1', or 'v2s2'"
+            )),
+        }
+    }
+
     fn multi_arch(&self) -> Result<MultiArch, String> {
         if !self.platforms.is_empty() {
             let ps = self
@@ -100,46 +313,60 @@ impl CopyArgs {
         })
     }
 
-    fn side(&self, src: bool) -> SideArgs {
-        let (tls_verify, cert_dir, creds, authfile) = if src {
-            (
-                self.src_tls_verify,
-                &self.src_cert_dir,
-                &self.src_creds,
-                &self.src_authfile,
-            )
+    fn side(&self, src: bool) -> Result<SideArgs, String> {
+        let s = if src {
+            Side {
+                tls_verify: self.src_tls_verify,
+                cert_dir: self.src_cert_dir.clone(),
+                creds: self.src_creds.clone(),
+                username: self.src_username.clone(),
+                password: self.src_password.clone(),
+                no_creds: self.src_no_creds,
+                authfile: self.src_authfile.clone(),
+            }
         } else {
-            (
-                self.dest_tls_verify,
-                &self.dest_cert_dir,
-                &self.dest_creds,
-                &self.dest_authfile,
-            )
+            Side {
+                tls_verify: self.dest_tls_verify,
+                cert_dir: self.dest_cert_dir.clone(),
+                creds: self.dest_creds.clone(),
+                username: self.dest_username.clone(),
+                password: self.dest_password.clone(),
+                no_creds: self.dest_no_creds,
+                authfile: self.dest_authfile.clone(),
+            }
         };
-        SideArgs {
-            tls_verify,
-            cert_dir: cert_dir.clone(),
-            creds: creds.clone(),
-            authfile: authfile.clone().or_else(|| self.authfile.clone()),
+        Ok(SideArgs {
+            // The side's own flag wins over the deprecated shared one, as in skopeo.
+            tls_verify: s.tls_verify.or(self.tls_verify),
+            cert_dir: s.cert_dir,
+            creds: common::creds(&s.creds, &s.username, &s.password, s.no_creds)?,
+            authfile: s.authfile.or_else(|| self.authfile.clone()),
             retry_times: self.retry_times,
-            no_creds: false,
-        }
+            no_creds: s.no_creds,
+        })
     }
 }
 
 pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
+    args.refused()?;
     let src = transport::parse_image_name(&args.source)?;
     let dst = transport::parse_image_name(&args.destination)?;
-    if args.jobs == 0 {
+    let jobs = args.image_parallel_copies.unwrap_or(args.jobs);
+    if jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
-    let src_ctx = args.side(true).system_context(g)?;
-    let dst_ctx = args.side(false).system_context(g)?;
+    if args.tls_verify.is_some() {
+        eprintln!(
+            "Warning: '--tls-verify' is deprecated, instead use: --src-tls-verify, --dest-tls-verify"
+        );
+    }
+    let src_ctx = args.side(true)?.system_context(g)?;
+    let dst_ctx = args.side(false)?.system_context(g)?;
     // stdout carries the report with --report: no progress lines then.
     let progress = Display::choose(args.quiet || args.report);
     let options = CopyOptions {
         multi_arch: args.multi_arch()?,
-        jobs: args.jobs,
+        jobs,
         signatures: if args.remove_signatures {
             SignaturePolicy::Drop
         } else {
@@ -151,6 +378,10 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         attachments: args.copy_attachments,
         source_tags: None,
         manifest: None,
+        format: args.format()?,
+        preserve_digests: args.preserve_digests,
+        signers: args.signers()?,
+        sign_identity: args.sign_identity.clone(),
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

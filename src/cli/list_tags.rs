@@ -20,8 +20,9 @@ pub struct ListTagsArgs {
 
 #[derive(Serialize)]
 struct Output {
-    #[serde(rename = "Repository")]
-    repository: String,
+    /// Absent for `docker-archive:`, as skopeo prints it (the archive's tags, no repository).
+    #[serde(rename = "Repository", skip_serializing_if = "Option::is_none")]
+    repository: Option<String>,
     #[serde(rename = "Tags")]
     tags: Vec<String>,
 }
@@ -44,10 +45,14 @@ pub async fn run(args: ListTagsArgs, g: &GlobalArgs) -> CliResult {
     }
     let ctx = args.flags.side()?.system_context(g)?;
     let tags = r.list_tags(&ctx).await?;
-    let repository = r
-        .docker_reference()
-        .map(|d| crate::reference::name(&d))
-        .unwrap_or_else(|| args.repository.clone());
+    let repository = match r.transport() {
+        "docker-archive" => None,
+        _ => Some(
+            r.docker_reference()
+                .map(|d| crate::reference::name(&d))
+                .unwrap_or_else(|| args.repository.clone()),
+        ),
+    };
     print!("{}", to_pretty_json(&Output { repository, tags }));
     Ok(ExitCode::SUCCESS)
 }

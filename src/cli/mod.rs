@@ -14,6 +14,7 @@ mod list_tags;
 mod login;
 mod manifest_digest;
 mod progress;
+mod sigstore_key;
 mod standalone;
 mod sync;
 mod template;
@@ -40,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Copy an image (or a whole index) from one location to another
-    Copy(copy::CopyArgs),
+    Copy(Box<copy::CopyArgs>),
     /// Inspect an image: print its metadata as JSON, or the raw manifest
     Inspect(inspect::InspectArgs),
     /// List the tags of a repository
@@ -61,6 +62,9 @@ pub enum Command {
     /// Verify a simple signature of a manifest file
     #[command(name = "standalone-verify")]
     StandaloneVerify(standalone::VerifyArgs),
+    /// Generate a sigstore (cosign-format) key pair: PREFIX.pub and PREFIX.private
+    #[command(name = "generate-sigstore-key")]
+    GenerateSigstoreKey(sigstore_key::GenerateArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -74,6 +78,10 @@ pub type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error + Send + 
 
 /// Parse arguments, run the command, print a one-line error on failure.
 pub fn main() -> ExitCode {
+    if let Some(e) = skopeo_sync(std::env::args().skip(1)) {
+        eprintln!("Error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     // A controller reports what it does; the one-shot commands stay quiet.
     let level = match cli.command {
@@ -120,19 +128,34 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     let g = &cli.global;
     match cli.command {
-        Command::Copy(a) => copy::run(a, g).await,
+        Command::Copy(a) => copy::run(*a, g).await,
         Command::Inspect(a) => inspect::run(a, g).await,
         Command::ListTags(a) => list_tags::run(a, g).await,
         Command::Delete(a) => delete::run(a, g).await,
         Command::ManifestDigest(a) => manifest_digest::run(a, g).await,
         Command::StandaloneSign(a) => standalone::sign(a, g).await,
         Command::StandaloneVerify(a) => standalone::verify(a, g).await,
+        Command::GenerateSigstoreKey(a) => sigstore_key::run(a, g).await,
         Command::Login(a) => login::login(a, g).await,
         Command::Logout(a) => login::logout(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,
     }
+}
+
+/// skopeo's own `sync --src TRANSPORT --dest TRANSPORT SRC DST` is told
+/// apart from `sync -f FILE` by its `--src`/`--dest` flags; it is not
+/// implemented, and says so instead of failing with a usage error.
+fn skopeo_sync(args: impl Iterator<Item = String>) -> Option<String> {
+    let args: Vec<String> = args.collect();
+    let at = args.iter().position(|a| a == "sync")?;
+    let skopeo_style = args[at + 1..].iter().any(|a| {
+        a == "--src" || a == "--dest" || a.starts_with("--src=") || a.starts_with("--dest=")
+    });
+    skopeo_style.then(|| {
+        "skopeo-style `sync --src/--dest` is not supported by kubemirror: copy each image with `kubemirror copy`, or write ImageMirror documents and run `kubemirror sync -f FILE`".to_string()
+    })
 }
 
 /// Default location of things a user may name on the command line.

@@ -64,6 +64,43 @@ fn gpg(args: &[&str]) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
+/// The secret key `fingerprint` from the GnuPG keyring, and the passphrase
+/// that unlocks it (first line of `passphrase_file`; empty without one).
+pub fn keyring_signing_key(
+    fingerprint: &str,
+    passphrase_file: &Option<PathBuf>,
+) -> Result<(SigningKey, String), String> {
+    let passphrase = match passphrase_file {
+        Some(p) => {
+            let text = String::from_utf8(read(p, "passphrase file")?)
+                .map_err(|_| format!("passphrase file {} is not UTF-8", p.display()))?;
+            text.lines().next().unwrap_or("").to_string()
+        }
+        None => String::new(),
+    };
+    let mut export = vec!["--export-secret-keys"];
+    let pass_arg;
+    if let Some(p) = passphrase_file {
+        pass_arg = p.display().to_string();
+        export = vec![
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-file",
+            &pass_arg,
+            "--export-secret-keys",
+        ];
+    }
+    export.push(fingerprint);
+    let secret = gpg(&export)?;
+    if secret.is_empty() {
+        return Err(format!(
+            "no secret key {fingerprint} in the GnuPG keyring ($GNUPGHOME or ~/.gnupg)"
+        ));
+    }
+    let key = SigningKey::from_bytes(&secret).map_err(|e| e.to_string())?;
+    Ok((key, passphrase))
+}
+
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("reading {what} {}: {e}", path.display()))
 }
@@ -77,36 +114,7 @@ fn check_reference(r: &str) -> Result<(), String> {
 pub async fn sign(args: SignArgs, _g: &GlobalArgs) -> CliResult {
     let manifest = read(&args.manifest, "manifest")?;
     check_reference(&args.docker_reference)?;
-    let passphrase = match &args.passphrase_file {
-        Some(p) => {
-            let text = String::from_utf8(read(p, "passphrase file")?)
-                .map_err(|_| format!("passphrase file {} is not UTF-8", p.display()))?;
-            text.lines().next().unwrap_or("").to_string()
-        }
-        None => String::new(),
-    };
-    let mut export = vec!["--export-secret-keys"];
-    let pass_arg;
-    if let Some(p) = &args.passphrase_file {
-        pass_arg = p.display().to_string();
-        export = vec![
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase-file",
-            &pass_arg,
-            "--export-secret-keys",
-        ];
-    }
-    export.push(&args.fingerprint);
-    let secret = gpg(&export)?;
-    if secret.is_empty() {
-        return Err(format!(
-            "no secret key {} in the GnuPG keyring ($GNUPGHOME or ~/.gnupg)",
-            args.fingerprint
-        )
-        .into());
-    }
-    let key = SigningKey::from_bytes(&secret)?;
+    let (key, passphrase) = keyring_signing_key(&args.fingerprint, &args.passphrase_file)?;
     let digest = crate::digest::sha256(&manifest);
     let payload = Payload::to_json(
         &args.docker_reference,

@@ -55,6 +55,7 @@ pub async fn run(
     // A no-op copy is one HEAD on each side (when the policy needs
     // signatures, it is judged first, as for any copy).
     if options.incremental
+        && options.format.is_none()
         && !options
             .policy
             .as_ref()
@@ -106,6 +107,20 @@ pub async fn run(
         _ => 0,
     };
     let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
+    if options.preserve_digests {
+        for i in instances.iter().chain(std::iter::once(&top_out)) {
+            let written = i.manifest.digest();
+            if written != i.source_digest {
+                return Err(Error::Unsupported(format!(
+                    "--preserve-digests: manifest {} would be written as {} ({}) at {}: copy without --preserve-digests, --format or --platform",
+                    i.source_digest,
+                    written,
+                    i.manifest.media_type,
+                    dst.reference()
+                )));
+            }
+        }
+    }
     if let Some(p) = &options.progress {
         p.outline(&outline(&top_out, &instances, index_size, options));
     }
@@ -167,15 +182,19 @@ pub async fn run(
     let attachments_follow = top_out.manifest.digest() == top_out.source_digest
         && attachments_apply(src_ref, dst_ref, options);
     let mut signatures_copied = 0u64;
-    if options.signatures == SignaturePolicy::Copy {
+    let new_signatures = sign(dst_ref, &top_out, options)?;
+    if options.signatures == SignaturePolicy::Copy || !new_signatures.is_empty() {
         let sides = Sides {
             src: src.as_ref(),
             dst: dst.as_ref(),
+            copy: options.signatures == SignaturePolicy::Copy,
         };
         for inst in &instances {
-            signatures_copied += sides.copy_signatures(inst, false).await?;
+            signatures_copied += sides.copy_signatures(inst, false, &[]).await?;
         }
-        signatures_copied += sides.copy_signatures(&top_out, attachments_follow).await?;
+        signatures_copied += sides
+            .copy_signatures(&top_out, attachments_follow, &new_signatures)
+            .await?;
     }
     let attachments_copied = if attachments_follow {
         copy_attachments(
@@ -219,7 +238,9 @@ async fn plan_writes(
 ) -> Result<(Instance, Vec<Instance>), Error> {
     let loc = src.reference().to_string();
     let err = |e| Error::manifest(&loc, e);
-    let supported = dst.supported_manifest_types();
+    let supported = plan::narrow_to_format(dst.supported_manifest_types(), options.format)
+        .map_err(|m| Error::Unsupported(format!("{}: {m}", dst.reference())))?;
+    let supported = supported.as_slice();
     let top_digest = top.digest();
     let index = match top.parse().map_err(err)? {
         Parsed::Image(_) => {
@@ -285,6 +306,32 @@ async fn plan_writes(
             Ok((inst, Vec::new()))
         }
     }
+}
+
+/// New signatures of the top-level manifest as written (see [`CopyOptions::signers`]).
+fn sign(
+    dst_ref: &dyn ImageReference,
+    top: &Instance,
+    options: &CopyOptions,
+) -> Result<Vec<crate::image::Signature>, Error> {
+    if options.signers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let identity = match (&options.sign_identity, dst_ref.docker_reference()) {
+        (Some(i), _) => i.clone(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => {
+            return Err(Error::Invalid(format!(
+                "cannot determine the docker reference to sign {dst_ref} as: give --sign-identity"
+            )));
+        }
+    };
+    let digest = top.manifest.digest();
+    options
+        .signers
+        .iter()
+        .map(|s| s.sign(&identity, &digest))
+        .collect()
 }
 
 /// A policy rejection worded as skopeo words it (`Source image rejected:
@@ -471,6 +518,8 @@ fn attachments_apply(
 struct Sides<'a> {
     src: &'a dyn ImageSource,
     dst: &'a dyn ImageDestination,
+    /// Copy the source's signatures (else only new ones are written).
+    copy: bool,
 }
 
 impl Sides<'_> {
@@ -478,31 +527,41 @@ impl Sides<'_> {
     /// `attachments_follow`: the `.sig` attachment is copied byte for byte
     /// with the other attachments, so sigstore signatures are counted here
     /// but not written again (merged, which would change its bytes).
+    /// `new` (signatures made for the manifest written) go with them.
     async fn copy_signatures(
         &self,
         inst: &Instance,
         attachments_follow: bool,
+        new: &[crate::image::Signature],
     ) -> Result<u64, Error> {
         let target = match &inst.source_instance {
             Some(d) => Target::Instance(d),
             None => Target::TopLevel(&inst.source_digest),
         };
-        let mut sigs = signature::read(self.src, target).await?;
+        let mut sigs = if self.copy {
+            signature::read(self.src, target).await?
+        } else {
+            Vec::new()
+        };
         let before = sigs.len();
         if attachments_follow {
             sigs.retain(|s| !matches!(s, Signature::Sigstore { .. }));
         }
         let attached = (before - sigs.len()) as u64;
-        if sigs.is_empty() {
+        if sigs.is_empty() && new.is_empty() {
             return Ok(attached);
         }
         let written = inst.manifest.digest();
-        if written != inst.source_digest {
+        if !sigs.is_empty() && written != inst.source_digest {
             return Err(Error::Unsupported(format!(
                 "{}: the manifest is converted for the destination, so its {} signature(s) would not match; use --remove-signatures",
                 self.src.reference(),
                 sigs.len()
             )));
+        }
+        sigs.extend(new.iter().cloned());
+        if sigs.is_empty() {
+            return Ok(0);
         }
         let target = match inst.digest {
             Some(_) => Target::Instance(&written),

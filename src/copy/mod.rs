@@ -15,6 +15,8 @@ mod blobs;
 mod engine;
 pub mod limiter;
 pub mod plan;
+
+pub use plan::ManifestFormat;
 #[cfg(test)]
 mod tests;
 
@@ -132,6 +134,28 @@ pub struct CopyOptions {
     /// bring another image. Its index entries and blobs are fetched by
     /// digest, so the image copied is exactly the one judged.
     pub manifest: Option<crate::manifest::Manifest>,
+    /// Write manifests in this format, converting where needed (`--format`).
+    pub format: Option<ManifestFormat>,
+    /// Fail, before writing anything, when a manifest would be written with
+    /// another digest than the source's (`--preserve-digests`).
+    pub preserve_digests: bool,
+    /// Each adds a new signature of the top-level manifest as written
+    /// (`--sign-by`, `--sign-by-sigstore-private-key`), stored beside the
+    /// copied ones before the tag is written.
+    pub signers: Vec<Arc<dyn Signer>>,
+    /// The name new signatures claim (`--sign-identity`); `None`: the
+    /// destination's docker reference (a destination without one needs it).
+    pub sign_identity: Option<String>,
+}
+
+/// Makes a signature for a manifest (see [`CopyOptions::signers`]).
+pub trait Signer: Send + Sync {
+    /// A signature claiming `docker_reference` for `manifest_digest`.
+    fn sign(
+        &self,
+        docker_reference: &str,
+        manifest_digest: &Digest,
+    ) -> Result<crate::image::Signature, Error>;
 }
 
 impl Default for CopyOptions {
@@ -146,6 +170,10 @@ impl Default for CopyOptions {
             attachments: false,
             source_tags: None,
             manifest: None,
+            format: None,
+            preserve_digests: false,
+            signers: Vec::new(),
+            sign_identity: None,
         }
     }
 }

@@ -134,9 +134,65 @@ pub fn index_type_for_destination(
     if supported.contains(&manifest::OCI_INDEX) {
         return Ok(manifest::OCI_INDEX);
     }
+    if supported.contains(&manifest::DOCKER_LIST) {
+        return Ok(manifest::DOCKER_LIST);
+    }
     Err(ManifestError::Conversion(format!(
         "the destination cannot store an index of type {current}"
     )))
+}
+
+/// The manifest types to write: the destination's, narrowed to `format`'s
+/// (`--format`); empty means any. Fails when nothing is left.
+pub fn narrow_to_format(
+    supported: &[&'static str],
+    format: Option<ManifestFormat>,
+) -> Result<Vec<&'static str>, String> {
+    let Some(format) = format else {
+        return Ok(supported.to_vec());
+    };
+    let wanted = format.types();
+    if supported.is_empty() {
+        return Ok(wanted.to_vec());
+    }
+    let both: Vec<&'static str> = wanted
+        .iter()
+        .copied()
+        .filter(|t| supported.contains(t))
+        .collect();
+    if both.is_empty() {
+        return Err(format!(
+            "--format {}: the destination stores only {}",
+            format.name(),
+            supported.join(", ")
+        ));
+    }
+    Ok(both)
+}
+
+/// A manifest format a copy may be asked to write (skopeo's `--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    /// `oci`: OCI image manifests and indexes.
+    Oci,
+    /// `v2s2`: Docker schema 2 manifests and manifest lists.
+    DockerV2S2,
+}
+
+impl ManifestFormat {
+    fn types(self) -> [&'static str; 2] {
+        match self {
+            ManifestFormat::Oci => [manifest::OCI_MANIFEST, manifest::OCI_INDEX],
+            ManifestFormat::DockerV2S2 => [manifest::DOCKER_V2S2, manifest::DOCKER_LIST],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => "oci",
+            ManifestFormat::DockerV2S2 => "v2s2",
+        }
+    }
 }
 
 #[cfg(test)]
