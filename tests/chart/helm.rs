@@ -161,6 +161,14 @@ fn start_controller(c: &Cluster, dep: &Value) -> std::process::Child {
         .collect();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubemirror"));
     cmd.args(&args);
+    // The quickstart's OCI layouts: allowed under these directories only, as
+    // the chart's localTransports.allowedDirs would (the default allows none).
+    for dir in [
+        repo_root().join("examples/images"),
+        c.dir.path().to_path_buf(),
+    ] {
+        cmd.arg(format!("--allow-local-transports-under={}", dir.display()));
+    }
     for e in container["env"].as_array().into_iter().flatten() {
         let name = e["name"].as_str().unwrap();
         let value = match (
@@ -288,7 +296,14 @@ async fn readme_helm_install_upgrade_rollback_uninstall() {
     let dest = c.dir.path().join("quickstart");
     let quickstart = std::fs::read_to_string(repo_root().join("examples/quickstart.yaml"))
         .unwrap()
-        .replace("/tmp/kubemirror-quickstart", dest.to_str().unwrap());
+        .replace("/tmp/kubemirror-quickstart", dest.to_str().unwrap())
+        .replace(
+            "oci:examples/images/hello",
+            &format!(
+                "oci:{}",
+                repo_root().join("examples/images/hello").display()
+            ),
+        );
     c.apply_text(&quickstart).await;
 
     // The controller, started as the chart's Deployment starts it, reconciles
