@@ -992,7 +992,7 @@ fn the_system_platform_of_a_signed_index_carries_its_own_signature() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture();
     let t = tmp.path().display().to_string();
-    let (home, fpr) = gpg_key(tmp.path());
+    let (home, fpr) = support::gpg_key(tmp.path(), "");
     support::run(
         support::skopeo()
             .env("GNUPGHOME", &home)
@@ -1023,47 +1023,12 @@ fn the_system_platform_of_a_signed_index_carries_its_own_signature() {
 
 // ---------------------------------------------------------------- skopeo's signatures
 
-/// A throwaway GPG home with one unprotected key; returns (home, fingerprint).
-fn gpg_key(dir: &Path) -> (std::path::PathBuf, String) {
-    let home = dir.join("gnupg");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    support::run(
-        std::process::Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args([
-                "--batch",
-                "--passphrase",
-                "",
-                "--quick-gen-key",
-                "test@example.com",
-                "default",
-                "default",
-                "never",
-            ]),
-    );
-    let out = support::run(
-        std::process::Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args(["--list-keys", "--with-colons"]),
-    );
-    let fpr = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_string())
-        })
-        .unwrap();
-    (home, fpr)
-}
-
 #[tokio::test]
 async fn dir_reads_and_copies_skopeo_gpg_signatures() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture();
     let t = tmp.path().display().to_string();
-    let (home, fpr) = gpg_key(tmp.path());
+    let (home, fpr) = support::gpg_key(tmp.path(), "");
     let signed = format!("{t}/signed");
     support::run(support::skopeo().env("GNUPGHOME", &home).args([
         "copy",

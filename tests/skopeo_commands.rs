@@ -270,41 +270,6 @@ fn login_and_logout_write_the_auth_file_as_skopeo_does() {
     );
 }
 
-/// A throwaway GnuPG home with one key (protected by `passphrase` unless
-/// empty); returns (home, fingerprint).
-fn gpg_key(dir: &std::path::Path, passphrase: &str) -> (std::path::PathBuf, String) {
-    let home = dir.join(format!("gnupg{}", passphrase.len()));
-    std::fs::create_dir(&home).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    support::run(Command::new("gpg").env("GNUPGHOME", &home).args([
-        "--batch",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        passphrase,
-        "--quick-gen-key",
-        "test@example.com",
-        "default",
-        "default",
-        "never",
-    ]));
-    let out = support::run(
-        Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args(["--list-keys", "--with-colons"]),
-    );
-    let fpr = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_string())
-        })
-        .unwrap();
-    (home, fpr)
-}
-
 #[test]
 fn standalone_sign_and_verify_interoperate_with_skopeo() {
     let tmp = tempfile::tempdir().unwrap();
@@ -326,7 +291,7 @@ fn standalone_sign_and_verify_interoperate_with_skopeo() {
     let digest = ok(&km(&["manifest-digest", m]));
     let name = "registry.example/team/app:v1";
     for passphrase in ["", "secret words"] {
-        let (home, fpr) = gpg_key(tmp.path(), passphrase);
+        let (home, fpr) = support::gpg_key(tmp.path(), passphrase);
         let pass_file = tmp.path().join("pass");
         std::fs::write(&pass_file, format!("{passphrase}\n")).unwrap();
         let pf = pass_file.to_str().unwrap();
@@ -406,7 +371,7 @@ fn copy_signs_with_gpg_and_generated_sigstore_keys() {
     );
     let src = format!("oci:{}:v1", layout.display());
     // --sign-by (GnuPG): skopeo's signedBy policy accepts what we signed.
-    let (home, fpr) = gpg_key(tmp.path(), "");
+    let (home, fpr) = support::gpg_key(tmp.path(), "");
     let mut c = support::kubemirror();
     c.env("GNUPGHOME", &home).args([
         "--insecure-policy",

@@ -320,7 +320,7 @@ fn errors_carry_what_skopeos_carry() {
         &reject,
         &format!("Source image rejected: Running image {single} is rejected by policy."),
     );
-    let (home, _) = gpg_key(tmp.path());
+    let (home, _) = support::gpg_key(tmp.path(), "");
     let key = tmp.path().join("key.gpg");
     let exported = support::run(Command::new("gpg").env("GNUPGHOME", &home).arg("--export"));
     std::fs::write(&key, exported.stdout).unwrap();
@@ -337,37 +337,6 @@ fn errors_carry_what_skopeos_carry() {
         &signed_by,
         "Source image rejected: A signature was required, but no signature exists",
     );
-}
-
-/// A throwaway GPG home with one unprotected key; returns (home, fingerprint).
-fn gpg_key(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let home = dir.join("gnupg");
-    std::fs::create_dir(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    support::run(Command::new("gpg").env("GNUPGHOME", &home).args([
-        "--batch",
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "test@example.com",
-        "default",
-        "default",
-        "never",
-    ]));
-    let out = support::run(
-        Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args(["--list-keys", "--with-colons"]),
-    );
-    let fpr = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_string())
-        })
-        .unwrap();
-    (home, fpr)
 }
 
 #[test]

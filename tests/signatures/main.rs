@@ -121,24 +121,8 @@ pub fn manifest_digest(dir: &Path) -> (Vec<u8>, Digest) {
 
 /// An openssl P-256 key pair: (private key path, public key PEM).
 pub fn openssl_key(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
-    let k = dir.join(format!("{name}.pem"));
-    let p = dir.join(format!("{name}.pub"));
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-genkey",
-            "-name",
-            "prime256v1",
-            "-noout",
-            "-out",
-        ])
-        .arg(&k));
-    run(Command::new("openssl")
-        .args(["ec", "-in"])
-        .arg(&k)
-        .args(["-pubout", "-out"])
-        .arg(&p));
-    (k, std::fs::read(p).unwrap())
+    let (key, pem) = support::cosign::key_pair(dir, name);
+    (key, pem.into_bytes())
 }
 
 /// A cosign-shaped signature over `payload`, signed by openssl.

@@ -101,3 +101,36 @@ pub fn kubemirror_run(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A throwaway GnuPG home with one key (protected by `passphrase` unless
+/// empty); returns (home, fingerprint).
+pub fn gpg_key(dir: &Path, passphrase: &str) -> (PathBuf, String) {
+    let home = dir.join(format!("gnupg{}", passphrase.len()));
+    std::fs::create_dir(&home).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run(Command::new("gpg").env("GNUPGHOME", &home).args([
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        passphrase,
+        "--quick-gen-key",
+        "test@example.com",
+        "default",
+        "default",
+        "never",
+    ]));
+    let out = run(Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--list-keys", "--with-colons"]));
+    let fpr = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .unwrap();
+    (home, fpr)
+}
