@@ -30,6 +30,7 @@
 //!   `status.signatures[]`.
 
 pub mod identity;
+pub mod keyless;
 pub mod policy;
 pub mod registries_d;
 pub mod sigstore;
