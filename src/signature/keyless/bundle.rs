@@ -406,8 +406,9 @@ impl Bundle {
                         "bundle has no certificate: verify it with a public key".into(),
                     )
                 })?;
+                let leaf = super::cert::parse_leaf(cert)?;
                 entry.check_body(&logged_sha, signature, cert)?;
-                super::verify_signed(cert, entry, trust, |leaf| {
+                super::verify_signed(leaf, entry, trust, |leaf| {
                     signed.verifies(&leaf.key, signature)
                 })
             }

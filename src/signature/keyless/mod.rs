@@ -135,6 +135,7 @@ pub fn verify_cosign(
     let cert_der = keys::pem_certificates(pem.as_bytes(), 1)?
         .pop()
         .unwrap_or_default();
+    let leaf = cert::parse_leaf(&cert_der)?;
     let set = annotations.get(ANNOTATION_BUNDLE).ok_or_else(|| {
         KeylessError::Tlog(format!(
             "no {ANNOTATION_BUNDLE} annotation: a keyless signature needs its Rekor entry"
@@ -164,20 +165,17 @@ pub fn verify_cosign(
     entry.verify_set(&set, &trust.root)?;
     let payload_sha = trusted_root::digest_bytes(payload);
     entry.check_body(&payload_sha, signature, &cert_der)?;
-    verify_signed(&cert_der, &entry, trust, |leaf| {
-        leaf.key.verifies(payload, signature)
-    })
+    verify_signed(leaf, &entry, trust, |leaf| leaf.key.verifies(payload, signature))
 }
 
-/// Steps 2–4 for a certificate vouched for by a verified `entry`;
+/// Steps 2–4 for a (parsed) certificate vouched for by a verified `entry`;
 /// `verifies` checks the signature with the leaf's key.
 pub(crate) fn verify_signed(
-    cert_der: &[u8],
+    leaf: cert::Leaf,
     entry: &rekor::LogEntry,
     trust: &KeylessTrust,
     verifies: impl FnOnce(&cert::Leaf) -> bool,
 ) -> Result<Verified, KeylessError> {
-    let leaf = cert::parse_leaf(cert_der)?;
     cert::verify_chain(&leaf, &trust.root, entry.integrated_time)?;
     if !verifies(&leaf) {
         return Err(KeylessError::Signature(
@@ -192,3 +190,6 @@ pub(crate) fn verify_signed(
         integrated_time: entry.integrated_time,
     })
 }
+
+#[cfg(test)]
+mod tests;
