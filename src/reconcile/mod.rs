@@ -91,13 +91,17 @@ pub async fn reconcile_mirror(
 }
 
 /// `signatures: Require` means a signature that verifies against
-/// `spec.verification.keys`: without keys anyone's signature would do, so
-/// the spec is refused (the CRD schema cannot say it without CEL).
+/// `spec.verification` (keys or keyless identities): without them anyone's
+/// signature would do, so the spec is refused (the CRD schema cannot say it
+/// without CEL).
 fn require_has_keys(spec: &ImageMirrorSpec) -> Result<(), Error> {
-    let keys = spec.verification.as_ref().map_or(0, |v| v.keys.len());
+    let keys = spec
+        .verification
+        .as_ref()
+        .map_or(0, |v| v.keys.len() + v.keyless.len());
     if spec.signatures == Some(SignaturePolicy::Require) && keys == 0 {
         return Err(Error::Spec(
-            "spec.verification.keys: required when spec.signatures is Require (list the public keys whose signatures count)".into(),
+            "spec.verification.keys: required when spec.signatures is Require (list the public keys or keyless identities whose signatures count)".into(),
         ));
     }
     Ok(())

@@ -13,11 +13,12 @@ use async_trait::async_trait;
 use super::{Error, LocalTransports};
 use crate::api::v1alpha1::{
     ImageInspectionSpec, ImageMirrorSpec, KeyType, RepositorySpec, SecretKeyRef, SecretRef,
-    VerificationSpec,
+    TrustedRootKind, VerificationSpec,
 };
 use crate::credentials::AuthFile;
 use crate::image::{ImageReference, SystemContext};
 use crate::signature::registries_d::normalise_url;
+use crate::signature::keyless::{IdentityRule, KeylessTrust, TrustedRoot};
 use crate::signature::{ResourceStorage, TrustedKey, TrustedKeys};
 use crate::transport;
 
@@ -272,7 +273,71 @@ async fn resolve_keys(
         })?;
         out.push(key);
     }
+    if let Some(v) = v {
+        out.keyless = resolve_keyless(v, secrets).await?.map(Arc::new);
+        if v.keys.is_empty() && v.keyless.is_empty() {
+            return Err(Error::Spec(
+                "spec.verification: list keys, keyless identities, or both".into(),
+            ));
+        }
+    }
     Ok(out)
+}
+
+/// `spec.verification.keyless` and its trust root (`trustedRootRef`, else
+/// Sigstore's public-good root, embedded).
+async fn resolve_keyless(
+    v: &VerificationSpec,
+    secrets: &dyn SecretSource,
+) -> Result<Option<KeylessTrust>, Error> {
+    if v.keyless.is_empty() {
+        if v.trusted_root_ref.is_some() {
+            return Err(Error::Spec(
+                "spec.verification.trustedRootRef: only used with spec.verification.keyless (list the identities to trust)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let mut identities = Vec::new();
+    for (i, k) in v.keyless.iter().enumerate() {
+        let rule = IdentityRule::new(
+            k.issuer.as_deref(),
+            k.issuer_reg_exp.as_deref(),
+            k.subject.as_deref(),
+            k.subject_reg_exp.as_deref(),
+        )
+        .map_err(|m| Error::Spec(format!("spec.verification.keyless[{i}]: {m}")))?;
+        identities.push(rule);
+    }
+    let root = match &v.trusted_root_ref {
+        None => TrustedRoot::public_good().clone(),
+        Some(r) => {
+            let field = "spec.verification.trustedRootRef".to_string();
+            if r.kind == TrustedRootKind::ConfigMap {
+                return Err(Error::Spec(format!(
+                    "{field}: kind ConfigMap is not supported yet: put trusted_root.json in a Secret (kind: Secret)"
+                )));
+            }
+            let data = fetch_key(
+                secrets,
+                &field,
+                &SecretKeyRef {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                },
+            )
+            .await?;
+            TrustedRoot::from_json(&data).map_err(|e| Error::InvalidSecret {
+                field,
+                name: r.name.clone(),
+                message: format!("key {:?} is not a Sigstore trusted_root.json: {e}", r.key),
+            })?
+        }
+    };
+    Ok(Some(KeylessTrust {
+        root: Arc::new(root),
+        identities,
+    }))
 }
 
 async fn fetch(secrets: &dyn SecretSource, field: &str, name: &str) -> Result<SecretData, Error> {

@@ -5,8 +5,10 @@
 //!
 //! Requirements: `insecureAcceptAnything`, `reject`, `signedBy` (`keyType:
 //! GPGKeys`, `keyPath` / `keyPaths` / `keyData`, `signedIdentity`) and
-//! `sigstoreSigned` (`keyPath` / `keyData`, `signedIdentity`; no Fulcio or
-//! Rekor). `signedIdentity`: `matchRepoDigestOrExact` (default),
+//! `sigstoreSigned` (`keyPath` / `keyData`, or keyless: `fulcio` with
+//! `caPath` / `caData`, `oidcIssuer`, `subjectEmail`, and
+//! `rekorPublicKeyPath` / `rekorPublicKeyData`, the Rekor key a keyless
+//! signature's SET must verify with; `signedIdentity`). `signedIdentity`: `matchRepoDigestOrExact` (default),
 //! `matchExact`, `matchRepository`, `exactReference`, `exactRepository`,
 //! `remapIdentity`. Keys are read when the policy is loaded, so a missing
 //! key file is reported at once. As in skopeo 1.9, `signedBy` accepts only
@@ -20,6 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
 use super::identity::{Ident, SignedIdentity};
+use super::keyless::{IdentityRule, KeylessTrust, TrustedRoot};
 use super::registries_d::docker_scopes;
 use super::simple::Keyring;
 use super::verify::{self, Subject, TrustedKeys};
@@ -51,7 +54,9 @@ pub enum Requirement {
         identity: SignedIdentity,
     },
     SigstoreSigned {
-        key: sigstore::PublicKey,
+        /// A public key, or (`None`) keyless with `keyless`.
+        key: Option<sigstore::PublicKey>,
+        keyless: Option<std::sync::Arc<KeylessTrust>>,
         identity: SignedIdentity,
     },
 }
@@ -88,8 +93,20 @@ enum RawRequirement {
     SigstoreSigned {
         key_path: Option<String>,
         key_data: Option<String>,
+        fulcio: Option<RawFulcio>,
+        rekor_public_key_path: Option<String>,
+        rekor_public_key_data: Option<String>,
         signed_identity: Option<RawIdentity>,
     },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawFulcio {
+    ca_path: Option<String>,
+    ca_data: Option<String>,
+    oidc_issuer: String,
+    subject_email: String,
 }
 
 #[derive(Deserialize)]
@@ -206,27 +223,71 @@ impl RawRequirement {
             RawRequirement::SigstoreSigned {
                 key_path,
                 key_data,
+                fulcio,
+                rekor_public_key_path,
+                rekor_public_key_data,
                 signed_identity,
             } => {
-                let data = match (key_path, key_data) {
-                    (Some(p), None) => read_key(&p)?,
-                    (None, Some(d)) => B64
-                        .decode(d.trim())
-                        .map_err(|e| format!("sigstoreSigned: keyData is not base64: {e}"))?,
+                let identity = signed_identity
+                    .map(RawIdentity::load)
+                    .transpose()?
+                    .unwrap_or_default();
+                let data = |path: Option<String>, data: Option<String>, what: &str| {
+                    Ok::<_, String>(match (path, data) {
+                        (Some(p), None) => Some(read_key(&p)?),
+                        (None, Some(d)) => Some(B64.decode(d.trim()).map_err(|e| {
+                            format!("sigstoreSigned: {what}Data is not base64: {e}")
+                        })?),
+                        (None, None) => None,
+                        _ => {
+                            return Err(format!(
+                                "sigstoreSigned: only one of {what}Path and {what}Data may be given"
+                            ));
+                        }
+                    })
+                };
+                let key = data(key_path, key_data, "key")?;
+                let rekor = data(rekor_public_key_path, rekor_public_key_data, "rekorPublicKey")?;
+                match (key, fulcio) {
+                    (Some(key), None) => Requirement::SigstoreSigned {
+                        key: Some(
+                            sigstore::PublicKey::from_bytes(&key)
+                                .map_err(|e| format!("sigstoreSigned: {e}"))?,
+                        ),
+                        keyless: None,
+                        identity,
+                    },
+                    (None, Some(f)) => {
+                        let ca = data(f.ca_path, f.ca_data, "fulcio.ca")?.ok_or(
+                            "sigstoreSigned: fulcio needs caPath or caData (the Fulcio CA certificates, PEM)",
+                        )?;
+                        let rekor = rekor.ok_or(
+                            "sigstoreSigned: fulcio needs rekorPublicKeyPath or rekorPublicKeyData (keyless signatures are verified with their Rekor entry)",
+                        )?;
+                        let root = TrustedRoot::from_parts(&ca, &[rekor])
+                            .map_err(|e| format!("sigstoreSigned: {e}"))?;
+                        let rule = IdentityRule::new(
+                            Some(&f.oidc_issuer),
+                            None,
+                            Some(&f.subject_email),
+                            None,
+                        )
+                        .map_err(|e| format!("sigstoreSigned.fulcio: {e}"))?;
+                        Requirement::SigstoreSigned {
+                            key: None,
+                            keyless: Some(std::sync::Arc::new(KeylessTrust {
+                                root: std::sync::Arc::new(root),
+                                identities: vec![rule],
+                            })),
+                            identity,
+                        }
+                    }
                     _ => {
                         return Err(
-                            "sigstoreSigned: exactly one of keyPath and keyData is required (Fulcio is not supported)"
+                            "sigstoreSigned: exactly one of keyPath, keyData and fulcio is required"
                                 .into(),
                         );
                     }
-                };
-                Requirement::SigstoreSigned {
-                    key: sigstore::PublicKey::from_bytes(&data)
-                        .map_err(|e| format!("sigstoreSigned: {e}"))?,
-                    identity: signed_identity
-                        .map(RawIdentity::load)
-                        .transpose()?
-                        .unwrap_or_default(),
                 }
             }
         })
@@ -435,15 +496,21 @@ fn check(
                     gpg: vec![keys.clone()],
                     sigstore: vec![],
                     primary_keys_only: true,
+                    keyless: None,
                 },
                 identity,
                 false,
             ),
-            Requirement::SigstoreSigned { key, identity } => (
+            Requirement::SigstoreSigned {
+                key,
+                keyless,
+                identity,
+            } => (
                 TrustedKeys {
                     gpg: vec![],
-                    sigstore: vec![key.clone()],
+                    sigstore: key.iter().cloned().collect(),
                     primary_keys_only: true,
+                    keyless: keyless.clone(),
                 },
                 identity,
                 true,
@@ -568,7 +635,8 @@ mod tests {
     fn signed_by_without_signatures_is_rejected() {
         let p = Policy {
             default: vec![Requirement::SigstoreSigned {
-                key: sigstore::test_support::public_key(1),
+                key: Some(sigstore::test_support::public_key(1)),
+                keyless: None,
                 identity: SignedIdentity::MatchRepository,
             }],
             transports: BTreeMap::new(),

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use super::identity::{Ident, SignedIdentity};
+use super::keyless::{self, KeylessTrust};
 use super::simple::{self, Keyring, Payload};
 use super::{SignatureError, sigstore};
 use crate::digest::{self, Digest};
@@ -59,6 +60,9 @@ pub struct TrustedKeys {
     /// does ("Signature by key … is not accepted"); `false` (the default)
     /// accepts a signing subkey of a trusted key.
     pub primary_keys_only: bool,
+    /// Keyless (Fulcio certificate) signatures: the trust root and the
+    /// identities trusted; `None` refuses them.
+    pub keyless: Option<std::sync::Arc<KeylessTrust>>,
 }
 
 impl TrustedKeys {
@@ -78,7 +82,7 @@ impl TrustedKeys {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.gpg.is_empty() && self.sigstore.is_empty()
+        self.gpg.is_empty() && self.sigstore.is_empty() && self.keyless.is_none()
     }
 }
 
@@ -94,9 +98,19 @@ pub struct SignatureReport {
     pub manifest_digest: String,
     /// The docker reference the signature claims (`critical.identity.docker-reference`).
     pub identity: String,
-    /// Who signed: an OpenPGP fingerprint (or key id when unverified), or a
-    /// sigstore key's `sha256:` SPKI digest when verified.
+    /// Who signed: an OpenPGP fingerprint (or key id when unverified), a
+    /// sigstore key's `sha256:` SPKI digest when verified, or a keyless
+    /// signature's certificate identity (SAN: email or URI).
     pub key_id: String,
+    /// Keyless: the certificate's OIDC issuer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    /// Keyless: the Rekor log index of the signature's entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<i64>,
+    /// Keyless: when Rekor logged it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrated_time: Option<String>,
     pub verified: bool,
     /// Why it is not verified; empty when it is.
     pub reason: String,
@@ -248,13 +262,47 @@ fn judge_sigstore(
             Err(e) => refusal = Some(e.to_string()),
         }
     }
-    if refusal.is_none() && annotations.contains_key(sigstore::ANNOTATION_CERTIFICATE) {
-        return Err(
-            "no signature signed by a trusted key (keyless Fulcio-certificate signatures are not verified; trust a public key)"
-                .into(),
-        );
+    if annotations.contains_key(keyless::ANNOTATION_CERTIFICATE) {
+        return judge_keyless(payload, annotations, keys, r);
     }
     Err(refusal.unwrap_or_else(|| "no signature signed by a trusted key".to_string()))
+}
+
+/// A keyless signature: its certificate's identity is reported whatever the
+/// verdict; it verifies only against `keys.keyless`.
+fn judge_keyless(
+    payload: &[u8],
+    annotations: &sigstore::Annotations,
+    keys: &TrustedKeys,
+    r: &mut SignatureReport,
+) -> Result<(), String> {
+    // Claims first, for the report, from the certificate as it is.
+    if let Some(leaf) = annotations
+        .get(keyless::ANNOTATION_CERTIFICATE)
+        .and_then(|pem| keyless::keys::pem_certificates(pem.as_bytes(), 1).ok())
+        .and_then(|mut c| c.pop())
+        .and_then(|der| keyless::cert::parse_leaf(&der).ok())
+    {
+        r.key_id = leaf.subject;
+        r.issuer = leaf.issuer;
+    }
+    let Some(trust) = &keys.keyless else {
+        return Err(
+            "keyless signature (Fulcio certificate): no keyless identity is trusted (spec.verification.keyless, or policy.json sigstoreSigned.fulcio)"
+                .into(),
+        );
+    };
+    let signature = sigstore::signature_bytes(annotations).map_err(|e| e.to_string())?;
+    match keyless::verify_cosign(payload, &signature, annotations, trust) {
+        Ok(v) => {
+            r.key_id = v.subject;
+            r.issuer = v.issuer;
+            r.log_index = Some(v.log_index);
+            r.integrated_time = Some(keyless::rfc3339(v.integrated_time));
+            Ok(())
+        }
+        Err(e) => Err(format!("keyless signature: {e}")),
+    }
 }
 
 fn set_payload(r: &mut SignatureReport, payload: &[u8]) {

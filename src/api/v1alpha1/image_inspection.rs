@@ -161,8 +161,19 @@ pub struct SignatureStatus {
     /// The docker-reference inside the payload.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub identity: String,
+    /// Who signed: an OpenPGP fingerprint, a public key's `sha256:` id, or a
+    /// keyless signature's certificate identity (email or URI).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_id: String,
+    /// Keyless: the certificate's OIDC issuer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    /// Keyless: the signature's Rekor log index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<i64>,
+    /// Keyless: when Rekor logged the signature (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrated_time: Option<String>,
     pub verified: bool,
     /// Why it is not verified.
     #[serde(default, skip_serializing_if = "String::is_empty")]

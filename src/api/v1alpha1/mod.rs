@@ -10,8 +10,8 @@ mod image_inspection;
 mod image_mirror;
 
 pub use common::{
-    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, KeyType, SecretKeyRef, SecretRef,
-    VerificationKey, VerificationSpec,
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, KeyType, KeylessIdentity,
+    SecretKeyRef, SecretRef, TrustedRootKind, TrustedRootRef, VerificationKey, VerificationSpec,
 };
 pub use duration::parse_go_duration;
 pub use image_inspection::{

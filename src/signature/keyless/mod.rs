@@ -97,7 +97,7 @@ pub struct KeylessTrust {
     pub identities: Vec<IdentityRule>,
 }
 
-pub(crate) fn rfc3339(t: i64) -> String {
+pub fn rfc3339(t: i64) -> String {
     jiff::Timestamp::from_second(t)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| t.to_string())
