@@ -70,6 +70,27 @@ pub fn sign(host: &str, repo: &str, digest: &str, key: &Path, tmp: &Path) -> Vec
         .arg(&pf))
     .stdout;
     let sig = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("dev.cosignproject.cosign/signature".into(), sig.into());
+    push_signature(host, repo, digest, &payload, annotations, work.path())
+}
+
+/// Push the attachment `host/repo:sha256-<hex>.sig` (plain HTTP) with
+/// skopeo: one layer, `payload`, with `annotations` (a keyless signature's
+/// are the signature, certificate, chain and Rekor bundle). Returns the
+/// attachment's manifest bytes.
+pub fn push_signature(
+    host: &str,
+    repo: &str,
+    digest: &str,
+    payload: &[u8],
+    annotations: serde_json::Map<String, serde_json::Value>,
+    tmp: &Path,
+) -> Vec<u8> {
+    let work = tempfile::Builder::new()
+        .prefix("cosign")
+        .tempdir_in(tmp)
+        .unwrap();
     let layer_hex = sha256_hex(&payload);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "", "created": "0001-01-01T00:00:00Z",
@@ -86,14 +107,14 @@ pub fn sign(host: &str, repo: &str, digest: &str, key: &Path, tmp: &Path) -> Vec
                    "size": config.len(), "digest": format!("sha256:{config_hex}")},
         "layers": [{"mediaType": SIGNATURE_MEDIA_TYPE, "size": payload.len(),
                     "digest": format!("sha256:{layer_hex}"),
-                    "annotations": {"dev.cosignproject.cosign/signature": sig}}]
+                    "annotations": annotations}]
     }))
     .unwrap();
     let dir = work.path().join("att");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("version"), "Directory Transport Version: 1.1\n").unwrap();
     std::fs::write(dir.join("manifest.json"), &manifest).unwrap();
-    std::fs::write(dir.join(&layer_hex), &payload).unwrap();
+    std::fs::write(dir.join(&layer_hex), payload).unwrap();
     std::fs::write(dir.join(&config_hex), &config).unwrap();
     let tag = format!("sha256-{}.sig", digest.trim_start_matches("sha256:"));
     run(skopeo().args([
