@@ -85,7 +85,10 @@ fn copy_policy_fulcio_verifies_keyless_signatures() {
     std::fs::create_dir(&regd).unwrap();
     std::fs::write(
         regd.join("default.yaml"),
-        format!("docker:\n  {}:\n    use-sigstore-attachments: true\n", reg.host),
+        format!(
+            "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+            reg.host
+        ),
     )
     .unwrap();
     let r = regd.to_str().unwrap();

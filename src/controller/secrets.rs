@@ -44,15 +44,12 @@ impl SecretSource for ApiSecrets {
 
 fn verification_names(v: Option<&VerificationSpec>) -> impl Iterator<Item = &str> {
     v.into_iter().flat_map(|v| {
-        v.keys
-            .iter()
-            .map(|k| k.secret_ref.name.as_str())
-            .chain(
-                v.trusted_root_ref
-                    .iter()
-                    .filter(|r| r.kind == crate::api::v1alpha1::TrustedRootKind::Secret)
-                    .map(|r| r.name.as_str()),
-            )
+        v.keys.iter().map(|k| k.secret_ref.name.as_str()).chain(
+            v.trusted_root_ref
+                .iter()
+                .filter(|r| r.kind == crate::api::v1alpha1::TrustedRootKind::Secret)
+                .map(|r| r.name.as_str()),
+        )
     })
 }
 

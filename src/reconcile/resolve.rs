@@ -17,8 +17,8 @@ use crate::api::v1alpha1::{
 };
 use crate::credentials::AuthFile;
 use crate::image::{ImageReference, SystemContext};
-use crate::signature::registries_d::normalise_url;
 use crate::signature::keyless::{IdentityRule, KeylessTrust, TrustedRoot};
+use crate::signature::registries_d::normalise_url;
 use crate::signature::{ResourceStorage, TrustedKey, TrustedKeys};
 use crate::transport;
 

@@ -247,7 +247,11 @@ impl RawRequirement {
                     })
                 };
                 let key = data(key_path, key_data, "key")?;
-                let rekor = data(rekor_public_key_path, rekor_public_key_data, "rekorPublicKey")?;
+                let rekor = data(
+                    rekor_public_key_path,
+                    rekor_public_key_data,
+                    "rekorPublicKey",
+                )?;
                 match (key, fulcio) {
                     (Some(key), None) => Requirement::SigstoreSigned {
                         key: Some(

@@ -106,7 +106,8 @@ pub struct TestSigstore {
 fn ca(name: &str, issuer: Option<&Ca>, not_before: i64, not_after: i64) -> Ca {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::OrganizationName, "test.example");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "test.example");
     p.distinguished_name.push(DnType::CommonName, name);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -331,7 +332,10 @@ impl TestSigstore {
             "dev.cosignproject.cosign/signature".to_string(),
             B64.encode(&sig),
         );
-        a.insert("dev.sigstore.cosign/certificate".to_string(), leaf.pem.clone());
+        a.insert(
+            "dev.sigstore.cosign/certificate".to_string(),
+            leaf.pem.clone(),
+        );
         a.insert("dev.sigstore.cosign/chain".to_string(), self.ca_pem());
         a.insert(
             "dev.sigstore.cosign/bundle".to_string(),
@@ -376,10 +380,13 @@ impl TestSigstore {
             pae.extend_from_slice(&statement);
             let sig = leaf.sign(&pae);
             (
-                ("dsseEnvelope", serde_json::json!({
-                    "payload": B64.encode(&statement), "payloadType": typ,
-                    "signatures": [{"sig": B64.encode(&sig), "keyid": ""}]
-                })),
+                (
+                    "dsseEnvelope",
+                    serde_json::json!({
+                        "payload": B64.encode(&statement), "payloadType": typ,
+                        "signatures": [{"sig": B64.encode(&sig), "keyid": ""}]
+                    }),
+                ),
                 serde_json::json!({
                     "apiVersion": "0.0.1", "kind": "dsse",
                     "spec": {
@@ -393,10 +400,13 @@ impl TestSigstore {
         } else {
             let sig = leaf.sign(artifact);
             (
-                ("messageSignature", serde_json::json!({
-                    "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
-                    "signature": B64.encode(&sig)
-                })),
+                (
+                    "messageSignature",
+                    serde_json::json!({
+                        "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
+                        "signature": B64.encode(&sig)
+                    }),
+                ),
                 Self::hashedrekord(&digest, &sig, &leaf.pem),
             )
         };
@@ -409,7 +419,8 @@ impl TestSigstore {
             "canonicalizedBody": e.body_b64,
         });
         if promise {
-            entry["inclusionPromise"] = serde_json::json!({"signedEntryTimestamp": B64.encode(&e.set)});
+            entry["inclusionPromise"] =
+                serde_json::json!({"signedEntryTimestamp": B64.encode(&e.set)});
         }
         if proof {
             let leaf_hash = |b: &[u8]| -> [u8; 32] {

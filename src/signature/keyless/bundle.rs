@@ -340,14 +340,19 @@ impl Bundle {
     }
 
     /// Verify the bundle for `artifact` signed by `signer`.
-    pub fn verify(&self, artifact: Artifact<'_>, signer: Signer<'_>) -> Result<Verified, KeylessError> {
+    pub fn verify(
+        &self,
+        artifact: Artifact<'_>,
+        signer: Signer<'_>,
+    ) -> Result<Verified, KeylessError> {
         let root = match signer {
             Signer::Keyless(t) => &*t.root,
             Signer::Key(_, r) => r,
         };
-        let entry = self.entry.as_ref().ok_or_else(|| {
-            KeylessError::Tlog("bundle has no transparency log entry".into())
-        })?;
+        let entry = self
+            .entry
+            .as_ref()
+            .ok_or_else(|| KeylessError::Tlog("bundle has no transparency log entry".into()))?;
         match (&self.set, &self.proof) {
             (None, None) => {
                 return Err(KeylessError::Tlog(
@@ -384,7 +389,11 @@ impl Bundle {
                         "bundle signs another artifact (messageDigest differs)".into(),
                     ));
                 }
-                (Signed::Artifact(artifact, artifact_sha), artifact_sha, signature)
+                (
+                    Signed::Artifact(artifact, artifact_sha),
+                    artifact_sha,
+                    signature,
+                )
             }
             Content::Dsse {
                 payload_type,

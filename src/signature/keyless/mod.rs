@@ -156,16 +156,19 @@ pub fn verify_cosign(
         b.payload.log_index,
         log_id,
     )?;
-    let set = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &b.set)
-        .map_err(|_| {
+    let set = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &b.set).map_err(
+        |_| {
             KeylessError::Malformed(format!(
                 "{ANNOTATION_BUNDLE}: SignedEntryTimestamp is not base64"
             ))
-        })?;
+        },
+    )?;
     entry.verify_set(&set, &trust.root)?;
     let payload_sha = trusted_root::digest_bytes(payload);
     entry.check_body(&payload_sha, signature, &cert_der)?;
-    verify_signed(leaf, &entry, trust, |leaf| leaf.key.verifies(payload, signature))
+    verify_signed(leaf, &entry, trust, |leaf| {
+        leaf.key.verifies(payload, signature)
+    })
 }
 
 /// Steps 2–4 for a (parsed) certificate vouched for by a verified `entry`;

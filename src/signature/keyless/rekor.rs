@@ -96,8 +96,7 @@ impl LogEntry {
         }
         if !log.key.verifies(self.canonical().as_bytes(), set) {
             return Err(KeylessError::Tlog(
-                "signed entry timestamp does not verify with the log's key (tampered entry)"
-                    .into(),
+                "signed entry timestamp does not verify with the log's key (tampered entry)".into(),
             ));
         }
         Ok(())
@@ -155,41 +154,43 @@ impl LogEntry {
             .map_err(|e| KeylessError::Malformed(format!("log entry body: {e}")))?;
         let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
         let spec = &body["spec"];
-        let (hash, sigs): (&serde_json::Value, Vec<(String, String)>) =
-            match body["kind"].as_str().unwrap_or_default() {
-                "hashedrekord" => (
-                    &spec["data"]["hash"],
-                    vec![(
-                        s(&spec["signature"]["content"]),
-                        s(&spec["signature"]["publicKey"]["content"]),
-                    )],
-                ),
-                "dsse" => (
-                    &spec["payloadHash"],
-                    bounded_list(&spec["signatures"])
-                        .map(|v| (s(&v["signature"]), s(&v["verifier"])))
-                        .collect(),
-                ),
-                "intoto" => (
-                    &spec["content"]["payloadHash"],
-                    bounded_list(&spec["content"]["envelope"]["signatures"])
-                        .map(|v| {
-                            // intoto 0.0.2 logs the signature base64 twice.
-                            let sig = B64
-                                .decode(s(&v["sig"]))
-                                .ok()
-                                .and_then(|b| String::from_utf8(b).ok())
-                                .unwrap_or_default();
-                            (sig, s(&v["publicKey"]))
-                        })
-                        .collect(),
-                ),
-                other => {
-                    return Err(KeylessError::Malformed(format!(
-                        "log entry kind {other:?} is not supported (want hashedrekord, dsse or intoto)"
-                    )));
-                }
-            };
+        let (hash, sigs): (&serde_json::Value, Vec<(String, String)>) = match body["kind"]
+            .as_str()
+            .unwrap_or_default()
+        {
+            "hashedrekord" => (
+                &spec["data"]["hash"],
+                vec![(
+                    s(&spec["signature"]["content"]),
+                    s(&spec["signature"]["publicKey"]["content"]),
+                )],
+            ),
+            "dsse" => (
+                &spec["payloadHash"],
+                bounded_list(&spec["signatures"])
+                    .map(|v| (s(&v["signature"]), s(&v["verifier"])))
+                    .collect(),
+            ),
+            "intoto" => (
+                &spec["content"]["payloadHash"],
+                bounded_list(&spec["content"]["envelope"]["signatures"])
+                    .map(|v| {
+                        // intoto 0.0.2 logs the signature base64 twice.
+                        let sig = B64
+                            .decode(s(&v["sig"]))
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                            .unwrap_or_default();
+                        (sig, s(&v["publicKey"]))
+                    })
+                    .collect(),
+            ),
+            other => {
+                return Err(KeylessError::Malformed(format!(
+                    "log entry kind {other:?} is not supported (want hashedrekord, dsse or intoto)"
+                )));
+            }
+        };
         if hash["algorithm"] != "sha256"
             || hex::decode(s(&hash["value"])).ok().as_deref() != Some(artifact_sha256)
         {

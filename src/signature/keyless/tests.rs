@@ -27,7 +27,8 @@ fn email_rule() -> IdentityRule {
 }
 
 fn sig_of(a: &BTreeMap<String, String>) -> Vec<u8> {
-    B64.decode(&a["dev.cosignproject.cosign/signature"]).unwrap()
+    B64.decode(&a["dev.cosignproject.cosign/signature"])
+        .unwrap()
 }
 
 fn verify(
@@ -87,13 +88,20 @@ fn cosign_keyless_refusals() {
     let mut a = s.cosign_annotations(&stranger, b"payload", T0 + 60);
     let e = verify(b"payload", &a, &t).unwrap_err();
     assert!(matches!(e, KeylessError::Untrusted(_)), "{e}");
-    assert!(e.to_string().contains("does not chain to a Fulcio CA"), "{e}");
+    assert!(
+        e.to_string().contains("does not chain to a Fulcio CA"),
+        "{e}"
+    );
 
     // Expired at the integrated time (the leaf lives 10 minutes).
     let late = s.cosign_annotations(&leaf, b"payload", T0 + 1200);
     let e = verify(b"payload", &late, &t).unwrap_err();
     assert!(matches!(e, KeylessError::Expired(_)), "{e}");
-    assert!(e.to_string().contains("not valid at the log's integrated time"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("not valid at the log's integrated time"),
+        "{e}"
+    );
 
     // No CA of the trust root valid at that time.
     let old = s.leaf(&LeafSpec {
@@ -103,19 +111,28 @@ fn cosign_keyless_refusals() {
     });
     let a2 = s.cosign_annotations(&old, b"payload", s.ca_valid.0 - 500);
     let r = reason(verify(b"payload", &a2, &t));
-    assert!(r.contains("no Fulcio CA of the trust root was valid"), "{r}");
+    assert!(
+        r.contains("no Fulcio CA of the trust root was valid"),
+        "{r}"
+    );
 
     // Wrong identity, wrong issuer.
     let r = reason(verify(
         b"payload",
         &good,
-        &trust(&s, vec![IdentityRule::new(Some(ISSUER), None, Some("x@y"), None).unwrap()]),
+        &trust(
+            &s,
+            vec![IdentityRule::new(Some(ISSUER), None, Some("x@y"), None).unwrap()],
+        ),
     ));
     assert!(r.contains("matches no trusted subject"), "{r}");
     let r = reason(verify(
         b"payload",
         &good,
-        &trust(&s, vec![IdentityRule::new(Some("https://evil"), None, Some(EMAIL), None).unwrap()]),
+        &trust(
+            &s,
+            vec![IdentityRule::new(Some("https://evil"), None, Some(EMAIL), None).unwrap()],
+        ),
     ));
     assert!(r.contains("matches no trusted issuer"), "{r}");
 
@@ -130,7 +147,10 @@ fn cosign_keyless_refusals() {
         a = good.clone();
         a.insert("dev.sigstore.cosign/bundle".into(), b.to_string());
         let r = reason(verify(b"payload", &a, &t));
-        assert!(r.contains("signed entry timestamp does not verify"), "{field}: {r}");
+        assert!(
+            r.contains("signed entry timestamp does not verify"),
+            "{field}: {r}"
+        );
     }
 
     // An entry logged by a log the trust root does not know.
@@ -189,7 +209,8 @@ fn cosign_keyless_refusals() {
 #[test]
 fn policy_parts_root() {
     let s = TestSigstore::new();
-    let root = TrustedRoot::from_parts(s.ca_pem().as_bytes(), &[s.rekor_pem().into_bytes()]).unwrap();
+    let root =
+        TrustedRoot::from_parts(s.ca_pem().as_bytes(), &[s.rekor_pem().into_bytes()]).unwrap();
     let t = KeylessTrust {
         root: Arc::new(root),
         identities: vec![email_rule()],
@@ -218,7 +239,8 @@ fn check_bundle(
     artifact: &[u8],
 ) -> Result<Verified, KeylessError> {
     let t = trust(s, vec![email_rule()]);
-    Bundle::parse(&serde_json::to_vec(b).unwrap())?.verify(Artifact::Bytes(artifact), Signer::Keyless(&t))
+    Bundle::parse(&serde_json::to_vec(b).unwrap())?
+        .verify(Artifact::Bytes(artifact), Signer::Keyless(&t))
 }
 
 #[test]
@@ -281,14 +303,20 @@ fn bundle_refusals() {
     *b.pointer_mut(&format!("{proof}/treeSize")).unwrap() = "3".into();
     assert!(reason(&b).contains("inclusion proof"));
     let mut b = good.clone();
-    let cp = b.pointer(&format!("{proof}/checkpoint/envelope")).unwrap().as_str().unwrap().to_string();
+    let cp = b
+        .pointer(&format!("{proof}/checkpoint/envelope"))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
     let forged = cp.replacen("rekor.test.example - 1", "rekor.test.example - 2", 1);
-    *b.pointer_mut(&format!("{proof}/checkpoint/envelope")).unwrap() = forged.into();
+    *b.pointer_mut(&format!("{proof}/checkpoint/envelope"))
+        .unwrap() = forged.into();
     assert!(reason(&b).contains("checkpoint is not signed by the log's key"));
     // A tampered body: the proof no longer leads to the root.
     let mut b = good.clone();
-    *b.pointer_mut("/verificationMaterial/tlogEntries/0/canonicalizedBody").unwrap() =
-        B64.encode(b"{}").into();
+    *b.pointer_mut("/verificationMaterial/tlogEntries/0/canonicalizedBody")
+        .unwrap() = B64.encode(b"{}").into();
     assert!(reason(&b).contains("inclusion proof does not lead"));
 
     // Unknown versions, malformed JSON, a wrong identity.
@@ -297,7 +325,10 @@ fn bundle_refusals() {
     assert!(reason(&b).contains("unknown media type"));
     let e = Bundle::parse(b"{\"mediaType\":").unwrap_err();
     assert!(matches!(e, KeylessError::Malformed(_)), "{e}");
-    let t = trust(&s, vec![IdentityRule::new(Some(ISSUER), None, Some("x@y"), None).unwrap()]);
+    let t = trust(
+        &s,
+        vec![IdentityRule::new(Some(ISSUER), None, Some("x@y"), None).unwrap()],
+    );
     let e = Bundle::parse(&serde_json::to_vec(&good).unwrap())
         .unwrap()
         .verify(Artifact::Bytes(b"artifact"), Signer::Keyless(&t))

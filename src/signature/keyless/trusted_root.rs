@@ -211,9 +211,7 @@ impl TrustedRoot {
     /// Parse `trusted_root.json`.
     pub fn from_json(json: &[u8]) -> Result<Self, KeylessError> {
         if json.len() > MAX_TRUSTED_ROOT {
-            return Err(malformed(format!(
-                "larger than {MAX_TRUSTED_ROOT} bytes"
-            )));
+            return Err(malformed(format!("larger than {MAX_TRUSTED_ROOT} bytes")));
         }
         let raw: RawRoot = serde_json::from_slice(json).map_err(malformed)?;
         if let Some(m) = &raw.media_type
