@@ -177,3 +177,257 @@ fn copy_policy_fulcio_verifies_keyless_signatures() {
     let e = err(&copy(bad.to_str().unwrap(), &good, "bad"));
     assert!(e.contains("rekorPublicKeyPath"), "{e}");
 }
+
+const BEACON: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+const GITHUB: &str = "https://token.actions.githubusercontent.com";
+const BEACON_DIGEST: &str =
+    "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf";
+
+/// A real public-good keyless bundle (v0.2: inclusion proof and checkpoint,
+/// Fulcio certificate of a GitHub workflow), from sigstore-go's examples
+/// (`examples/bundle-v02.json`), verified offline against the embedded
+/// public-good trust root.
+#[test]
+fn verify_blob_accepts_a_real_public_good_bundle() {
+    let bundle = support::repo_root().join("tests/data/public-good-bundle-v02.json");
+    let b = bundle.to_str().unwrap();
+    let args = |identity: &str, digest: &str| {
+        km(&[
+            "verify-blob",
+            "--bundle",
+            b,
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            GITHUB,
+            "--offline",
+            digest,
+        ])
+    };
+    let o = args(BEACON, BEACON_DIGEST);
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("Verified OK"), "{stderr}");
+    assert!(stderr.contains("Rekor log index 27246492"), "{stderr}");
+    let e = err(&args("https://github.com/someone/else", BEACON_DIGEST));
+    assert!(e.contains("matches no trusted subject"), "{e}");
+    let e = err(&args(BEACON, &format!("sha256:{}", "0".repeat(64))));
+    assert!(e.contains("another artifact"), "{e}");
+    // One hash of the inclusion proof changed.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    v["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][3] =
+        "O86OnjaE1s+pcHWna1/xdeZ7ubCXgVmtV1f7nWlWYLI=".into();
+    let tampered = tmp.path().join("tampered.json");
+    std::fs::write(&tampered, serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = err(&km(&[
+        "verify-blob",
+        "--bundle",
+        tampered.to_str().unwrap(),
+        "--certificate-identity",
+        BEACON,
+        "--certificate-oidc-issuer",
+        GITHUB,
+        BEACON_DIGEST,
+    ]));
+    assert!(
+        e.contains("inclusion proof does not lead to its root hash"),
+        "{e}"
+    );
+}
+
+/// Bundles v0.1–v0.3 of the test Sigstore, message signatures and DSSE,
+/// against a file artifact and `--trusted-root`; every refusal says why.
+#[test]
+fn verify_blob_checks_bundles_of_every_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = TestSigstore::new();
+    let leaf = s.leaf(&LeafSpec::default());
+    let artifact = dir.join("artifact.bin");
+    std::fs::write(&artifact, b"release artifact\n").unwrap();
+    let a = artifact.to_str().unwrap();
+    let root = dir.join("trusted_root.json");
+    std::fs::write(&root, s.trusted_root_json()).unwrap();
+    let r = root.to_str().unwrap();
+    let write = |name: &str, v: &serde_json::Value| {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+        p.display().to_string()
+    };
+    let verify = |bundle: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify-blob",
+            "--bundle",
+            bundle,
+            "--trusted-root",
+            r,
+            "--certificate-identity",
+            EMAIL,
+            "--certificate-oidc-issuer-regexp",
+            "^https://oidc\\.test\\.example$",
+        ];
+        args.extend_from_slice(extra);
+        args.push(a);
+        km(&args)
+    };
+    for (i, (mt, promise, proof)) in [
+        (
+            "application/vnd.dev.sigstore.bundle+json;version=0.1",
+            true,
+            false,
+        ),
+        (
+            "application/vnd.dev.sigstore.bundle+json;version=0.2",
+            false,
+            true,
+        ),
+        ("application/vnd.dev.sigstore.bundle.v0.3+json", false, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for dsse in [false, true] {
+            let b = write(
+                &format!("b{i}-{dsse}.json"),
+                &s.bundle(&leaf, b"release artifact\n", mt, dsse, promise, proof),
+            );
+            let o = verify(&b, &[]);
+            ok(&o);
+            assert!(String::from_utf8_lossy(&o.stderr).contains("Verified OK"));
+        }
+    }
+    let good = s.bundle(
+        &leaf,
+        b"release artifact\n",
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        false,
+        false,
+        true,
+    );
+    let g = write("good.json", &good);
+    // The embedded public-good root does not know the test log.
+    let e = err(&km(&[
+        "verify-blob",
+        "--bundle",
+        &g,
+        "--certificate-identity",
+        EMAIL,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        a,
+    ]));
+    assert!(e.contains("which the trust root does not know"), "{e}");
+    // Another artifact.
+    let other = dir.join("other.bin");
+    std::fs::write(&other, b"something else").unwrap();
+    let e = err(&km(&[
+        "verify-blob",
+        "--bundle",
+        &g,
+        "--trusted-root",
+        r,
+        "--certificate-identity",
+        EMAIL,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        other.to_str().unwrap(),
+    ]));
+    assert!(e.contains("another artifact"), "{e}");
+    // No identity given; unknown version; malformed JSON; a tampered checkpoint.
+    let e = err(&km(&[
+        "verify-blob",
+        "--bundle",
+        &g,
+        "--trusted-root",
+        r,
+        a,
+    ]));
+    assert!(e.contains("--certificate-oidc-issuer"), "{e}");
+    let mut v = good.clone();
+    v["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.4+json".into();
+    let e = err(&verify(&write("v04.json", &v), &[]));
+    assert!(e.contains("unknown media type"), "{e}");
+    std::fs::write(dir.join("broken.json"), b"{\"mediaType\": [").unwrap();
+    let e = err(&verify(dir.join("broken.json").to_str().unwrap(), &[]));
+    assert!(e.contains("bundle: "), "{e}");
+    let mut v = good.clone();
+    let cp = "/verificationMaterial/tlogEntries/0/inclusionProof/checkpoint/envelope";
+    let forged = v
+        .pointer(cp)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .replace("\n2\n", "\n3\n");
+    *v.pointer_mut(cp).unwrap() = forged.into();
+    let e = err(&verify(&write("forged.json", &v), &[]));
+    assert!(e.contains("checkpoint"), "{e}");
+}
+
+/// `--key`: a bundle signed with a key pair, its hashedrekord entry logged.
+#[test]
+fn verify_blob_with_a_public_key() {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = TestSigstore::new();
+    let key = p256::ecdsa::SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+    let artifact = b"signed with a key\n";
+    let sig: p256::ecdsa::Signature = key.sign(artifact);
+    let sig = sig.to_der().as_bytes().to_vec();
+    let pem = support::test_sigstore::public_pem(&key);
+    let digest = kubemirror::digest::sha256(artifact);
+    let raw = hex::decode(kubemirror::digest::hex_of(&digest)).unwrap();
+    let e = s.log(&TestSigstore::hashedrekord(&raw, &sig, &pem), T0, 7);
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {"publicKey": {"hint": "k"}, "tlogEntries": [{
+            "logIndex": "7", "logId": {"keyId": b64(&e.log_id)},
+            "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+            "integratedTime": e.integrated_time.to_string(),
+            "inclusionPromise": {"signedEntryTimestamp": b64(&e.set)},
+            "canonicalizedBody": e.body_b64}]},
+        "messageSignature": {"signature": b64(&sig)}
+    });
+    std::fs::write(dir.join("b.json"), serde_json::to_vec(&bundle).unwrap()).unwrap();
+    std::fs::write(dir.join("a"), artifact).unwrap();
+    std::fs::write(dir.join("k.pub"), &pem).unwrap();
+    std::fs::write(dir.join("root.json"), s.trusted_root_json()).unwrap();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let run = |k: &str| {
+        km(&[
+            "verify-blob",
+            "--bundle",
+            &p("b.json"),
+            "--key",
+            k,
+            "--trusted-root",
+            &p("root.json"),
+            &p("a"),
+        ])
+    };
+    ok(&run(&p("k.pub")));
+    let other = p256::ecdsa::SigningKey::from_bytes(&[10u8; 32].into()).unwrap();
+    std::fs::write(
+        dir.join("other.pub"),
+        support::test_sigstore::public_pem(&other),
+    )
+    .unwrap();
+    let e = err(&run(&p("other.pub")));
+    assert!(e.contains("not this signature"), "{e}");
+    // A keyless bundle's flags do not go with --key.
+    let e = err(&km(&[
+        "verify-blob",
+        "--bundle",
+        &p("b.json"),
+        "--key",
+        &p("k.pub"),
+        "--certificate-identity",
+        EMAIL,
+        &p("a"),
+    ]));
+    assert!(e.contains("--key"), "{e}");
+}

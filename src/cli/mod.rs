@@ -18,6 +18,7 @@ mod sigstore_key;
 mod standalone;
 mod sync;
 mod template;
+mod verify_blob;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Generate a sigstore (cosign-format) key pair: PREFIX.pub and PREFIX.private
     #[command(name = "generate-sigstore-key")]
     GenerateSigstoreKey(sigstore_key::GenerateArgs),
+    /// Verify a Sigstore bundle for a file or digest, offline (cosign's verify-blob)
+    #[command(name = "verify-blob")]
+    VerifyBlob(verify_blob::VerifyBlobArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
     Sync(sync::SyncArgs),
     /// Run the Kubernetes controller
@@ -138,6 +142,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::GenerateSigstoreKey(a) => sigstore_key::run(a, g).await,
         Command::Login(a) => login::login(a, g).await,
         Command::Logout(a) => login::logout(a, g).await,
+        Command::VerifyBlob(a) => verify_blob::run(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,
