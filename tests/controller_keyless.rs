@@ -92,6 +92,132 @@ fn push_signed(
     digest
 }
 
+/// `curl` against the TLS registry (its CA trusted): (status, headers).
+fn curl(reg: &Registry, args: &[&str], body: Option<&[u8]>) -> (u16, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new("curl");
+    c.arg("-s")
+        .arg("--cacert")
+        .arg(reg.cert_dir().join("ca.crt"))
+        .args(["-D", "-", "-o", "/dev/null", "-w", "%{http_code}"]);
+    if let Some(b) = body {
+        let f = dir.path().join("body");
+        std::fs::write(&f, b).unwrap();
+        c.arg("--data-binary").arg(format!("@{}", f.display()));
+    }
+    let out = c.args(args).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text[text.len().saturating_sub(3)..].parse().unwrap_or(0);
+    (code, text)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    kubemirror::digest::hex_of(&kubemirror::digest::sha256(b)).to_string()
+}
+
+/// Push a blob to `repo` (monolithic upload).
+fn push_blob(reg: &Registry, repo: &str, blob: &[u8]) -> String {
+    let base = format!("https://{}", reg.host);
+    let (code, headers) = curl(
+        reg,
+        &["-X", "POST", &format!("{base}/v2/{repo}/blobs/uploads/")],
+        None,
+    );
+    assert_eq!(code, 202, "{headers}");
+    let loc = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
+    let d = format!("sha256:{}", sha256_hex(blob));
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let (code, headers) = curl(
+        reg,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            &format!("{loc}{sep}digest={d}"),
+        ],
+        Some(blob),
+    );
+    assert_eq!(code, 201, "{headers}");
+    d
+}
+
+fn put_manifest(reg: &Registry, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+    let (code, headers) = curl(
+        reg,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            &format!("https://{}/v2/{repo}/manifests/{reference}", reg.host),
+        ],
+        Some(body),
+    );
+    assert_eq!(code, 201, "{headers}");
+}
+
+/// Attach `bundle` to the image `subject` of `repo` as cosign 3 does where a
+/// registry lacks the referrers API: an artifact manifest with `subject`,
+/// listed in the OCI index tagged `sha256-<hex>`. Pushed with curl.
+fn attach_bundle(
+    reg: &Registry,
+    repo: &str,
+    subject: &str,
+    subject_manifest: &[u8],
+    bundle: &[u8],
+) {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let empty = push_blob(reg, repo, b"{}");
+    let layer = push_blob(reg, repo, bundle);
+    let artifact = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": BUNDLE, "digest": layer, "size": bundle.len()}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": subject, "size": subject_manifest.len()}
+    }))
+    .unwrap();
+    let artifact_digest = format!("sha256:{}", sha256_hex(&artifact));
+    put_manifest(
+        reg,
+        repo,
+        &artifact_digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        &artifact,
+    );
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": artifact_digest, "size": artifact.len(), "artifactType": BUNDLE}]
+    }))
+    .unwrap();
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    put_manifest(
+        reg,
+        repo,
+        &tag,
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_mirrors_and_inspects_keyless_signed_images() {
     let tmp = tempfile::tempdir().unwrap();
@@ -111,6 +237,25 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
         ..ours.clone()
     };
     push_signed(&s, &h, "1.2.0", "23", &forked, tmp.path());
+    // 1.3.0: signed as cosign 3 does, a bundle (DSSE, in-toto statement
+    // naming the image) attached as an OCI referrer; no `.sig` attachment.
+    let referred = cosign::push_image(&h, "team/app:1.3.0", "24", tmp.path());
+    let referred_manifest = cosign::raw_manifest(&h, "team/app:1.3.0");
+    let bundle = s.bundle(
+        &s.leaf(&ours),
+        &referred_manifest,
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        true,
+        false,
+        true,
+    );
+    attach_bundle(
+        &reg,
+        "team/app",
+        &referred,
+        &referred_manifest,
+        &serde_json::to_vec(&bundle).unwrap(),
+    );
 
     let cluster = Cluster::start().await;
     let kc = cluster.kubeconfig.clone();
@@ -168,7 +313,7 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
     assert!(ok, "{err}");
 
     let o = wait_for(&kc, "imagemirror", "keyless", &ctl, |o| {
-        o["status"]["tags"].as_array().is_some_and(|t| t.len() == 3)
+        o["status"]["tags"].as_array().is_some_and(|t| t.len() == 4)
     })
     .await;
     let tag = |n: &str| {
@@ -194,6 +339,14 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
     );
     assert!(!cosign::exists(&h, "mirror/app:1.1.0"));
     assert!(!cosign::exists(&h, "mirror/app:1.2.0"));
+    // The referrer's bundle counts; the image and its referrers tag travel.
+    assert_eq!(tag("1.3.0")["verified"], true, "{o:#}");
+    assert_eq!(tag("1.3.0")["destinationDigest"], referred.as_str());
+    let referrers_tag = format!(
+        "mirror/app:sha256-{}",
+        referred.trim_start_matches("sha256:")
+    );
+    assert!(cosign::exists(&h, &referrers_tag));
 
     let o = wait_for(&kc, "imageinspection", "keyless", &ctl, |o| {
         o["status"]["signatures"]

@@ -254,7 +254,8 @@ async fn judge_signatures(
     let source = reference.new_image_source(ctx).await?;
     let manifest = source.get_manifest(None).await?;
     let digest = manifest.digest();
-    let sigs = signature::read(source.as_ref(), Target::TopLevel(&digest)).await?;
+    let mut sigs = signature::read(source.as_ref(), Target::TopLevel(&digest)).await?;
+    sigs.extend(referrer_bundles(reference, ctx, keys, &digest).await?);
     let docker = reference.docker_reference();
     let subject = Subject {
         reference: docker.as_ref(),
@@ -263,6 +264,20 @@ async fn judge_signatures(
     };
     let reports = verify::report(keys, &subject, &sigs, None);
     Ok((manifest, reports))
+}
+
+/// With keyless verification, the Sigstore bundles attached to `digest` as
+/// OCI referrers (fallback tag schema; registries only): cosign 3 signs so.
+async fn referrer_bundles(
+    reference: &dyn ImageReference,
+    ctx: &SystemContext,
+    keys: &TrustedKeys,
+    digest: &crate::digest::Digest,
+) -> image::Result<Vec<crate::image::Signature>> {
+    if keys.keyless.is_none() || !reference.stores_attachments() {
+        return Ok(Vec::new());
+    }
+    signature::referrers::read_bundles(reference, ctx, digest).await
 }
 
 /// What an inspection found.
@@ -324,9 +339,14 @@ pub async fn inspect(
             .map_err(|e| Error::image(format!("listing tags of {reference}"), e))?;
     }
     let top_digest = top.digest();
-    let sigs = signature::read(image.source(), Target::TopLevel(&top_digest))
+    let mut sigs = signature::read(image.source(), Target::TopLevel(&top_digest))
         .await
         .map_err(|e| Error::image(format!("reading signatures of {reference}"), e))?;
+    sigs.extend(
+        referrer_bundles(reference.as_ref(), ctx, &r.keys, &top_digest)
+            .await
+            .map_err(|e| Error::image(format!("reading referrers of {reference}"), e))?,
+    );
     let docker = reference.docker_reference();
     let subject = Subject {
         reference: docker.as_ref(),

@@ -32,6 +32,7 @@
 pub mod identity;
 pub mod keyless;
 pub mod policy;
+pub mod referrers;
 pub mod registries_d;
 pub mod sigstore;
 pub mod simple;

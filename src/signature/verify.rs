@@ -173,6 +173,15 @@ pub fn examine(
     subject: &Subject<'_>,
     rule: Option<&SignedIdentity>,
 ) -> SignatureReport {
+    if let Signature::Sigstore {
+        media_type,
+        payload,
+        ..
+    } = sig
+        && keyless::bundle::version_of(media_type).is_some()
+    {
+        return examine_bundle(payload, keys, subject);
+    }
     let mut r = SignatureReport::default();
     let judged = match sig {
         Signature::SimpleSigning(msg) => judge_simple(msg, keys, &mut r),
@@ -188,6 +197,60 @@ pub fn examine(
             .unwrap_or_else(|| default_rule(sig, &r.identity))
             .check(subject.reference, &r.identity)
     });
+    match judged {
+        Ok(()) => r.verified = true,
+        Err(reason) => r.reason = reason,
+    }
+    r
+}
+
+/// A Sigstore bundle (an OCI referrer of the image): it signs the manifest
+/// digest itself (a message signature over the manifest, or an in-toto
+/// statement naming it), so there is no docker-reference claim to check.
+/// Verified with `keys.keyless` only.
+fn examine_bundle(bundle: &[u8], keys: &TrustedKeys, subject: &Subject<'_>) -> SignatureReport {
+    let mut r = SignatureReport {
+        type_: TYPE_SIGSTORE.into(),
+        ..Default::default()
+    };
+    set_payload(&mut r, bundle);
+    let judged = (|| {
+        let b = keyless::Bundle::parse(bundle).map_err(|e| e.to_string())?;
+        if let Some(leaf) = b
+            .certificate
+            .as_deref()
+            .and_then(|c| keyless::cert::parse_leaf(c).ok())
+        {
+            r.key_id = leaf.subject;
+            r.issuer = leaf.issuer;
+        }
+        let Some(trust) = &keys.keyless else {
+            return Err(
+                "Sigstore bundle: no keyless identity is trusted (spec.verification.keyless)"
+                    .to_string(),
+            );
+        };
+        let Ok(sha) = <[u8; 32]>::try_from(
+            hex::decode(digest::hex_of(subject.manifest_digest)).unwrap_or_default(),
+        ) else {
+            return Err(format!(
+                "Sigstore bundle: {} is not a sha256 digest",
+                subject.manifest_digest
+            ));
+        };
+        let v = b
+            .verify(
+                keyless::bundle::Artifact::Sha256(&sha),
+                keyless::bundle::Signer::Keyless(trust),
+            )
+            .map_err(|e| format!("Sigstore bundle: {e}"))?;
+        r.manifest_digest = subject.manifest_digest.to_string();
+        r.key_id = v.subject;
+        r.issuer = v.issuer;
+        r.log_index = Some(v.log_index);
+        r.integrated_time = Some(keyless::rfc3339(v.integrated_time));
+        Ok(())
+    })();
     match judged {
         Ok(()) => r.verified = true,
         Err(reason) => r.reason = reason,
