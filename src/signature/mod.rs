@@ -4,7 +4,8 @@
 //! | format | stored as | read | written | verified |
 //! |---|---|---|---|---|
 //! | simple signing (containers-signature(5), OpenPGP) | `dir:` `signature-N`; registries: lookaside `BASE/REPO@sha256=HEX/signature-N` | transport; `file://`, `http(s)://` lookaside | transport; `file://` lookaside | [`simple::verify`] (rpgp; RSA, EdDSA, ECDSA keys and signing subkeys); [`simple::sign`] makes them |
-//! | sigstore (cosign, ECDSA P-256 public key) | `dir:` `signature-N`; registries: `sha256-HEX.sig` attachment image | transport; attachment | transport; attachment (merged with what is there) | [`sigstore::verify`] (no Fulcio/Rekor) |
+//! | sigstore (cosign, ECDSA P-256 public key) | `dir:` `signature-N`; registries: `sha256-HEX.sig` attachment image | transport; attachment | transport; attachment (merged with what is there) | [`sigstore::verify`] (public key); keyless (Fulcio certificate + Rekor SET): [`keyless::verify_cosign`] |
+//! | Sigstore bundle v0.1–v0.3 (cosign 3, `verify-blob`) | registries: OCI referrer of the image (referrers tag `sha256-HEX`) | [`referrers::read_bundles`] (for verification) | copied with the referrers tag | [`keyless::Bundle::verify`] |
 //!
 //! Where signatures live is the transports' business, as in containers/image:
 //! `dir:` keeps `signature-N` files; the registry transport reads and writes
@@ -12,7 +13,9 @@
 //! session (`transport::docker::{signatures, lookaside, attachment}`), as
 //! `SystemContext::signature_storage` says. Nothing here speaks HTTP.
 //!
-//! Files: [`simple`] and [`sigstore`] (the formats), [`identity`] (which
+//! Files: [`simple`] and [`sigstore`] (the formats), [`keyless`] (offline
+//! keyless Sigstore: trust roots, Fulcio chains, Rekor evidence, bundles),
+//! [`referrers`] (bundles attached as OCI referrers), [`identity`] (which
 //! image a signature may vouch for), [`registries_d`] (where signatures
 //! live: registries.d, and [`ResourceStorage`] for the resources), [`policy`]
 //! (containers-policy.json(5)), [`verify`] (report entries for status), `io`

@@ -27,7 +27,7 @@ pub use crate::transport::docker::attachment::{
     signature_tag,
 };
 
-/// Keyless signing: the Fulcio certificate (PEM) — read and copied, not verified here.
+/// Keyless signing: the Fulcio certificate (PEM); verified by [`super::keyless`].
 pub const ANNOTATION_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 /// `critical.type` of a cosign payload.
 pub const PAYLOAD_TYPE: &str = "cosign container image signature";
