@@ -92,130 +92,153 @@ fn push_signed(
     digest
 }
 
-/// `curl` against the TLS registry (its CA trusted): (status, headers).
-fn curl(reg: &Registry, args: &[&str], body: Option<&[u8]>) -> (u16, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = std::process::Command::new("curl");
-    c.arg("-s")
-        .arg("--cacert")
-        .arg(reg.cert_dir().join("ca.crt"))
-        .args(["-D", "-", "-o", "/dev/null", "-w", "%{http_code}"]);
-    if let Some(b) = body {
-        let f = dir.path().join("body");
-        std::fs::write(&f, b).unwrap();
-        c.arg("--data-binary").arg(format!("@{}", f.display()));
+/// Where curl pushes: a base URL and the CA to trust (TLS).
+struct Target {
+    base: String,
+    ca: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    fn tls(reg: &Registry) -> Target {
+        Target {
+            base: format!("https://{}", reg.host),
+            ca: Some(reg.cert_dir().join("ca.crt")),
+        }
     }
-    let out = c.args(args).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let code = text[text.len().saturating_sub(3)..].parse().unwrap_or(0);
-    (code, text)
+
+    fn plain(host: &str) -> Target {
+        Target {
+            base: format!("http://{host}"),
+            ca: None,
+        }
+    }
+
+    /// `curl ARGS` (body from `body`): (status, headers).
+    fn curl(&self, args: &[&str], body: Option<&[u8]>) -> (u16, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = std::process::Command::new("curl");
+        c.arg("-s");
+        if let Some(ca) = &self.ca {
+            c.arg("--cacert").arg(ca);
+        }
+        c.args(["-D", "-", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(b) = body {
+            let f = dir.path().join("body");
+            std::fs::write(&f, b).unwrap();
+            c.arg("--data-binary").arg(format!("@{}", f.display()));
+        }
+        let out = c.args(args).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = text[text.len().saturating_sub(3)..].parse().unwrap_or(0);
+        (code, text)
+    }
+
+    /// Push a blob to `repo` (monolithic upload).
+    fn push_blob(&self, repo: &str, blob: &[u8]) -> String {
+        let base = &self.base;
+        let (code, headers) = self.curl(
+            &["-X", "POST", &format!("{base}/v2/{repo}/blobs/uploads/")],
+            None,
+        );
+        assert_eq!(code, 202, "{headers}");
+        let loc = headers
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+            })
+            .unwrap()
+            .trim()
+            .to_string();
+        let loc = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("{base}{loc}")
+        };
+        let d = format!("sha256:{}", sha256_hex(blob));
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let (code, headers) = self.curl(
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/octet-stream",
+                &format!("{loc}{sep}digest={d}"),
+            ],
+            Some(blob),
+        );
+        assert_eq!(code, 201, "{headers}");
+        d
+    }
+
+    fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+        let (code, headers) = self.curl(
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                &format!("Content-Type: {media_type}"),
+                &format!("{}/v2/{repo}/manifests/{reference}", self.base),
+            ],
+            Some(body),
+        );
+        assert_eq!(code, 201, "{headers}");
+    }
+
+    /// Push `bundle` as cosign 3 attaches it: an artifact manifest whose
+    /// `subject` is the image `subject` of `repo`; returns the manifest.
+    /// With `fallback_tag`, also the OCI index tagged `sha256-<hex>` that a
+    /// registry without the referrers API needs.
+    fn attach_bundle(
+        &self,
+        repo: &str,
+        subject: &str,
+        subject_manifest: &[u8],
+        bundle: &[u8],
+        fallback_tag: bool,
+    ) -> Vec<u8> {
+        const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let empty = self.push_blob(repo, b"{}");
+        let layer = self.push_blob(repo, bundle);
+        let artifact = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": BUNDLE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": BUNDLE, "digest": layer, "size": bundle.len()}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": subject, "size": subject_manifest.len()}
+        }))
+        .unwrap();
+        let artifact_digest = format!("sha256:{}", sha256_hex(&artifact));
+        self.put_manifest(
+            repo,
+            &artifact_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &artifact,
+        );
+        if fallback_tag {
+            let index = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "digest": artifact_digest, "size": artifact.len(), "artifactType": BUNDLE}]
+            }))
+            .unwrap();
+            let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+            self.put_manifest(
+                repo,
+                &tag,
+                "application/vnd.oci.image.index.v1+json",
+                &index,
+            );
+        }
+        artifact
+    }
 }
 
 fn sha256_hex(b: &[u8]) -> String {
     kubemirror::digest::hex_of(&kubemirror::digest::sha256(b)).to_string()
-}
-
-/// Push a blob to `repo` (monolithic upload).
-fn push_blob(reg: &Registry, repo: &str, blob: &[u8]) -> String {
-    let base = format!("https://{}", reg.host);
-    let (code, headers) = curl(
-        reg,
-        &["-X", "POST", &format!("{base}/v2/{repo}/blobs/uploads/")],
-        None,
-    );
-    assert_eq!(code, 202, "{headers}");
-    let loc = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Location: ")
-                .or_else(|| l.strip_prefix("location: "))
-        })
-        .unwrap()
-        .trim()
-        .to_string();
-    let loc = if loc.starts_with("http") {
-        loc
-    } else {
-        format!("{base}{loc}")
-    };
-    let d = format!("sha256:{}", sha256_hex(blob));
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let (code, headers) = curl(
-        reg,
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/octet-stream",
-            &format!("{loc}{sep}digest={d}"),
-        ],
-        Some(blob),
-    );
-    assert_eq!(code, 201, "{headers}");
-    d
-}
-
-fn put_manifest(reg: &Registry, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
-    let (code, headers) = curl(
-        reg,
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            &format!("Content-Type: {media_type}"),
-            &format!("https://{}/v2/{repo}/manifests/{reference}", reg.host),
-        ],
-        Some(body),
-    );
-    assert_eq!(code, 201, "{headers}");
-}
-
-/// Attach `bundle` to the image `subject` of `repo` as cosign 3 does where a
-/// registry lacks the referrers API: an artifact manifest with `subject`,
-/// listed in the OCI index tagged `sha256-<hex>`. Pushed with curl.
-fn attach_bundle(
-    reg: &Registry,
-    repo: &str,
-    subject: &str,
-    subject_manifest: &[u8],
-    bundle: &[u8],
-) {
-    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-    let empty = push_blob(reg, repo, b"{}");
-    let layer = push_blob(reg, repo, bundle);
-    let artifact = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": BUNDLE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": BUNDLE, "digest": layer, "size": bundle.len()}],
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": subject, "size": subject_manifest.len()}
-    }))
-    .unwrap();
-    let artifact_digest = format!("sha256:{}", sha256_hex(&artifact));
-    put_manifest(
-        reg,
-        repo,
-        &artifact_digest,
-        "application/vnd.oci.image.manifest.v1+json",
-        &artifact,
-    );
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": artifact_digest, "size": artifact.len(), "artifactType": BUNDLE}]
-    }))
-    .unwrap();
-    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
-    put_manifest(
-        reg,
-        repo,
-        &tag,
-        "application/vnd.oci.image.index.v1+json",
-        &index,
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,12 +272,12 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
         false,
         true,
     );
-    attach_bundle(
-        &reg,
+    Target::tls(&reg).attach_bundle(
         "team/app",
         &referred,
         &referred_manifest,
         &serde_json::to_vec(&bundle).unwrap(),
+        true,
     );
 
     let cluster = Cluster::start().await;
@@ -390,6 +413,115 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
         o.to_string()
             .contains("spec.verification.keyless[0]: exactly one of issuer and issuerRegExp"),
         "{o:#}"
+    );
+    ctl.assert_running();
+    ctl.kill();
+}
+
+/// A registry with the OCI 1.1 referrers API (a test layer over
+/// Distribution) and no referrers tag: the bundle is found through
+/// `GET /v2/<name>/referrers/<digest>`, verified, and shown in an
+/// inspection's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_api_bundles_are_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::plain();
+    let api = support::referrers::ReferrersApi::start(&format!("http://{}", reg.host)).await;
+    let h = api.host();
+    let s = TestSigstore::new();
+    let ours = LeafSpec {
+        subject: WORKFLOW.into(),
+        issuer: ISSUER.into(),
+        ..Default::default()
+    };
+    let digest = cosign::push_image(&h, "team/app:2.0.0", "31", tmp.path());
+    let manifest = cosign::raw_manifest(&h, "team/app:2.0.0");
+    let bundle = s.bundle(
+        &s.leaf(&ours),
+        &manifest,
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        false,
+        false,
+        true,
+    );
+    let artifact = Target::plain(&h).attach_bundle(
+        "team/app",
+        &digest,
+        &manifest,
+        &serde_json::to_vec(&bundle).unwrap(),
+        false,
+    );
+    api.register("team/app", &artifact);
+    assert!(!cosign::exists(
+        &h,
+        &format!("team/app:sha256-{}", digest.trim_start_matches("sha256:"))
+    ));
+
+    let cluster = Cluster::start().await;
+    let kc = cluster.kubeconfig.clone();
+    let mut ctl = ControllerProc::start(&kc, tmp.path(), "keyless-referrers", &[]);
+    let root = tmp.path().join("trusted_root.json");
+    std::fs::write(&root, s.trusted_root_json()).unwrap();
+    let (ok, _, err) = kubectl(&kc, &["create", "namespace", "mirrors"], "").await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(
+        &kc,
+        &[
+            "-n",
+            "mirrors",
+            "create",
+            "secret",
+            "generic",
+            "sigstore-root",
+            &format!("--from-file={}", root.display()),
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    api.proxy.clear_log();
+    let inspection = format!(
+        r#"apiVersion: kubemirror.dev/v1alpha1
+kind: ImageInspection
+metadata:
+  name: referred
+  namespace: mirrors
+spec:
+  image: {h}/team/app:2.0.0
+  tlsVerify: false
+  verification:
+    keyless:
+      - issuer: {ISSUER}
+        subject: {WORKFLOW}
+    trustedRootRef: {{kind: Secret, name: sigstore-root, key: trusted_root.json}}
+"#
+    );
+    let (ok, _, err) = kubectl(&kc, &["apply", "-f", "-"], &inspection).await;
+    assert!(ok, "{err}");
+    let o = wait_for(&kc, "imageinspection", "referred", &ctl, |o| {
+        o["status"]["signatures"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    let sig = &o["status"]["signatures"][0];
+    assert_eq!(sig["verified"], true, "{o:#}");
+    assert_eq!(sig["keyId"], WORKFLOW);
+    assert_eq!(sig["issuer"], ISSUER);
+    assert_eq!(sig["manifestDigest"], digest.as_str());
+    let log = api.proxy.log();
+    let asked = format!("/v2/team/app/referrers/{digest}");
+    assert!(
+        log.iter().any(|r| r.method == "GET" && r.path == asked),
+        "{log:?}"
+    );
+    let tag = format!(
+        "/v2/team/app/manifests/sha256-{}",
+        digest.trim_start_matches("sha256:")
+    );
+    assert!(
+        !log.iter().any(|r| r.path == tag),
+        "the referrers tag was read: {log:?}"
     );
     ctl.assert_running();
     ctl.kill();

@@ -338,6 +338,20 @@ pub trait ImageSource: Send + Sync {
     /// interprets them verifies (see the module rules).
     async fn get_blob(&self, info: &BlobInfo) -> Result<Blob>;
 
+    /// The OCI 1.1 referrers of the manifest `digest` (OCI index JSON, as
+    /// the registry's referrers API sends it, filtered by `artifact_type`
+    /// when the registry applies the filter); `None` when the transport or
+    /// the registry has no referrers API (then the referrers tag is the
+    /// fallback).
+    async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Bytes>> {
+        let _ = (digest, artifact_type);
+        Ok(None)
+    }
+
     /// Signatures of the top-level image or of one instance.
     async fn get_signatures(&self, instance: Option<&Digest>) -> Result<Vec<Signature>> {
         let _ = instance;

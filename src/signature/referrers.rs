@@ -1,16 +1,17 @@
 //! Sigstore bundles attached to an image as OCI 1.1 referrers (what cosign 3
-//! writes), read through the referrers tag schema: the OCI index tagged
-//! `sha256-<hex>` in the image's repository lists the manifests whose
-//! `subject` is the image; those whose `artifactType` is a Sigstore bundle
-//! hold the bundle JSON as their one layer. Read through the image traits
+//! writes): the registry's referrers API
+//! ([`crate::image::ImageSource::referrers`]) when it has one, else the
+//! referrers tag schema (the OCI index tagged `sha256-<hex>` in the image's
+//! repository). Either lists the manifests whose `subject` is the image;
+//! those whose `artifactType` is a Sigstore bundle hold the bundle JSON as
+//! their one layer. Read through the image traits
 //! only (the tag, then manifests and blobs by digest), every count and size
 //! bounded, every blob checked against its digest. The bundles come back as
 //! [`Signature::Sigstore`] with the bundle's media type and JSON as payload,
 //! for [`super::verify`] to judge.
 //!
-//! Not here (yet): the `GET /v2/<name>/referrers/<digest>` API (registries
-//! that keep no fallback tag answer nothing here), and keeping a
-//! destination's fallback index merged when copying.
+//! Not here (yet): keeping a destination's fallback index merged when
+//! copying (the copy engine copies the referrers tag as it is).
 
 use futures::TryStreamExt as _;
 
@@ -34,15 +35,20 @@ pub async fn read_bundles(
     ctx: &SystemContext,
     digest: &Digest,
 ) -> Result<Vec<Signature>> {
-    let tagged = image.with_tag(&referrers_tag(digest))?;
-    let src = tagged.new_image_source(ctx).await?;
-    let index = match src.get_manifest(None).await {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let src = image.new_image_source(ctx).await?;
+    let index = match src.referrers(digest, None).await? {
+        Some(index) => index,
+        None => {
+            let tagged = image.with_tag(&referrers_tag(digest))?;
+            match tagged.new_image_source(ctx).await?.get_manifest(None).await {
+                Ok(m) => m.bytes,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
     };
     let bad = |m: String| Error::Signature(format!("referrers of {digest} in {image}: {m}"));
-    let v: serde_json::Value = serde_json::from_slice(&index.bytes)
+    let v: serde_json::Value = serde_json::from_slice(&index)
         .map_err(|e| bad(format!("the referrers tag is not an OCI index: {e}")))?;
     let mut out = Vec::new();
     for d in v["manifests"]

@@ -10,6 +10,7 @@ pub mod copyloop;
 pub mod cosign;
 pub mod hostile;
 pub mod proxy;
+pub mod referrers;
 pub mod registry;
 pub mod relay;
 pub mod scale;

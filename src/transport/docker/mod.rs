@@ -49,6 +49,7 @@ pub mod delete;
 mod dest;
 mod lookaside;
 mod page;
+mod referrers;
 mod signatures;
 mod source;
 pub mod throttle;

@@ -263,6 +263,21 @@ impl ImageSource for DockerSource {
         self.signatures_of(&digest, instance.is_none()).await
     }
 
+    async fn referrers(
+        &self,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Bytes>> {
+        super::referrers::list(
+            &self.session,
+            &self.reference.to_string(),
+            self.reference.repository(),
+            digest,
+            artifact_type,
+        )
+        .await
+    }
+
     async fn signatures_of(&self, digest: &Digest, _top_level: bool) -> Result<Vec<Signature>> {
         super::signatures::read(
             &self.session,
