@@ -91,7 +91,7 @@ pub fn push_signature(
         .prefix("cosign")
         .tempdir_in(tmp)
         .unwrap();
-    let layer_hex = sha256_hex(&payload);
+    let layer_hex = sha256_hex(payload);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "", "created": "0001-01-01T00:00:00Z",
         "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
