@@ -21,6 +21,7 @@ fn copied(tag: &str, digest: &str, up_to_date: bool) -> TagOutcome {
             },
             verified: None,
         },
+        drifted: None,
     }
 }
 
@@ -28,11 +29,15 @@ fn failed_tag(tag: &str, e: &str) -> TagOutcome {
     TagOutcome {
         tag: tag.into(),
         result: TagResult::Failed(e.into()),
+        drifted: None,
     }
 }
 
 fn ok(tags: Vec<TagOutcome>) -> Result<MirrorOutcome, Error> {
-    Ok(MirrorOutcome { tags })
+    Ok(MirrorOutcome {
+        tags,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -321,6 +326,7 @@ fn rate_limited_failures_say_so() {
             message: "registry 127.0.0.1:5000: 429 Too Many Requests".into(),
             rate_limited: Some(after.map(std::time::Duration::from_secs)),
         }),
+        drifted: None,
     };
     let outcome = ok(vec![limited("a", Some(3)), limited("b", None)]);
     assert_eq!(
