@@ -161,7 +161,10 @@ fn reason(obj: &Value) -> Option<String> {
 }
 
 fn tag_entry<'a>(obj: &'a Value, tag: &str) -> Option<&'a Value> {
-    obj["status"]["tags"].as_array()?.iter().find(|t| t["name"] == tag)
+    obj["status"]["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == tag)
 }
 
 fn pruned<'a>(obj: &'a Value, tag: &str) -> Option<&'a Value> {
@@ -181,7 +184,16 @@ fn push(tmp: &Path, host: &str, repo_tag: &str, seed: &str) {
             .to_string();
         support::mkimage(
             &layout,
-            &["--tag", "t", "--layers", "1", "--layer-size", "1K", "--seed", &n],
+            &[
+                "--tag",
+                "t",
+                "--layers",
+                "1",
+                "--layer-size",
+                "1K",
+                "--seed",
+                &n,
+            ],
         );
     }
     support::run(
@@ -282,17 +294,24 @@ async fn prune_deletes_only_what_the_mirror_wrote_even_after_status_loss() {
     push(tmp.path(), &dst.host, "mirror/app:foreign", "y");
     let srepo = format!("{}/team/app", src.host);
     let sel = "  tags: {semver: '>=1.0.0'}\n";
-    c.apply(&mirror_yaml("app", &srepo, &format!("{}/mirror/app", dst.host), &format!("{sel}  prune: true\n")))
-        .await;
-    c.apply(&mirror_yaml("plain", &srepo, &format!("{}/mirror/plain", dst.host), sel))
-        .await;
+    c.apply(&mirror_yaml(
+        "app",
+        &srepo,
+        &format!("{}/mirror/app", dst.host),
+        &format!("{sel}  prune: true\n"),
+    ))
+    .await;
+    c.apply(&mirror_yaml(
+        "plain",
+        &srepo,
+        &format!("{}/mirror/plain", dst.host),
+        sel,
+    ))
+    .await;
     let (stop, running, _) = c.controller();
     wait_reason(&c, "app", "Synced").await;
     wait_reason(&c, "plain", "Synced").await;
-    assert_eq!(
-        tags(&dst.host, "mirror/plain"),
-        ["1.0.0", "1.1.0", "1.2.0"]
-    );
+    assert_eq!(tags(&dst.host, "mirror/plain"), ["1.0.0", "1.1.0", "1.2.0"]);
 
     // 1.0.0 goes at the source: only the pruning mirror deletes it.
     delete(&src.host, "team/app:1.0.0");
@@ -304,7 +323,12 @@ async fn prune_deletes_only_what_the_mirror_wrote_even_after_status_loss() {
     })
     .await;
     assert_eq!(reason(&o).as_deref(), Some("Synced"), "{o:#}");
-    assert!(ready(&o).unwrap()["message"].as_str().unwrap().contains("pruned 1 tags"));
+    assert!(
+        ready(&o).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("pruned 1 tags")
+    );
     let app_tags = tags(&dst.host, "mirror/app");
     assert!(!app_tags.contains(&"1.0.0".to_string()), "{app_tags:?}");
     for t in ["1.1.0", "1.2.0", "1.3.0", "foreign"] {
@@ -335,7 +359,10 @@ async fn prune_deletes_only_what_the_mirror_wrote_even_after_status_loss() {
     ])
     .await;
     let wiped = c.get("app").await.unwrap();
-    assert!(wiped.get("status").is_none_or(|s| s.get("tags").is_none()), "{wiped:#}");
+    assert!(
+        wiped.get("status").is_none_or(|s| s.get("tags").is_none()),
+        "{wiped:#}"
+    );
     delete(&src.host, "team/app:1.1.0");
     delete(&src.host, "team/app:1.2.0");
     push(tmp.path(), &dst.host, "mirror/app:1.1.0", "z");
@@ -349,7 +376,10 @@ async fn prune_deletes_only_what_the_mirror_wrote_even_after_status_loss() {
     let skipped = pruned(&o, "1.1.0").expect("1.1.0 in the plan");
     assert_eq!(skipped["action"], "Skipped", "{o:#}");
     assert!(
-        skipped["reason"].as_str().unwrap().contains("changed by someone else"),
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("changed by someone else"),
         "{skipped}"
     );
     assert_eq!(
@@ -396,7 +426,10 @@ async fn a_source_listing_no_tags_deletes_at_most_prune_limit() {
     assert_eq!(ready(&o).unwrap()["status"], "False");
     for t in ["1.0", "1.1", "1.2"] {
         assert_eq!(pruned(&o, t).unwrap()["action"], "Pending", "{o:#}");
-        assert!(digest(&dst.host, &format!("mirror/app:{t}")).is_some(), "{t} deleted");
+        assert!(
+            digest(&dst.host, &format!("mirror/app:{t}")).is_some(),
+            "{t} deleted"
+        );
     }
     c.apply(&yaml(3)).await;
     let o = wait_reason(&c, "app", "Synced").await;
@@ -419,8 +452,13 @@ async fn drift_is_reported_and_restored_or_kept() {
     let want = digest(&src.host, "team/app:1.0").unwrap();
     let srepo = format!("{}/team/app", src.host);
     let sel = "  tags: {names: ['1.0']}\n";
-    c.apply(&mirror_yaml("over", &srepo, &format!("{}/mirror/over", dst.host), sel))
-        .await;
+    c.apply(&mirror_yaml(
+        "over",
+        &srepo,
+        &format!("{}/mirror/over", dst.host),
+        sel,
+    ))
+    .await;
     c.apply(&mirror_yaml(
         "keep",
         &srepo,
@@ -442,14 +480,30 @@ async fn drift_is_reported_and_restored_or_kept() {
         (tag_entry(&o, "1.0")?["drifted"] == true).then_some(o)
     })
     .await;
-    assert_eq!(digest(&dst.host, "mirror/over:1.0").as_deref(), Some(want.as_str()));
+    assert_eq!(
+        digest(&dst.host, "mirror/over:1.0").as_deref(),
+        Some(want.as_str())
+    );
     assert_eq!(reason(&o).as_deref(), Some("Synced"));
-    assert!(ready(&o).unwrap()["message"].as_str().unwrap().contains("restored 1.0"), "{o:#}");
+    assert!(
+        ready(&o).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("restored 1.0"),
+        "{o:#}"
+    );
 
     let o = wait_reason(&c, "keep", "Drifted").await;
     assert_eq!(tag_entry(&o, "1.0").unwrap()["drifted"], true, "{o:#}");
-    assert_eq!(tag_entry(&o, "1.0").unwrap()["destinationDigest"], evil.as_str());
-    assert_eq!(digest(&dst.host, "mirror/keep:1.0"), Some(evil.clone()), "kept");
+    assert_eq!(
+        tag_entry(&o, "1.0").unwrap()["destinationDigest"],
+        evil.as_str()
+    );
+    assert_eq!(
+        digest(&dst.host, "mirror/keep:1.0"),
+        Some(evil.clone()),
+        "kept"
+    );
     // Still kept on the next sync (judged against what the mirror wrote).
     request_reconcile(&c, "keep", "2").await;
     eventually(30, "keep re-synced", || async {
@@ -474,7 +528,10 @@ async fn drift_is_reported_and_restored_or_kept() {
             && e["note"].as_str().unwrap().contains("restored")),
         "{drifted:#?}"
     );
-    assert!(drifted.iter().any(|e| e["regarding"]["name"] == "keep"), "{drifted:#?}");
+    assert!(
+        drifted.iter().any(|e| e["regarding"]["name"] == "keep"),
+        "{drifted:#?}"
+    );
     let body = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .unwrap()
@@ -512,8 +569,17 @@ async fn suspend_shows_and_resuming_syncs_at_once() {
     let (stop, running, _) = c.controller();
     let o = wait_reason(&c, "app", "Suspended").await;
     assert_eq!(ready(&o).unwrap()["status"], "False");
-    assert!(ready(&o).unwrap()["message"].as_str().unwrap().contains("spec.suspend"));
-    assert_eq!(digest(&dst.host, "mirror/app:1.0"), None, "nothing synced while suspended");
+    assert!(
+        ready(&o).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.suspend")
+    );
+    assert_eq!(
+        digest(&dst.host, "mirror/app:1.0"),
+        None,
+        "nothing synced while suspended"
+    );
     c.apply(&yaml(false)).await;
     let o = wait_reason(&c, "app", "Synced").await;
     assert_eq!(ready(&o).unwrap()["status"], "True");
@@ -541,8 +607,13 @@ async fn deletion_with_delete_and_retain() {
     push(tmp.path(), &dst.host, "mirror/del:foreign", "y");
     let srepo = format!("{}/team/app", src.host);
     let sel = "  tags: {pattern: '.*'}\n";
-    c.apply(&mirror_yaml("ret", &srepo, &format!("{}/mirror/ret", dst.host), sel))
-        .await;
+    c.apply(&mirror_yaml(
+        "ret",
+        &srepo,
+        &format!("{}/mirror/ret", dst.host),
+        sel,
+    ))
+    .await;
     let del = |policy: &str| {
         mirror_yaml(
             "del",
@@ -566,7 +637,10 @@ async fn deletion_with_delete_and_retain() {
         wait_reason(&c, n, "Synced").await;
     }
     let o = c.get("del").await.unwrap();
-    assert_eq!(o["metadata"]["finalizers"][0], "kubemirror.dev/cleanup", "{o:#}");
+    assert_eq!(
+        o["metadata"]["finalizers"][0], "kubemirror.dev/cleanup",
+        "{o:#}"
+    );
     assert!(c.get("ret").await.unwrap()["metadata"]["finalizers"].is_null());
 
     // A prune at a registry that refuses deletes says so.
@@ -574,12 +648,19 @@ async fn deletion_with_delete_and_retain() {
     request_reconcile(&c, "stuck", "1").await;
     let o = wait_reason(&c, "stuck", "DeletesDisabled").await;
     let msg = ready(&o).unwrap()["message"].as_str().unwrap();
-    assert!(msg.contains("refuses deletes") && msg.contains("storage.delete.enabled"), "{msg}");
+    assert!(
+        msg.contains("refuses deletes") && msg.contains("storage.delete.enabled"),
+        "{msg}"
+    );
     assert!(digest(&locked.host, "mirror/app:2.0").is_some());
 
     c.ok(&["delete", "imagemirror/ret", "--timeout=30s"]).await;
     assert!(c.get("ret").await.is_none());
-    assert_eq!(tags(&dst.host, "mirror/ret"), ["1.0", "2.0"], "Retain keeps the tags");
+    assert_eq!(
+        tags(&dst.host, "mirror/ret"),
+        ["1.0", "2.0"],
+        "Retain keeps the tags"
+    );
 
     c.ok(&["delete", "imagemirror/del", "--timeout=60s"]).await;
     assert!(c.get("del").await.is_none());
@@ -633,10 +714,16 @@ fn sync_dry_run_prints_the_plan_and_sync_prunes() {
     let one_oh = digest(&dst.host, "mirror/app:1.0").unwrap();
     assert!(plan.contains("imagemirror default/app: copy 1.1"), "{plan}");
     assert!(
-        plan.contains(&format!("imagemirror default/app: prune 1.0 {one_oh}: Planned")),
+        plan.contains(&format!(
+            "imagemirror default/app: prune 1.0 {one_oh}: Planned"
+        )),
         "{plan}"
     );
-    assert_eq!(digest(&dst.host, "mirror/app:1.0"), Some(one_oh), "a dry run deletes nothing");
+    assert_eq!(
+        digest(&dst.host, "mirror/app:1.0"),
+        Some(one_oh),
+        "a dry run deletes nothing"
+    );
     let (ok, out, err) = support::kubemirror_run(&["sync", "-f", f]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("action: Deleted"), "{out}");

@@ -31,9 +31,12 @@ fn has_finalizer(obj: &ImageMirror) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-/// Add or remove the finalizer so that it is there exactly with `Delete`.
+/// Add or remove the finalizer so that it is there exactly with `Delete`
+/// (and a destination that can delete: otherwise the spec is refused as
+/// `Stalled`, and a finalizer would only hold the object forever).
 pub async fn keep_in_step(obj: &ImageMirror, ctx: &Context) -> Result<(), Error> {
-    match (deletes(obj), has_finalizer(obj)) {
+    let wanted = deletes(obj) && reconcile::destination_deletes(&obj.spec);
+    match (wanted, has_finalizer(obj)) {
         (true, false) => {
             let mut list = obj.finalizers().to_vec();
             list.push(FINALIZER.to_string());

@@ -205,6 +205,13 @@ pub async fn reconcile_mirror(
     Ok(out)
 }
 
+/// Whether the destination repository of `spec` is one kubemirror can
+/// delete tags in (a registry); a spec that does not parse counts as not.
+pub fn destination_deletes(spec: &ImageMirrorSpec) -> bool {
+    crate::transport::parse_repository(spec.destination.repository.trim())
+        .is_ok_and(|r| r.supports_delete())
+}
+
 /// Prune and `deletionPolicy: Delete` delete at the destination: only a
 /// registry can.
 fn require_deletes(spec: &ImageMirrorSpec, r: &resolve::ResolvedMirror) -> Result<(), Error> {
