@@ -22,102 +22,24 @@
 //! delete those tags themselves anyway. A crash between a copy and the record
 //! write leaves a tag unrecorded: it is then never deleted (safe side).
 //!
-//! Hand-written (no crate knows this format); its parser has a fuzz target
-//! (`fuzz/fuzz_targets/record.rs`).
-
-use std::collections::BTreeMap;
-
-use bytes::Bytes;
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+//! The format (pure data) is [`crate::record`]; this module reads and
+//! writes it through the image traits.
 
 use super::Error;
 use super::resolve::Endpoint;
 use crate::digest::{self, Digest};
 use crate::image::{self, Blob, BlobInfo, ImageReference, Manifest};
-use crate::reference::is_valid_tag;
+use bytes::Bytes;
+use futures::StreamExt;
 
-/// The artifact type and the record layer's media type.
-pub const RECORD_MEDIA_TYPE: &str = "application/vnd.kubemirror.record.v1+json";
-/// The OCI empty descriptor's media type and content.
+pub use crate::record::{
+    MAX_RECORD_BYTES, MAX_RECORD_TAGS, RECORD_MEDIA_TYPE, RECORD_TAG_PREFIX, Record, is_record_tag,
+    record_tag,
+};
+
+/// The OCI empty descriptor's media type and content (the artifact's config).
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY: &[u8] = b"{}";
-/// The largest record read back.
-pub const MAX_RECORD_BYTES: u64 = 2 * 1024 * 1024;
-/// The most tags a record holds; tags written past it are not recorded (and
-/// so never deleted).
-pub const MAX_RECORD_TAGS: usize = 10_000;
-/// The prefix of record tags.
-pub const RECORD_TAG_PREFIX: &str = "kubemirror-record.";
-
-/// What one mirror wrote: tag → the digest it wrote there.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// `namespace/name` of the mirror.
-    pub mirror: String,
-    pub tags: BTreeMap<String, String>,
-}
-
-/// The tag holding the record of mirror `id` (`namespace/name`).
-pub fn record_tag(id: &str) -> String {
-    let d = digest::sha256(id.as_bytes());
-    format!("{RECORD_TAG_PREFIX}{}", &digest::hex_of(&d)[..16])
-}
-
-/// Whether `tag` is a record tag (of any mirror): never copied, pruned or
-/// counted as another tag of a digest.
-pub fn is_record_tag(tag: &str) -> bool {
-    tag.starts_with(RECORD_TAG_PREFIX)
-}
-
-impl Record {
-    pub fn new(id: &str) -> Self {
-        Record {
-            mirror: id.to_string(),
-            tags: BTreeMap::new(),
-        }
-    }
-
-    /// Parse a record's JSON. Refuses more than [`MAX_RECORD_TAGS`] tags, an
-    /// invalid tag or digest, and a record of another mirror.
-    pub fn parse(bytes: &[u8], id: &str) -> Result<Record, String> {
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return Err(format!("larger than {MAX_RECORD_BYTES} bytes"));
-        }
-        let r: Record = serde_json::from_slice(bytes).map_err(|e| format!("not a record: {e}"))?;
-        if r.mirror != id {
-            return Err(format!(
-                "it belongs to mirror {:?}, not {id:?}",
-                crate::reconcile::status::sanitise(&r.mirror, 256)
-            ));
-        }
-        if r.tags.len() > MAX_RECORD_TAGS {
-            return Err(format!("more than {MAX_RECORD_TAGS} tags"));
-        }
-        for (t, d) in &r.tags {
-            if !is_valid_tag(t) {
-                return Err(format!(
-                    "invalid tag {:?}",
-                    crate::reconcile::status::sanitise(t, 256)
-                ));
-            }
-            digest::parse(d).map_err(|e| format!("tag {t}: {e}"))?;
-        }
-        Ok(r)
-    }
-
-    /// Record that this mirror wrote `digest` under `tag` (ignored past
-    /// [`MAX_RECORD_TAGS`]).
-    pub fn insert(&mut self, tag: &str, digest: &str) {
-        if self.tags.len() < MAX_RECORD_TAGS || self.tags.contains_key(tag) {
-            self.tags.insert(tag.to_string(), digest.to_string());
-        }
-    }
-
-    fn to_bytes(&self) -> Bytes {
-        Bytes::from(serde_json::to_vec(self).expect("a record serialises"))
-    }
-}
 
 /// The record of mirror `id` at the destination: `None` when there is none.
 /// Returns it with the digest of its manifest.
@@ -189,7 +111,7 @@ pub async fn store(dest: &Endpoint, record: &Record) -> Result<(), Error> {
         .new_image_destination(&dest.ctx)
         .await
         .map_err(e)?;
-    let body = record.to_bytes();
+    let body = Bytes::from(record.to_bytes());
     let empty = Bytes::from_static(EMPTY);
     for b in [&empty, &body] {
         let info = BlobInfo::new(digest::sha256(b), Some(b.len() as u64));
@@ -241,51 +163,4 @@ pub async fn current_digest(
         .await?
         .existing_manifest_digest()
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn record_tags_are_per_mirror_and_valid() {
-        let a = record_tag("default/app");
-        assert!(is_valid_tag(&a) && is_record_tag(&a), "{a}");
-        assert_ne!(a, record_tag("default/other"));
-        assert_eq!(a, record_tag("default/app"));
-    }
-
-    #[test]
-    fn parse_checks_owner_tags_digests_and_size() {
-        let mut r = Record::new("ns/m");
-        r.insert("1.0", D);
-        let bytes = r.to_bytes();
-        assert_eq!(Record::parse(&bytes, "ns/m").unwrap(), r);
-        let e = Record::parse(&bytes, "ns/other").unwrap_err();
-        assert!(e.contains("belongs to mirror"), "{e}");
-        let bad_tag = br#"{"mirror":"ns/m","tags":{"bad tag":"sha256:00"}}"#;
-        assert!(
-            Record::parse(bad_tag, "ns/m")
-                .unwrap_err()
-                .contains("invalid tag")
-        );
-        let bad_digest = br#"{"mirror":"ns/m","tags":{"t":"md5:00"}}"#;
-        assert!(Record::parse(bad_digest, "ns/m").is_err());
-        assert!(Record::parse(b"[1,2", "ns/m").is_err());
-        let big = vec![b' '; MAX_RECORD_BYTES as usize + 1];
-        assert!(Record::parse(&big, "ns/m").unwrap_err().contains("larger"));
-    }
-
-    #[test]
-    fn insert_stops_at_the_cap_but_updates_known_tags() {
-        let mut r = Record::new("ns/m");
-        for i in 0..MAX_RECORD_TAGS + 5 {
-            r.insert(&format!("t{i}"), D);
-        }
-        assert_eq!(r.tags.len(), MAX_RECORD_TAGS);
-        r.insert("t0", "sha256:ff");
-        assert_eq!(r.tags["t0"], "sha256:ff");
-    }
 }
