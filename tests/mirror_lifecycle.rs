@@ -730,4 +730,45 @@ fn sync_dry_run_prints_the_plan_and_sync_prunes() {
     assert_eq!(digest(&dst.host, "mirror/app:1.0"), None);
     let (ok, plan, _) = support::kubemirror_run(&["sync", "-f", f, "--dry-run"]);
     assert!(ok && plan.contains("prune nothing"), "{plan}");
+
+    // A mirror of the mirror does not copy the record tag.
+    let record = kubemirror::record::record_tag("default/app");
+    assert!(tags(&dst.host, "mirror/app").contains(&record));
+    let again = tmp.path().join("again.yaml");
+    std::fs::write(
+        &again,
+        mirror_yaml(
+            "again",
+            &format!("{}/mirror/app", dst.host),
+            &format!("{}/mirror/again", dst.host),
+            "  tags: {pattern: '.*'}\n",
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = support::kubemirror_run(&["sync", "-f", again.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(tags(&dst.host, "mirror/again"), ["1.1"]);
+
+    // A record that is not one stops the sync before anything is deleted.
+    push(tmp.path(), &src.host, "team/app:1.0", "a");
+    let (ok, out, _) = support::kubemirror_run(&["sync", "-f", f]);
+    assert!(ok, "{out}");
+    push(
+        tmp.path(),
+        &dst.host,
+        &format!("mirror/app:{record}"),
+        "junk",
+    );
+    delete(&src.host, "team/app:1.0");
+    let (ok, out, err) = support::kubemirror_run(&["sync", "-f", f]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains(&format!("delete the tag {record}"))
+            && err.contains("not a kubemirror record"),
+        "{err}"
+    );
+    assert!(
+        digest(&dst.host, "mirror/app:1.0").is_some(),
+        "nothing deleted"
+    );
 }
