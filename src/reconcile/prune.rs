@@ -132,9 +132,16 @@ pub fn plan(
                 format!("changed by someone else since this mirror wrote it (now {d})"),
             ),
             Some(_) => {
+                // Tags that stay: every other tag, and candidates not deleted
+                // (changed by someone else), by what they name now.
+                let staying_candidates = facts
+                    .current
+                    .iter()
+                    .filter_map(|(t, d)| Some((t, d.as_ref()?)));
                 let sharing: Vec<&str> = facts
                     .others
                     .iter()
+                    .chain(staying_candidates)
                     .filter(|(t, d)| *d == recorded && !deleting.contains(t.as_str()))
                     .map(|(t, _)| t.as_str())
                     .take(3)
@@ -389,6 +396,14 @@ mod tests {
         );
         assert!(o.entries[1].reason.contains("changed by someone else"));
         assert!(o.entries[2].reason.contains("also tagged keep"));
+        // A candidate someone moved onto a deletable candidate's manifest stays, and so does that manifest.
+        let f = facts(&[("a", Some(1)), ("b", Some(1))], &[]);
+        let o = plan(&c[..2], &f, Some(10), false);
+        assert_eq!(
+            actions(&o),
+            vec![("a", Action::Skipped), ("b", Action::Skipped)]
+        );
+        assert!(o.entries[0].reason.contains("also tagged b"), "{o:?}");
         let f = facts(&[("a", None)], &[]);
         let o = plan(&c[..1], &f, Some(10), false);
         assert_eq!(actions(&o), vec![("a", Action::Gone)]);
