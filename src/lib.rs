@@ -28,6 +28,7 @@ pub mod image;
 pub mod manifest;
 #[cfg(feature = "kube")]
 pub mod reconcile;
+pub mod record;
 pub mod reference;
 pub mod signature;
 pub mod transport;

@@ -13,6 +13,8 @@
 //! - A document that already has a `status` (the output of an earlier run)
 //!   keeps its condition transition times.
 //! - Exit status 1 when any reconciled document is not `Ready`.
+//! - `--dry-run` prints, per `ImageMirror`, the tags it would copy and the
+//!   prune plan, and writes nothing (see `sync_dry_run.rs`).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -25,6 +27,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 use super::{CliResult, GlobalArgs};
+
+#[path = "sync_dry_run.rs"]
+mod dry_run;
 use crate::api::v1alpha1::{CONDITION_READY, Condition, ImageInspection, ImageMirror, Time};
 use crate::credentials::AuthFiles;
 use crate::image::SystemContext;
@@ -38,6 +43,9 @@ pub struct SyncArgs {
     /// Path of the authentication file (containers-auth.json(5) / docker config.json)
     #[arg(long, env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
+    /// Print what each ImageMirror would copy and prune; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub async fn run(args: SyncArgs, g: &GlobalArgs) -> CliResult {
@@ -50,6 +58,7 @@ pub async fn run(args: SyncArgs, g: &GlobalArgs) -> CliResult {
         base,
         // A user's own machine: every transport, as `copy` (see README).
         local_transports: reconcile::LocalTransports::Anywhere,
+        dry_run: args.dry_run,
         apply: reconcile::ApplyOptions {
             policy,
             ..Default::default()
@@ -141,10 +150,38 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
             ("v1", "Secret") => continue,
             ("kubemirror.dev/v1alpha1", "ImageMirror") => {
                 let m: ImageMirror = typed(&d, i)?;
+                let id = format!(
+                    "{}/{}",
+                    secrets.namespace,
+                    m.metadata.name.as_deref().unwrap_or_default()
+                );
                 if m.spec.suspend == Some(true) {
+                    let mut st = m.status.clone().unwrap_or_default();
+                    status::suspended(
+                        &mut st.conditions,
+                        Some(m.metadata.generation.unwrap_or(1)),
+                        &now,
+                    );
+                    set_status(&mut d, &st)?;
                     None
+                } else if env.dry_run {
+                    let input = reconcile::MirrorInput {
+                        id: &id,
+                        status: m.status.as_ref(),
+                    };
+                    let outcome = reconcile::reconcile_mirror(&m.spec, input, &secrets, env).await;
+                    out.yaml.push_str(&dry_run::plan_text(&id, &outcome));
+                    if outcome.is_err() {
+                        out.not_ready
+                            .push(format!("imagemirror/{id}: the plan failed"));
+                    }
+                    continue;
                 } else {
-                    let outcome = reconcile::reconcile_mirror(&m.spec, &secrets, env).await;
+                    let input = reconcile::MirrorInput {
+                        id: &id,
+                        status: m.status.as_ref(),
+                    };
+                    let outcome = reconcile::reconcile_mirror(&m.spec, input, &secrets, env).await;
                     let st = status::mirror_status(
                         m.status.as_ref(),
                         Some(m.metadata.generation.unwrap_or(1)),
@@ -158,6 +195,9 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
             }
             ("kubemirror.dev/v1alpha1", "ImageInspection") => {
                 let m: ImageInspection = typed(&d, i)?;
+                if env.dry_run {
+                    continue;
+                }
                 if m.spec.suspend == Some(true) {
                     None
                 } else {

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub registry_throttled: Family<HostLabels, Counter>,
     /// Reconciles that panicked (caught: the object is marked Stalled).
     pub reconcile_panics: Family<KindLabels, Counter>,
+    /// Destination tags found changed by someone else (restored or kept).
+    pub tags_drifted: Counter,
+    /// Destination tags deleted by prune or by a deletion.
+    pub tags_pruned: Counter,
     /// Registry hosts that objects name: the values a `host` label takes.
     hosts: Mutex<HashSet<String>>,
 }
@@ -115,9 +119,23 @@ impl Metrics {
             "Reconciles that panicked (a bug): the object was marked Stalled, the process kept serving",
             reconcile_panics.clone(),
         );
+        let tags_drifted = Counter::default();
+        registry.register(
+            "tags_drifted",
+            "Destination tags found changed by someone else since the mirror wrote them",
+            tags_drifted.clone(),
+        );
+        let tags_pruned = Counter::default();
+        registry.register(
+            "tags_pruned",
+            "Destination tags deleted by prune or by the deletion of a mirror",
+            tags_pruned.clone(),
+        );
         Metrics {
             registry,
             reconcile_panics,
+            tags_drifted,
+            tags_pruned,
             hosts: Mutex::new(HashSet::new()),
             tags_synced,
             tags_failed,

@@ -1,6 +1,8 @@
 //! The `ImageMirror` driver: read the object, mark it `Reconciling` on a new
 //! generation, run the reconciler, write the status if it changed, record
-//! Events and metrics, and pick the requeue.
+//! Events and metrics, and pick the requeue. With `deletionPolicy: Delete`
+//! it keeps the [`FINALIZER`] on the object and, once the object is being
+//! deleted, removes what the mirror wrote before letting it go.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,12 +11,20 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::{Context, Error, Round, now};
-use crate::api::v1alpha1::ImageMirror;
-use crate::reconcile::{self, DEFAULT_MIRROR_INTERVAL, TagResult, status};
+use crate::api::v1alpha1::{DeletionPolicy, ImageMirror};
+use crate::reconcile::{self, DEFAULT_MIRROR_INTERVAL, MirrorInput, TagResult, prune, status};
 
 const KIND: &str = "ImageMirror";
 
+/// Held on an `ImageMirror` with `deletionPolicy: Delete`: the object goes
+/// only after the tags the mirror wrote are deleted.
+pub const FINALIZER: &str = "kubemirror.dev/cleanup";
+
 pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if obj.metadata.deletion_timestamp.is_some() {
+        return super::finalizer::finalize(&obj, &ctx).await;
+    }
+    super::finalizer::keep_in_step(&obj, &ctx).await?;
     let suspended = obj.spec.suspend == Some(true);
     let Some(round) = Round::begin(obj.as_ref(), obj.status.clone(), suspended, &ctx).await? else {
         return Ok(Action::await_change());
@@ -24,7 +34,12 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics
         .name_repository(&obj.spec.destination.repository);
     let started = Instant::now();
-    let outcome = reconcile::reconcile_mirror(&obj.spec, &round.secrets, &ctx.env).await;
+    let id = super::finalizer::mirror_id(&obj);
+    let input = MirrorInput {
+        id: &id,
+        status: current.as_ref(),
+    };
+    let outcome = reconcile::reconcile_mirror(&obj.spec, input, &round.secrets, &ctx.env).await;
     let seconds = started.elapsed().as_secs_f64();
     let new = status::mirror_status(
         current.as_ref(),
@@ -65,7 +80,27 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
                         m.tags_failed.inc();
                         failed.push((t.tag.as_str(), e.message.as_str()));
                     }
+                    TagResult::Kept => {}
                 }
+                if let Some(found) = &t.drifted {
+                    m.tags_drifted.inc();
+                    let what = if matches!(t.result, TagResult::Kept) {
+                        "kept (spec.driftPolicy: Keep)"
+                    } else {
+                        "restored"
+                    };
+                    let note = format!(
+                        "tag {} at {} was changed by someone else (now {}); {what}",
+                        t.tag,
+                        obj.spec.destination.repository,
+                        found.as_deref().unwrap_or("absent"),
+                    );
+                    ctx.event(obj.as_ref(), EventType::Warning, "Drifted", "Sync", note)
+                        .await;
+                }
+            }
+            if let Some(p) = &o.prune {
+                prune_events(&obj, &ctx, p).await;
             }
             let dest = &obj.spec.destination.repository;
             if !written.is_empty() {
@@ -113,4 +148,66 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
             Err(e.into())
         }
     }
+}
+
+/// Events and metrics for a prune.
+pub(super) async fn prune_events(obj: &ImageMirror, ctx: &Context, p: &prune::PruneOutcome) {
+    let deleted: Vec<&str> = p
+        .entries
+        .iter()
+        .filter(|e| e.action == prune::Action::Deleted)
+        .map(|e| e.tag.as_str())
+        .collect();
+    ctx.metrics.tags_pruned.inc_by(deleted.len() as u64);
+    let dest = &obj.spec.destination.repository;
+    if !deleted.is_empty() {
+        let note = format!("deleted {} from {dest}", deleted.join(", "));
+        ctx.event(obj, EventType::Normal, "Pruned", "Prune", note)
+            .await;
+    }
+    let problem = p.refused.clone().or_else(|| p.blocked.clone()).or_else(|| {
+        p.entries
+            .iter()
+            .find(|e| e.action == prune::Action::Failed)
+            .map(|e| format!("deleting {}: {}", e.tag, e.reason))
+    });
+    if let Some(why) = problem {
+        ctx.event(obj, EventType::Warning, "PruneFailed", "Prune", why)
+            .await;
+    }
+}
+
+/// Whether the object asks for its tags to be deleted with it.
+pub(super) fn deletes(obj: &ImageMirror) -> bool {
+    obj.spec.deletion_policy == Some(DeletionPolicy::Delete)
+}
+
+/// The message for a deletion that cannot finish yet.
+pub(super) fn blocked_reason(p: &prune::PruneOutcome) -> String {
+    if let Some(r) = &p.refused {
+        return r.clone();
+    }
+    let left: Vec<String> = p
+        .entries
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e.action,
+                prune::Action::Deleted | prune::Action::Skipped | prune::Action::Gone
+            )
+        })
+        .take(5)
+        .map(|e| format!("{}: {}", e.tag, e.reason))
+        .collect();
+    left.join("; ")
+}
+
+/// A status for an object whose deletion is blocked.
+pub(super) fn blocked_status(
+    obj: &ImageMirror,
+    why: &str,
+) -> crate::api::v1alpha1::ImageMirrorStatus {
+    let mut st = obj.status.clone().unwrap_or_default();
+    status::deletion_blocked(&mut st.conditions, why, obj.metadata.generation, &now());
+    st
 }

@@ -12,6 +12,7 @@
 //! 429s wait for `Retry-After`, transient errors back off per object.
 
 mod context;
+mod finalizer;
 mod guard;
 mod http;
 mod inspection;
@@ -198,6 +199,7 @@ async fn controllers(
             ..Default::default()
         },
         local_transports: config.local_transports.clone(),
+        dry_run: false,
         apply: reconcile::ApplyOptions {
             policy: config.policy.clone(),
             ..Default::default()
@@ -362,12 +364,16 @@ pub fn object_key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
 /// The two status types, as far as the drivers' shared steps need them.
 pub trait ObjectStatus: Serialize + Clone + Default {
     fn observed_generation(&self) -> Option<i64>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
 
 impl ObjectStatus for crate::api::v1alpha1::ImageMirrorStatus {
     fn observed_generation(&self) -> Option<i64> {
         self.observed_generation
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
     }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
@@ -377,6 +383,9 @@ impl ObjectStatus for crate::api::v1alpha1::ImageMirrorStatus {
 impl ObjectStatus for crate::api::v1alpha1::ImageInspectionStatus {
     fn observed_generation(&self) -> Option<i64> {
         self.observed_generation
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
     }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.conditions
@@ -419,11 +428,22 @@ where
             .namespace
             .clone()
             .ok_or_else(|| Error::NoNamespace(key.clone()))?;
-        if obj.meta().deletion_timestamp.is_some() || suspended {
+        if obj.meta().deletion_timestamp.is_some() {
             return Ok(None);
         }
         let name = obj.meta().name.clone().unwrap_or_default();
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+        if suspended {
+            // Say so (Ready=False, reason Suspended) once; resuming changes
+            // the spec, so it reconciles at once.
+            let mut st = status.clone().unwrap_or_default();
+            st.set_observed_generation(obj.meta().generation);
+            reconcile::status::suspended(st.conditions_mut(), obj.meta().generation, &now());
+            if reconcile::status::differs(status.as_ref(), &st) {
+                write_status(&api, &name, &st).await?;
+            }
+            return Ok(None);
+        }
         let generation = obj.meta().generation;
         let current = mark_progressing(&api, &name, status, generation).await?;
         Ok(Some(Round {

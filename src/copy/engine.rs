@@ -54,6 +54,7 @@ pub async fn run(
 
     // A no-op copy is one HEAD on each side (when the policy needs
     // signatures, it is judged first, as for any copy).
+    let mut destination_before = None;
     if options.incremental
         && options.format.is_none()
         && !options
@@ -65,6 +66,7 @@ pub async fn run(
             Some(m) => (m.digest(), dst.existing_manifest_digest().await?),
             None => tokio::try_join!(src.manifest_digest(), dst.existing_manifest_digest())?,
         };
+        destination_before = Some(existing.as_ref().map(Digest::to_string));
         if existing.as_ref() == Some(&src_digest) {
             // Attachments may have come since (only looked for when the
             // caller listed the source's tags: otherwise a no-op stays free).
@@ -82,6 +84,7 @@ pub async fn run(
                 up_to_date: attachments_copied == 0,
                 attachments_copied,
                 duration: started.elapsed(),
+                destination_before,
                 ..Default::default()
             });
         }
@@ -225,6 +228,7 @@ pub async fn run(
         signatures_copied,
         attachments_copied,
         duration: started.elapsed(),
+        destination_before,
     })
 }
 

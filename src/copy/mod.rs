@@ -201,6 +201,10 @@ pub struct CopyReport {
     pub attachments_copied: u64,
     #[serde(skip)]
     pub duration: Duration,
+    /// What the destination tag named before the copy, when the copy
+    /// looked (`Some(None)`: absent); `None` when it did not look.
+    #[serde(skip)]
+    pub destination_before: Option<Option<String>>,
 }
 
 /// Copy one image (or index) from `src` to `dst`; see the module docs for

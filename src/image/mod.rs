@@ -309,6 +309,23 @@ pub trait ImageReference: Send + Sync + fmt::Display + fmt::Debug {
             self.transport()
         )))
     }
+
+    /// Whether [`ImageReference::delete_manifest`] is implemented (registries).
+    fn supports_delete(&self) -> bool {
+        false
+    }
+
+    /// Delete the manifest `digest` from this reference's repository (the
+    /// reference's own tag is ignored). As in a registry, every tag naming
+    /// that manifest goes with it: callers check a digest's other tags
+    /// first. A store that refuses deletes says so in the error.
+    async fn delete_manifest(&self, ctx: &SystemContext, digest: &Digest) -> Result<()> {
+        let _ = (ctx, digest);
+        Err(Error::Unsupported(format!(
+            "deleting images is not supported for {} references (only docker://)",
+            self.transport()
+        )))
+    }
 }
 
 /// The read side of a transport (containers/image `ImageSource`).

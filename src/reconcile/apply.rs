@@ -46,12 +46,22 @@ impl Default for ApplyOptions {
 #[derive(Debug, Clone, Default)]
 pub struct MirrorOutcome {
     pub tags: Vec<TagOutcome>,
+    /// With `spec.prune`: the prune plan and what came of it.
+    pub prune: Option<super::prune::PruneOutcome>,
+    /// A dry run: the tags the sync would copy (nothing was written).
+    pub dry_run: Option<Vec<String>>,
+    /// Writing the record of what the mirror wrote failed (the next sync
+    /// tries again; an unrecorded tag is never deleted).
+    pub record_error: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct TagOutcome {
     pub tag: String,
     pub result: TagResult,
+    /// The destination tag was changed by someone else since this mirror
+    /// wrote it: what it named then (`None`: absent).
+    pub drifted: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +71,18 @@ pub enum TagResult {
         /// With `spec.verification`: whether a trusted key signed it.
         verified: Option<bool>,
     },
+    /// Drifted and left as found (`spec.driftPolicy: Keep`).
+    Kept,
     Failed(TagError),
+}
+
+/// How `mirror` treats destination tags changed by someone else.
+#[derive(Debug, Clone, Default)]
+pub struct DriftCheck {
+    /// tag → the digest this mirror last wrote there.
+    pub expected: std::collections::BTreeMap<String, String>,
+    /// `Keep`: look before copying, and leave a drifted tag.
+    pub keep: bool,
 }
 
 /// Why one tag failed.
@@ -102,7 +123,7 @@ impl MirrorOutcome {
     pub fn failed(&self) -> impl Iterator<Item = (&str, &TagError)> {
         self.tags.iter().filter_map(|t| match &t.result {
             TagResult::Failed(e) => Some((t.tag.as_str(), e)),
-            TagResult::Copied { .. } => None,
+            TagResult::Copied { .. } | TagResult::Kept => None,
         })
     }
 
@@ -135,6 +156,7 @@ pub async fn mirror(
     plan: &MirrorPlan,
     source_tags: Option<&[String]>,
     signatures: SignaturePolicy,
+    drift: &DriftCheck,
     opts: &ApplyOptions,
 ) -> MirrorOutcome {
     let copy_opts = CopyOptions {
@@ -165,11 +187,48 @@ pub async fn mirror(
     let copy_opts = &copy_opts;
     let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
         Box::pin(async move {
+            let expected = drift.expected.get(&tag);
+            if drift.keep
+                && let Some(expected) = expected
+            {
+                match look(r, &tag).await {
+                    Ok(found) if found.as_ref() != Some(expected) => {
+                        return TagOutcome {
+                            tag,
+                            result: TagResult::Kept,
+                            drifted: Some(found),
+                        };
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return TagOutcome {
+                            tag,
+                            result: TagResult::Failed(e),
+                            drifted: None,
+                        };
+                    }
+                }
+            }
             let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
                 Ok((report, verified)) => TagResult::Copied { report, verified },
                 Err(e) => TagResult::Failed(e),
             };
-            TagOutcome { tag, result }
+            // What the copy found at the destination: drifted when it is
+            // neither what this mirror wrote nor the source's image.
+            let drifted = match (&result, expected) {
+                (TagResult::Copied { report, .. }, Some(expected)) => {
+                    report.destination_before.clone().filter(|before| {
+                        before.as_ref() != Some(expected)
+                            && before.as_ref() != Some(&report.destination_digest)
+                    })
+                }
+                _ => None,
+            };
+            TagOutcome {
+                tag,
+                result,
+                drifted,
+            }
         })
     };
     let copied: Vec<TagOutcome> = futures::stream::iter(plan.tags.clone())
@@ -181,8 +240,19 @@ pub async fn mirror(
     tags.extend(plan.missing.iter().map(|t| TagOutcome {
         tag: t.clone(),
         result: TagResult::Failed(format!("tag {t:?} not found in {}", r.source.reference).into()),
+        drifted: None,
     }));
-    MirrorOutcome { tags }
+    MirrorOutcome {
+        tags,
+        ..Default::default()
+    }
+}
+
+/// The digest the destination's `tag` names now (`None`: absent).
+async fn look(r: &ResolvedMirror, tag: &str) -> Result<Option<String>, TagError> {
+    let dst = r.destination.reference.with_tag(tag)?;
+    let d = super::record::current_digest(dst.as_ref(), &r.destination.ctx).await?;
+    Ok(d.map(|d| d.to_string()))
 }
 
 async fn mirror_tag(

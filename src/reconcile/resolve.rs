@@ -404,6 +404,10 @@ mod tests {
             verification: None,
             interval: None,
             suspend: None,
+            prune: None,
+            prune_limit: None,
+            drift_policy: None,
+            deletion_policy: None,
         }
     }
 

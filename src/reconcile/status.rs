@@ -11,9 +11,10 @@ use serde::Serialize;
 
 use super::Error;
 use super::apply::{InspectOutcome, MirrorOutcome, TagResult};
+use super::prune::Action as PruneAction;
 use crate::api::v1alpha1::{
     CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, Condition, ImageInspectionStatus,
-    ImageMirrorStatus, TagStatus, TagSummary, Time,
+    ImageMirrorStatus, PruneStatus, TagStatus, TagSummary, Time,
 };
 
 /// Longest condition message; longer ones are cut (the tags list holds details).
@@ -189,6 +190,35 @@ fn done(
     remove_condition(conditions, CONDITION_STALLED);
 }
 
+/// Conditions of a suspended object: `Ready=False`, reason `Suspended`
+/// (Flux shows suspension the same way); work resumes when `spec.suspend`
+/// is false again.
+pub fn suspended(conditions: &mut Vec<Condition>, generation: Option<i64>, now: &Time) {
+    done(
+        conditions,
+        false,
+        "Suspended",
+        "spec.suspend is true: not syncing; set it to false to resume",
+        generation,
+        now,
+    );
+}
+
+/// Conditions while a deletion under `deletionPolicy: Delete` cannot finish:
+/// `Ready=False` with what blocks it (the object stays until it can, or
+/// until `deletionPolicy` is set to `Retain`).
+pub fn deletion_blocked(
+    conditions: &mut Vec<Condition>,
+    why: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let msg = format!(
+        "deletion blocked: {why}; the tags this mirror wrote must go first (spec.deletionPolicy: Delete), or set spec.deletionPolicy to Retain to keep them"
+    );
+    done(conditions, false, "DeletionBlocked", &msg, generation, now);
+}
+
 /// The new `ImageMirror` status after a reconcile.
 pub fn mirror_status(
     old: Option<&ImageMirrorStatus>,
@@ -210,13 +240,33 @@ pub fn mirror_status(
     let previous = |name: &str| old_tags.iter().find(|t| t.name == name);
     let mut tags = Vec::with_capacity(outcome.tags.len());
     let mut failures = Vec::new();
+    let mut kept = Vec::new();
+    let mut restored = Vec::new();
     for t in &outcome.tags {
-        let entry = match &t.result {
+        if t.drifted.is_some() {
+            match t.result {
+                TagResult::Kept => kept.push(t.tag.as_str()),
+                _ => restored.push(t.tag.as_str()),
+            }
+        }
+        let mut entry = match &t.result {
+            TagResult::Kept => {
+                // Left as someone else set it: say what it names now.
+                let mut e = previous(&t.tag).cloned().unwrap_or_else(|| TagStatus {
+                    name: t.tag.clone(),
+                    ..Default::default()
+                });
+                e.destination_digest = t.drifted.clone().flatten().unwrap_or_default();
+                e.error = String::new();
+                e
+            }
             TagResult::Copied { report, verified } => {
                 let unchanged = previous(&t.tag).filter(|p| {
                     // Nothing written: the entry of the copy that wrote it stays.
                     (report.up_to_date || (report.bytes_copied == 0 && report.blobs_copied == 0))
                         && p.error.is_empty()
+                        && !p.drifted
+                        && t.drifted.is_none()
                         && p.source_digest == report.source_digest
                         && p.destination_digest == report.destination_digest
                         && p.verified == *verified
@@ -234,6 +284,7 @@ pub fn mirror_status(
                         signatures: report.signatures_copied as i64,
                         verified: *verified,
                         error: String::new(),
+                        drifted: false,
                     },
                 }
             }
@@ -248,13 +299,30 @@ pub fn mirror_status(
                 e
             }
         };
+        entry.drifted = t.drifted.is_some();
         tags.push(entry);
     }
+    st.pruned = outcome
+        .prune
+        .as_ref()
+        .map(|p| {
+            p.entries
+                .iter()
+                .take(MAX_STATUS_TAGS)
+                .map(|e| PruneStatus {
+                    name: e.tag.clone(),
+                    digest: e.digest.clone(),
+                    action: e.action.as_str().to_string(),
+                    reason: e.reason.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let selected = tags.len() as i64;
     let failed_n = failures.len() as i64;
     st.summary = Some(TagSummary {
         selected,
-        synced: selected - failed_n,
+        synced: selected - failed_n - kept.len() as i64,
         failed: failed_n,
     });
     let total = tags.len();
@@ -266,13 +334,65 @@ pub fn mirror_status(
     }
     st.tags = tags;
     st.last_sync_time = Some(now.clone());
+    let prune = outcome.prune.as_ref();
+    let prune_failed: Vec<String> = prune
+        .map(|p| {
+            p.entries
+                .iter()
+                .filter(|e| e.action == PruneAction::Failed)
+                .map(|e| format!("{}: {}", e.tag, e.reason))
+                .collect()
+        })
+        .unwrap_or_default();
     if failures.is_empty() {
-        let msg = match selected {
-            0 => "no source tag matches spec.tags".to_string(),
+        let in_step = selected - kept.len() as i64;
+        let mut msg = match in_step {
+            0 if selected == 0 => "no source tag matches spec.tags".to_string(),
             1 => format!("1 tag in step with {destination}"),
             n => format!("{n} tags in step with {destination}"),
-        } + &truncated;
-        done(&mut st.conditions, true, "Synced", &msg, generation, now);
+        };
+        if !restored.is_empty() {
+            msg += &format!(
+                "; restored {} (changed at the destination by someone else)",
+                restored.join(", ")
+            );
+        }
+        if let Some(p) = prune {
+            let deleted = p.count(PruneAction::Deleted);
+            if deleted > 0 {
+                msg += &format!("; pruned {deleted} tags");
+            }
+        }
+        msg += &truncated;
+        let (ready, reason, msg) = if let Some(r) = prune.and_then(|p| p.refused.as_ref()) {
+            (
+                false,
+                "DeletesDisabled",
+                format!("{msg}; prune failed: {r}"),
+            )
+        } else if let Some(b) = prune.and_then(|p| p.blocked.as_ref()) {
+            (false, "PruneLimitExceeded", format!("{msg}; {b}"))
+        } else if !prune_failed.is_empty() {
+            (
+                false,
+                "PruneFailed",
+                format!("{msg}; prune failed: {}", prune_failed.join("; ")),
+            )
+        } else if let Some(e) = &outcome.record_error {
+            (false, "RecordFailed", format!("{msg}; {e}"))
+        } else if !kept.is_empty() {
+            (
+                false,
+                "Drifted",
+                format!(
+                    "{msg}; {} changed at the destination by someone else, kept (spec.driftPolicy: Keep)",
+                    kept.join(", ")
+                ),
+            )
+        } else {
+            (true, "Synced", msg)
+        };
+        done(&mut st.conditions, ready, reason, &msg, generation, now);
     } else {
         let shown: Vec<&str> = failures
             .iter()

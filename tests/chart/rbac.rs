@@ -88,6 +88,23 @@ spec:
   image: oci:{src}:1.1.0
   credentialsSecretRef: {{name: registry-creds}}
 ---
+# deletionPolicy: Delete: the controller puts its finalizer on the object
+# (a patch), whether or not the registry answers (none does here).
+apiVersion: kubemirror.dev/v1alpha1
+kind: ImageMirror
+metadata:
+  name: cleanup
+  namespace: {WATCHED_NAMESPACE}
+spec:
+  source:
+    repository: 127.0.0.1:1/team/app
+  destination:
+    repository: 127.0.0.1:1/mirror/app
+  tags:
+    names: ["1.0.0"]
+  deletionPolicy: Delete
+  interval: 1h
+---
 # Fails (no such layout): a Warning Event, raised again on each retry.
 apiVersion: kubemirror.dev/v1alpha1
 kind: ImageInspection
@@ -212,6 +229,24 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
             objects.stdout,
             log_text()
         );
+    }
+    // `cleanup` (deletionPolicy: Delete) got its finalizer: a patch of the object.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let finalizer_patched = || {
+        cluster
+            .emu
+            .hooks()
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with("/imagemirrors/cleanup"))
+    };
+    while !finalizer_patched() {
+        assert!(
+            Instant::now() < deadline,
+            "no finalizer patch of imagemirror/cleanup; controller log:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The probes and metrics the chart points at answer.
     let deadline = Instant::now() + Duration::from_secs(20);

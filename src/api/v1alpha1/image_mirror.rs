@@ -74,9 +74,60 @@ pub struct ImageMirrorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(super::DURATION_PATTERN))]
     pub interval: Option<String>,
-    /// Stop reconciling while true.
+    /// Stop reconciling while true (`Ready` then says `Suspended`); set it
+    /// to false to resume, which syncs at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+    /// Delete destination tags this mirror wrote that left the selection
+    /// (gone at the source, out of range, no longer among `latest`). Never a
+    /// tag it did not write, nor one whose digest changed since it wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<bool>,
+    /// The most tags one sync may prune (default 10): a plan deleting more
+    /// deletes none and says so, so that a source listing no tags cannot
+    /// empty the mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub prune_limit: Option<i32>,
+    /// What to do with a destination tag someone else changed:
+    /// `Overwrite` (default) restores it, `Keep` leaves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_policy: Option<DriftPolicy>,
+    /// What happens to the destination when the object is deleted:
+    /// `Retain` (default) keeps it, `Delete` removes the tags this mirror
+    /// wrote (same rules as `prune`) before the object goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Default of `spec.pruneLimit`.
+pub const DEFAULT_PRUNE_LIMIT: i32 = 10;
+
+impl ImageMirrorSpec {
+    /// `spec.pruneLimit` or its default (negative values count as 0).
+    pub fn prune_limit(&self) -> usize {
+        self.prune_limit.unwrap_or(DEFAULT_PRUNE_LIMIT).max(0) as usize
+    }
+}
+
+/// `spec.driftPolicy`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DriftPolicy {
+    /// Restore the tag to the source's image.
+    #[default]
+    Overwrite,
+    /// Leave the tag as someone else set it (and report it).
+    Keep,
+}
+
+/// `spec.deletionPolicy`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the destination's tags when the object is deleted.
+    #[default]
+    Retain,
+    /// Delete the tags this mirror wrote before the object goes.
+    Delete,
 }
 
 /// One side of a mirror: a repository and how to reach it.
@@ -156,6 +207,11 @@ pub struct ImageMirrorStatus {
     /// Counts over `tags`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<TagSummary>,
+    /// With `spec.prune` (or a deletion under `deletionPolicy: Delete`):
+    /// the last prune plan, one entry per tag this mirror wrote that left
+    /// the selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<PruneStatus>,
     /// How many entries of each list were left out to keep the status
     /// small (`tags: 800`); absent when nothing was.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -189,6 +245,27 @@ pub struct TagStatus {
     /// Why this tag failed; empty when it succeeded.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// The destination tag was changed by someone else since this mirror
+    /// wrote it (restored or kept, per `spec.driftPolicy`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
+}
+
+/// One tag of a prune plan.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneStatus {
+    pub name: String,
+    /// The digest this mirror wrote under the tag.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    /// `Deleted`, `Planned` (dry run), `Pending` (over `spec.pruneLimit`),
+    /// `Skipped` (changed by someone else, or shares its manifest with a
+    /// tag that stays), `Gone` (already absent) or `Failed`.
+    pub action: String,
+    /// Why, for every action but `Deleted`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// Counts over the selected tags.

@@ -19,8 +19,9 @@ pub use image_inspection::{
     SignatureStatus,
 };
 pub use image_mirror::{
-    ImageMirror, ImageMirrorSpec, ImageMirrorStatus, RepositorySpec, SignaturePolicy, TagSelector,
-    TagStatus, TagSummary,
+    DEFAULT_PRUNE_LIMIT, DeletionPolicy, DriftPolicy, ImageMirror, ImageMirrorSpec,
+    ImageMirrorStatus, PruneStatus, RepositorySpec, SignaturePolicy, TagSelector, TagStatus,
+    TagSummary,
 };
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 

@@ -31,6 +31,7 @@ const ENTRIES: &[(&str, usize)] = &[
     ("platforms", 128),
     ("signatures", 32),
     ("tags", super::MAX_STATUS_TAGS),
+    ("pruned", super::MAX_STATUS_TAGS),
 ];
 const DEFAULT_ENTRIES: usize = 64;
 /// Fields never cut (already bounded by their producer).

@@ -21,6 +21,7 @@ fn copied(tag: &str, digest: &str, up_to_date: bool) -> TagOutcome {
             },
             verified: None,
         },
+        drifted: None,
     }
 }
 
@@ -28,11 +29,15 @@ fn failed_tag(tag: &str, e: &str) -> TagOutcome {
     TagOutcome {
         tag: tag.into(),
         result: TagResult::Failed(e.into()),
+        drifted: None,
     }
 }
 
 fn ok(tags: Vec<TagOutcome>) -> Result<MirrorOutcome, Error> {
-    Ok(MirrorOutcome { tags })
+    Ok(MirrorOutcome {
+        tags,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -321,6 +326,7 @@ fn rate_limited_failures_say_so() {
             message: "registry 127.0.0.1:5000: 429 Too Many Requests".into(),
             rate_limited: Some(after.map(std::time::Duration::from_secs)),
         }),
+        drifted: None,
     };
     let outcome = ok(vec![limited("a", Some(3)), limited("b", None)]);
     assert_eq!(
@@ -345,4 +351,107 @@ fn rate_limited_failures_say_so() {
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.reason, "TagsFailed");
     assert_eq!(ok(vec![]).unwrap().rate_limited(), None);
+}
+
+fn prune_entry(
+    tag: &str,
+    action: crate::reconcile::prune::Action,
+    reason: &str,
+) -> crate::reconcile::prune::Entry {
+    crate::reconcile::prune::Entry {
+        tag: tag.into(),
+        digest: "sha256:p".into(),
+        action,
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn drift_is_reported_per_tag_and_kept_tags_are_not_ready() {
+    let mut restored = copied("v1", "sha256:a", false);
+    restored.drifted = Some(Some("sha256:evil".into()));
+    let kept = TagOutcome {
+        tag: "v2".into(),
+        result: TagResult::Kept,
+        drifted: Some(Some("sha256:evil".into())),
+    };
+    let st = mirror_status(
+        None,
+        Some(1),
+        &ok(vec![restored.clone()]),
+        "reg/dst",
+        &at(0),
+    );
+    let ready = condition(&st.conditions, CONDITION_READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Synced")
+    );
+    assert!(ready.message.contains("restored v1"), "{}", ready.message);
+    assert!(st.tags[0].drifted);
+    let st = mirror_status(None, Some(1), &ok(vec![restored, kept]), "reg/dst", &at(0));
+    let ready = condition(&st.conditions, CONDITION_READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Drifted")
+    );
+    assert_eq!(st.tags[1].destination_digest, "sha256:evil");
+    assert!(st.tags[1].drifted);
+    assert_eq!(st.summary.unwrap().synced, 1);
+}
+
+#[test]
+fn prune_results_set_the_ready_reason() {
+    use crate::reconcile::prune::{Action, PruneOutcome};
+    let with = |p: PruneOutcome| {
+        let o = Ok(MirrorOutcome {
+            tags: vec![copied("v1", "sha256:a", true)],
+            prune: Some(p),
+            ..Default::default()
+        });
+        mirror_status(None, Some(1), &o, "reg/dst", &at(0))
+    };
+    let st = with(PruneOutcome {
+        entries: vec![prune_entry("old", Action::Deleted, "")],
+        ..Default::default()
+    });
+    let ready = condition(&st.conditions, CONDITION_READY).unwrap();
+    assert_eq!(ready.reason, "Synced");
+    assert!(ready.message.contains("pruned 1 tags"), "{}", ready.message);
+    assert_eq!(st.pruned[0].action, "Deleted");
+    let st = with(PruneOutcome {
+        entries: vec![prune_entry("old", Action::Pending, "over")],
+        blocked: Some("prune would delete 11 tags".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        condition(&st.conditions, CONDITION_READY).unwrap().reason,
+        "PruneLimitExceeded"
+    );
+    let st = with(PruneOutcome {
+        entries: vec![prune_entry("old", Action::Failed, "405")],
+        refused: Some("reg/dst refuses deletes: 405".into()),
+        ..Default::default()
+    });
+    let ready = condition(&st.conditions, CONDITION_READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DeletesDisabled")
+    );
+    assert!(ready.message.contains("refuses deletes"));
+}
+
+#[test]
+fn suspended_and_blocked_deletions_say_so() {
+    let mut c = Vec::new();
+    suspended(&mut c, Some(2), &at(0));
+    let ready = condition(&c, CONDITION_READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Suspended")
+    );
+    deletion_blocked(&mut c, "reg refuses deletes", Some(3), &at(1));
+    let ready = condition(&c, CONDITION_READY).unwrap();
+    assert_eq!(ready.reason, "DeletionBlocked");
+    assert!(ready.message.contains("reg refuses deletes") && ready.message.contains("Retain"));
 }

@@ -40,6 +40,23 @@ pub async fn delete_image(r: &DockerReference, ctx: &SystemContext) -> Result<Di
             }
         }
     };
+    delete_digest(&session, repo, &digest).await?;
+    Ok(digest)
+}
+
+/// `DELETE /v2/<name>/manifests/<digest>` in `r`'s repository: the
+/// manifest and every tag naming it go. Deleting by digest, never by tag,
+/// removes exactly what the caller checked, whatever the tag names by now.
+pub async fn delete_manifest(
+    r: &DockerReference,
+    ctx: &SystemContext,
+    digest: &Digest,
+) -> Result<()> {
+    let session = Session::get(ctx, r.reference().registry())?;
+    delete_digest(&session, r.repository(), digest).await
+}
+
+async fn delete_digest(session: &Session, repo: &str, digest: &Digest) -> Result<()> {
     let op = Op {
         repository: repo.into(),
         op: "delete",
@@ -49,7 +66,7 @@ pub async fn delete_image(r: &DockerReference, ctx: &SystemContext) -> Result<Di
     let path = format!("/v2/{repo}/manifests/{digest}");
     let resp = session.send(&op, Method::DELETE, &path, &|b| b).await?;
     match resp.status() {
-        s if s.is_success() => Ok(digest),
+        s if s.is_success() => Ok(()),
         StatusCode::METHOD_NOT_ALLOWED => {
             let mut e = session.status_error(&op, resp).await;
             if let Error::Registry { message, .. } = &mut e {

@@ -65,6 +65,7 @@ pub use catalog::{DockerRegistry, DockerRepository, list_tags, registry};
 pub use dest::DockerDestination;
 pub use source::DockerSource;
 
+use crate::digest::Digest;
 use crate::image::{
     Error, ImageDestination, ImageReference, ImageSource, Result, SignatureStorage, SystemContext,
 };
@@ -176,6 +177,14 @@ impl ImageReference for DockerReference {
 
     async fn list_tags(&self, ctx: &SystemContext) -> Result<Vec<String>> {
         list_tags(&self.reference, ctx).await
+    }
+
+    fn supports_delete(&self) -> bool {
+        true
+    }
+
+    async fn delete_manifest(&self, ctx: &SystemContext, digest: &Digest) -> Result<()> {
+        delete::delete_manifest(self, ctx, digest).await
     }
 }
 
