@@ -9,7 +9,8 @@
 //! replica's shards are taken over and their objects reconciled within the
 //! lease duration plus a margin; and no object is ever worked on by two
 //! replicas at once (each object's registry requests come from one replica
-//! at a time, and its image is copied exactly once).
+//! at a time, and its image is copied exactly once); a replica cut off from
+//! the API server stops its shards' work before another may take them.
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,8 +25,9 @@ use kubemirror::api::v1alpha1::ImageMirror;
 use kubemirror::controller::shard::{SHARD_LABEL, shard_of};
 use support::cluster::Cluster;
 use support::controller_proc::ControllerProc;
-use support::proxy::{Proxy, Seen};
+use support::proxy::{Action, Gate, Proxy, Seen};
 use support::registry::Registry;
+use support::relay::Relay;
 
 const SHARDS: u32 = 8;
 const OBJECTS: usize = 24;
@@ -305,4 +307,110 @@ async fn replicas_share_shards_rebalance_and_take_over_without_overlap() {
         "{metrics}"
     );
     cc.assert_running();
+}
+
+/// Fencing: replica-a, alone, holds every shard and is copying (its blob
+/// transfer held mid-way at a gate) when it is cut off from the API server.
+/// It must stop that shard's work at its renew deadline, before replica-b
+/// may take the shard: once replica-b holds it and the held transfer is let
+/// go, no request of replica-a reaches a registry, and replica-b finishes
+/// the copy alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_stops_its_shards_before_they_are_taken() {
+    let c = Cluster::start().await;
+    let (src, dst) = (Registry::plain(), Registry::plain());
+    let layout = c.dir.path().join("layout");
+    support::mkimage(
+        &layout,
+        &["--tag", "t", "--layers", "2", "--layer-size", "512K", "--seed", "91"],
+    );
+    support::run(
+        support::skopeo()
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:t", layout.display()))
+            .arg(src.image("team/app:2.0")),
+    );
+    let gate = Gate::new();
+    let sp = Proxy::start(&src.base_url()).await;
+    {
+        let gate = gate.clone();
+        sp.set_rule(move |method, path, _| {
+            if method == "GET" && path.contains("/blobs/") {
+                Action::Hold(gate.clone(), 64 * 1024)
+            } else {
+                Action::Forward
+            }
+        });
+    }
+    let dp = Proxy::start(&dst.base_url()).await;
+
+    let relay = Relay::start(c.emu.url().trim_start_matches("http://").parse().unwrap()).await;
+    let kubeconfig_a = c.dir.path().join("kubeconfig-a");
+    std::fs::write(&kubeconfig_a, kube_emulator::kubeconfig_yaml(&relay.url())).unwrap();
+    let timing = [
+        "--shards=2",
+        "--leader-elect-lease-duration=6s",
+        "--leader-elect-renew-deadline=3s",
+        "--leader-elect-retry-period=500ms",
+    ];
+    let a = ControllerProc::start(&kubeconfig_a, c.dir.path(), "replica-a", &timing);
+    eventually(Duration::from_secs(30), "replica-a holds both shards", || async {
+        let h = holders(&c).await;
+        (h.len() == 2 && h.values().all(|w| w == "replica-a")).then_some(())
+    })
+    .await;
+    let m: ImageMirror = serde_json::from_value(json!({
+        "apiVersion": "kubemirror.dev/v1alpha1",
+        "kind": "ImageMirror",
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {
+            "source": {"repository": format!("{}/team/app", sp.host), "tlsVerify": false},
+            "destination": {"repository": format!("{}/mirror/app", dp.host), "tlsVerify": false},
+            "tags": {"names": ["2.0"]},
+        }
+    }))
+    .unwrap();
+    c.mirrors().create(&PostParams::default(), &m).await.unwrap();
+    eventually(Duration::from_secs(60), "replica-a's transfer caught at the gate", || async {
+        (gate.held() >= 1).then_some(())
+    })
+    .await;
+
+    relay.partition();
+    let b = ControllerProc::start(&c.kubeconfig, c.dir.path(), "replica-b", &timing);
+    eventually(Duration::from_secs(40), "replica-b holds both shards", || async {
+        let h = holders(&c).await;
+        (h.len() == 2 && h.values().all(|w| w == "replica-b")).then_some(())
+    })
+    .await;
+    let taken_over = Instant::now();
+    gate.open();
+    eventually(Duration::from_secs(60), "app Ready", || async {
+        let m = c.mirrors().get("app").await.unwrap();
+        ready_since(&m, None).then_some(())
+    })
+    .await;
+
+    let all: Vec<Seen> = sp.log().into_iter().chain(dp.log()).collect();
+    let late: Vec<&Seen> = all
+        .iter()
+        .filter(|s| replica(s) == "replica-a" && s.at >= taken_over)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "replica-a still talked to registries after the takeover: {late:#?}\n{}",
+        a.log_text()
+    );
+    assert!(
+        all.iter()
+            .any(|s| replica(s) == "replica-b" && s.method == "PUT" && s.path.contains("/manifests/")),
+        "replica-b did not write the image: {all:#?}\n{}",
+        b.log_text()
+    );
+    assert!(
+        a.log_text()
+            .contains("no shard Lease renewal within the deadline: stopping its work"),
+        "{}",
+        a.log_text()
+    );
 }
