@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod registry;
 pub mod relay;
 pub mod scale;
+pub mod scale_out;
 pub mod token;
 
 use std::path::{Path, PathBuf};
