@@ -165,7 +165,10 @@ fn print_scale_out(r: &ScaleOut, opts: &Options) {
         opts.concurrency
     );
     println!("  time to all Ready (cold)      {:.1} s", r.cold_seconds);
-    println!("  peak RSS per replica (cold)   {} MiB", rss_list(&r.cold_peak_rss_kib));
+    println!(
+        "  peak RSS per replica (cold)   {} MiB",
+        rss_list(&r.cold_peak_rss_kib)
+    );
     println!("  cold registry requests        {}", r.cold_requests);
     println!(
         "  warm re-sync (restart all)    {:.2} requests per unchanged tag, all replicas ({} hits reconciled in {:.1} s; source {}, destination {})",
@@ -175,7 +178,10 @@ fn print_scale_out(r: &ScaleOut, opts: &Options) {
         r.warm_requests.class(Side::Source, Class::Hit),
         r.warm_requests.class(Side::Destination, Class::Hit)
     );
-    println!("  peak RSS per replica (warm)   {} MiB", rss_list(&r.warm_peak_rss_kib));
+    println!(
+        "  peak RSS per replica (warm)   {} MiB",
+        rss_list(&r.warm_peak_rss_kib)
+    );
     if let Some(t) = r.takeover_seconds {
         println!(
             "  takeover after SIGKILL        {t:.1} s ({} shards, {} hits reconciled again)",

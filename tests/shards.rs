@@ -116,7 +116,16 @@ async fn replicas_share_shards_rebalance_and_take_over_without_overlap() {
     let layout = c.dir.path().join("layout");
     support::mkimage(
         &layout,
-        &["--tag", "t", "--layers", "2", "--layer-size", "4K", "--seed", "19"],
+        &[
+            "--tag",
+            "t",
+            "--layers",
+            "2",
+            "--layer-size",
+            "4K",
+            "--seed",
+            "19",
+        ],
     );
     support::run(
         support::skopeo()
@@ -209,7 +218,10 @@ async fn replicas_share_shards_rebalance_and_take_over_without_overlap() {
         },
     )
     .await;
-    eprintln!("rebalanced onto a joining replica in {:?}", joined.elapsed());
+    eprintln!(
+        "rebalanced onto a joining replica in {:?}",
+        joined.elapsed()
+    );
 
     // SIGKILL replica-a: its shards expire and are taken over, and their
     // objects are reconciled again, by the others.
@@ -239,7 +251,9 @@ async fn replicas_share_shards_rebalance_and_take_over_without_overlap() {
             if !taken {
                 return None;
             }
-            all_ready(Some(killed_at), Some(of_a.clone())).await.map(|_| ())
+            all_ready(Some(killed_at), Some(of_a.clone()))
+                .await
+                .map(|_| ())
         },
     )
     .await;
@@ -291,7 +305,9 @@ async fn replicas_share_shards_rebalance_and_take_over_without_overlap() {
         assert_eq!(manifest_puts, 1, "{name}: {reqs:#?}");
     }
     assert!(
-        log.iter().chain(&src_log).all(|s| !replica(s).starts_with("unknown")),
+        log.iter()
+            .chain(&src_log)
+            .all(|s| !replica(s).starts_with("unknown")),
         "unattributed registry requests"
     );
     // The replicas report their shards.
@@ -322,7 +338,16 @@ async fn a_replica_cut_off_stops_its_shards_before_they_are_taken() {
     let layout = c.dir.path().join("layout");
     support::mkimage(
         &layout,
-        &["--tag", "t", "--layers", "2", "--layer-size", "512K", "--seed", "91"],
+        &[
+            "--tag",
+            "t",
+            "--layers",
+            "2",
+            "--layer-size",
+            "512K",
+            "--seed",
+            "91",
+        ],
     );
     support::run(
         support::skopeo()
@@ -354,10 +379,14 @@ async fn a_replica_cut_off_stops_its_shards_before_they_are_taken() {
         "--leader-elect-retry-period=500ms",
     ];
     let a = ControllerProc::start(&kubeconfig_a, c.dir.path(), "replica-a", &timing);
-    eventually(Duration::from_secs(30), "replica-a holds both shards", || async {
-        let h = holders(&c).await;
-        (h.len() == 2 && h.values().all(|w| w == "replica-a")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "replica-a holds both shards",
+        || async {
+            let h = holders(&c).await;
+            (h.len() == 2 && h.values().all(|w| w == "replica-a")).then_some(())
+        },
+    )
     .await;
     let m: ImageMirror = serde_json::from_value(json!({
         "apiVersion": "kubemirror.dev/v1alpha1",
@@ -370,18 +399,27 @@ async fn a_replica_cut_off_stops_its_shards_before_they_are_taken() {
         }
     }))
     .unwrap();
-    c.mirrors().create(&PostParams::default(), &m).await.unwrap();
-    eventually(Duration::from_secs(60), "replica-a's transfer caught at the gate", || async {
-        (gate.held() >= 1).then_some(())
-    })
+    c.mirrors()
+        .create(&PostParams::default(), &m)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "replica-a's transfer caught at the gate",
+        || async { (gate.held() >= 1).then_some(()) },
+    )
     .await;
 
     relay.partition();
     let b = ControllerProc::start(&c.kubeconfig, c.dir.path(), "replica-b", &timing);
-    eventually(Duration::from_secs(40), "replica-b holds both shards", || async {
-        let h = holders(&c).await;
-        (h.len() == 2 && h.values().all(|w| w == "replica-b")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(40),
+        "replica-b holds both shards",
+        || async {
+            let h = holders(&c).await;
+            (h.len() == 2 && h.values().all(|w| w == "replica-b")).then_some(())
+        },
+    )
     .await;
     let taken_over = Instant::now();
     gate.open();
@@ -402,8 +440,9 @@ async fn a_replica_cut_off_stops_its_shards_before_they_are_taken() {
         a.log_text()
     );
     assert!(
-        all.iter()
-            .any(|s| replica(s) == "replica-b" && s.method == "PUT" && s.path.contains("/manifests/")),
+        all.iter().any(|s| replica(s) == "replica-b"
+            && s.method == "PUT"
+            && s.path.contains("/manifests/")),
         "replica-b did not write the image: {all:#?}\n{}",
         b.log_text()
     );

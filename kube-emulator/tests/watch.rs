@@ -302,14 +302,19 @@ async fn ten_thousand_objects_paged_lists_and_label_selected_watchers() {
         assert_eq!(describe(&next(s).await), "Init");
         loop {
             match next(s).await {
-                Ok(Event::InitApply(o)) => assert!(names.insert(o.name_any()), "twice: {}", o.name_any()),
+                Ok(Event::InitApply(o)) => {
+                    assert!(names.insert(o.name_any()), "twice: {}", o.name_any())
+                }
                 Ok(Event::InitDone) => break,
                 other => panic!("{}", describe(&other)),
             }
         }
         assert_eq!(names.len(), N / 4);
     }
-    eprintln!("4 label-selected watchers listed their 2,500 each in {:?}", started.elapsed());
+    eprintln!(
+        "4 label-selected watchers listed their 2,500 each in {:?}",
+        started.elapsed()
+    );
     // The lists were paged (kube-rs asks for 500 at a time).
     let pages = env
         .emu
@@ -350,24 +355,42 @@ async fn continue_tokens_expire_with_the_history() {
     assert_eq!(names, ["a", "b"]);
     let token = page.metadata.continue_.clone().expect("a continue token");
     let rest = api
-        .list(&kube::api::ListParams::default().limit(2).continue_token(&token))
+        .list(
+            &kube::api::ListParams::default()
+                .limit(2)
+                .continue_token(&token),
+        )
         .await
         .unwrap();
-    assert_eq!(rest.items.iter().map(|o| o.name_any()).collect::<Vec<_>>(), ["c"]);
+    assert_eq!(
+        rest.items.iter().map(|o| o.name_any()).collect::<Vec<_>>(),
+        ["c"]
+    );
     assert_eq!(rest.metadata.continue_, None);
     // Every page reports the first page's resourceVersion.
-    assert_eq!(rest.metadata.resource_version, page.metadata.resource_version);
+    assert_eq!(
+        rest.metadata.resource_version,
+        page.metadata.resource_version
+    );
     // A change after the token, then the history is dropped: the changes
     // since the token's version can no longer be replayed.
     api.create(&PostParams::default(), &cm("d")).await.unwrap();
     env.emu.hooks().compact_history();
     let e = api
-        .list(&kube::api::ListParams::default().limit(2).continue_token(&token))
+        .list(
+            &kube::api::ListParams::default()
+                .limit(2)
+                .continue_token(&token),
+        )
         .await
         .unwrap_err();
     assert_eq!(common::code(&e), 410, "{e}");
     let e = api
-        .list(&kube::api::ListParams::default().limit(2).continue_token("garbage"))
+        .list(
+            &kube::api::ListParams::default()
+                .limit(2)
+                .continue_token("garbage"),
+        )
         .await
         .unwrap_err();
     assert_eq!(common::code(&e), 400, "{e}");

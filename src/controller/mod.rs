@@ -310,7 +310,11 @@ async fn controllers(
             );
         }
     };
-    tracing::info!(namespace = ns.unwrap_or("(all)"), sharded = shards.is_some(), "controllers started");
+    tracing::info!(
+        namespace = ns.unwrap_or("(all)"),
+        sharded = shards.is_some(),
+        "controllers started"
+    );
     tokio::join!(mirrors, inspections, labelling);
     tracing::info!("controllers stopped");
 }
@@ -406,15 +410,12 @@ where
             .default_backoff()
             .boxed(),
     };
-    let trigger = events
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            move |o: &K| spec_or_request(o, shards.as_deref()),
-            // Long enough that an object quiet for its whole interval is
-            // still known (an evicted one would reconcile once more).
-            PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
-        );
+    let trigger = events.reflect(writer).applied_objects().predicate_filter(
+        move |o: &K| spec_or_request(o, shards.as_deref()),
+        // Long enough that an object quiet for its whole interval is
+        // still known (an evicted one would reconcile once more).
+        PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
+    );
     // Secrets are watched by metadata only (a PartialObjectMetadata watch):
     // the controller never receives the data of Secrets no object names; a
     // reconcile reads the ones its object names, by name.

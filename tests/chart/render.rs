@@ -142,8 +142,7 @@ fn check(case: &str, values: &Value, docs: &[Value]) {
     if let Some(pdb) = pdb {
         assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{case}: {pdb}");
         assert_eq!(
-            pdb["spec"]["selector"]["matchLabels"],
-            dep["spec"]["selector"]["matchLabels"],
+            pdb["spec"]["selector"]["matchLabels"], dep["spec"]["selector"]["matchLabels"],
             "{case}: the PDB selects the controller's pods"
         );
     }

@@ -69,9 +69,18 @@ fn args(opts: &Options, r: Replicas) -> Vec<String> {
     if r.count > 1 {
         let ms = |d: Duration| format!("{}ms", d.as_millis());
         a.push(format!("--shards={}", r.shards));
-        a.push(format!("--leader-elect-lease-duration={}", ms(r.lease_duration)));
-        a.push(format!("--leader-elect-renew-deadline={}", ms(r.lease_duration * 2 / 3)));
-        a.push(format!("--leader-elect-retry-period={}", ms(r.lease_duration * 2 / 15)));
+        a.push(format!(
+            "--leader-elect-lease-duration={}",
+            ms(r.lease_duration)
+        ));
+        a.push(format!(
+            "--leader-elect-renew-deadline={}",
+            ms(r.lease_duration * 2 / 3)
+        ));
+        a.push(format!(
+            "--leader-elect-retry-period={}",
+            ms(r.lease_duration * 2 / 15)
+        ));
     }
     a
 }
@@ -99,7 +108,11 @@ fn start_all(rig: &Rig, opts: &Options, r: Replicas, round: usize) -> Vec<Contro
 }
 
 /// Wait until the proxies have logged no request for `quiet` (at most `limit`).
-async fn until_quiet(rig: &Rig, quiet: Duration, limit: Duration) -> (Vec<super::proxy::Seen>, Vec<super::proxy::Seen>) {
+async fn until_quiet(
+    rig: &Rig,
+    quiet: Duration,
+    limit: Duration,
+) -> (Vec<super::proxy::Seen>, Vec<super::proxy::Seen>) {
     let until = Instant::now() + limit;
     let (mut src, mut dst) = (Vec::new(), Vec::new());
     let mut last_change = Instant::now();
@@ -168,7 +181,10 @@ pub async fn run(opts: Options, r: Replicas) -> ScaleOut {
         if ok >= hits as u64 {
             break;
         }
-        assert!(Instant::now() < until, "warm re-sync: {ok} of {hits} hits reconciled");
+        assert!(
+            Instant::now() < until,
+            "warm re-sync: {ok} of {hits} hits reconciled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let warm_seconds = started.elapsed().as_secs_f64();
@@ -208,7 +224,10 @@ pub async fn run(opts: Options, r: Replicas) -> ScaleOut {
             if held.iter().all(|s| h.get(s).is_some_and(|w| *w != victim)) {
                 break;
             }
-            assert!(Instant::now() < until, "{victim}'s shards never taken over: {h:?}");
+            assert!(
+                Instant::now() < until,
+                "{victim}'s shards never taken over: {h:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         rig.wait_settled_since(Some((killed_at, &objects))).await;

@@ -51,13 +51,7 @@ pub fn member_lease_name(group: &str, identity: &str) -> String {
     let clean: String = identity
         .to_ascii_lowercase()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(40)
         .collect();
     let hash = hex::encode(&Sha256::digest(identity.as_bytes())[..4]);
@@ -126,7 +120,8 @@ async fn fence(
     timing: Timing,
     done: CancellationToken,
 ) {
-    let tick = (timing.retry_period / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    let tick =
+        (timing.retry_period / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -272,7 +267,10 @@ impl Coordinator {
                 continue;
             };
             if Record::of(&l).holder.as_deref() != Some(self.identity.as_str()) {
-                tracing::error!(shard = s, "shard Lease taken by another replica: stopping its work");
+                tracing::error!(
+                    shard = s,
+                    "shard Lease taken by another replica: stopping its work"
+                );
                 self.forget_renewed(s);
                 self.shards.stop(s, Drop::Lost);
                 continue;
@@ -291,14 +289,22 @@ impl Coordinator {
             self.forget_renewed(s);
             self.shards.stop(s, Drop::Released);
             if !self.shards.drained(s, self.timing.retry_period).await {
-                tracing::warn!(shard = s, "reconciles did not stop: leaving the Lease to expire");
+                tracing::warn!(
+                    shard = s,
+                    "reconciles did not stop: leaving the Lease to expire"
+                );
                 continue;
             }
             let name = shard_lease_name(&self.group, s);
             if let Some(l) = self.leases.get(&name).cloned() {
                 self.release(l).await?;
             }
-            tracing::info!(shard = s, target, live, "released a shard for another replica");
+            tracing::info!(
+                shard = s,
+                target,
+                live,
+                "released a shard for another replica"
+            );
         }
         if first {
             return Ok(());
@@ -396,7 +402,11 @@ impl Coordinator {
         spec.holder_identity = Some(self.identity.clone());
         spec.lease_duration_seconds = Some(self.seconds());
         spec.renew_time = Some(now);
-        match self.api.replace(&name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(l) => Ok(Some(l)),
             Err(e) if is_conflict(&e) => Ok(None),
             Err(e) => Err(e),
@@ -413,7 +423,11 @@ impl Coordinator {
         }
         spec.holder_identity = None;
         spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
-        match self.api.replace(&name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => Ok(()),
             Err(e) => Err(e),
@@ -440,7 +454,11 @@ impl Coordinator {
                 tracing::warn!(shard = s, error = %e, "releasing a shard Lease");
             }
         }
-        if let Err(e) = self.api.delete(&self.member, &DeleteParams::default()).await {
+        if let Err(e) = self
+            .api
+            .delete(&self.member, &DeleteParams::default())
+            .await
+        {
             tracing::warn!(error = %e, "deleting the member Lease");
         }
         tracing::info!(identity = %self.identity, "left the shard group");
@@ -457,8 +475,14 @@ mod tests {
 
     #[test]
     fn member_names_are_object_names() {
-        let n = member_lease_name("kubemirror", "Pod_Name.With Spaces/and-more-than-forty-characters-in-it");
-        assert!(n.starts_with("kubemirror-member-pod-name-with-spaces-and-more"), "{n}");
+        let n = member_lease_name(
+            "kubemirror",
+            "Pod_Name.With Spaces/and-more-than-forty-characters-in-it",
+        );
+        assert!(
+            n.starts_with("kubemirror-member-pod-name-with-spaces-and-more"),
+            "{n}"
+        );
         assert!(n.len() <= 63 + 20, "{n}");
         assert!(
             n.chars()

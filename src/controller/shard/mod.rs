@@ -220,7 +220,10 @@ impl Shards {
             *st.running.entry(shard).or_default() += 1;
             stop
         };
-        let _running = Running { shards: self, shard };
+        let _running = Running {
+            shards: self,
+            shard,
+        };
         tokio::select! {
             biased;
             _ = stop.cancelled() => None,
@@ -251,13 +254,19 @@ mod tests {
     #[test]
     fn shard_of_is_stable_and_spread() {
         // Fixed values: a change here would move every object to another shard.
-        assert_eq!(shard_of("default", "m-00000", 32), shard_of("default", "m-00000", 32));
+        assert_eq!(
+            shard_of("default", "m-00000", 32),
+            shard_of("default", "m-00000", 32)
+        );
         let mut counts = [0usize; 32];
         for i in 0..3200 {
             counts[shard_of("default", &format!("m-{i:05}"), 32) as usize] += 1;
         }
         assert!(counts.iter().all(|c| (50..=150).contains(c)), "{counts:?}");
-        assert_ne!(shard_of("a", "b/c", 1000), shard_of("a/b", "c", 1000) + 1000);
+        assert_ne!(
+            shard_of("a", "b/c", 1000),
+            shard_of("a/b", "c", 1000) + 1000
+        );
         assert_eq!(shard_of("x", "y", 0), 0);
     }
 
@@ -269,10 +278,7 @@ mod tests {
         }
         let held: BTreeSet<u32> = [0, 3, 7].into();
         assert_eq!(selector_for(&held), "kubemirror.dev/shard in (0,3,7)");
-        assert_eq!(
-            unlabelled_selector(3),
-            "kubemirror.dev/shard notin (0,1,2)"
-        );
+        assert_eq!(unlabelled_selector(3), "kubemirror.dev/shard notin (0,1,2)");
     }
 
     #[tokio::test]

@@ -46,9 +46,12 @@ where
         if held.is_empty() {
             return stream::pending().boxed();
         }
-        watcher(api.clone(), watcher::Config::default().labels(&selector_for(held)))
-            .default_backoff()
-            .boxed()
+        watcher(
+            api.clone(),
+            watcher::Config::default().labels(&selector_for(held)),
+        )
+        .default_backoff()
+        .boxed()
     })
 }
 
