@@ -313,8 +313,9 @@ impl Coordinator {
         // Take free shards up to the share, starting at a point that
         // depends on the identity (replicas starting together spread out).
         let start = super::shard_of("", &self.identity, total);
+        let mut taken = Vec::new();
         for i in 0..total {
-            if self.shards.held().len() >= target as usize {
+            if self.shards.held().len() + taken.len() >= target as usize {
                 break;
             }
             let s = (start + i) % total;
@@ -326,17 +327,19 @@ impl Coordinator {
                 continue;
             }
             let attempt = Instant::now();
-            let taken = match self.leases.get(&name).cloned() {
+            let got = match self.leases.get(&name).cloned() {
                 None => self.create(&name, "shard").await?,
                 Some(l) => self.write(l, true).await?,
             };
-            if let Some(new) = taken {
+            if let Some(new) = got {
                 self.leases.insert(name, new);
                 self.set_renewed(s, attempt);
-                self.shards.take(s);
+                taken.push(s);
                 tracing::info!(shard = s, target, live, "took a shard");
             }
         }
+        // Work starts on all of them at once (one restart of the watches).
+        self.shards.take_all(&taken);
         Ok(())
     }
 
