@@ -92,7 +92,8 @@ where
     let coordinating = async {
         let mut first = true;
         loop {
-            let attempt = c.round(first);
+            // While shutting down, renew but take nothing new.
+            let attempt = c.round(!first && !stop.is_cancelled());
             match tokio::time::timeout(timing.renew_deadline, attempt).await {
                 Ok(Ok(())) => first = false,
                 Ok(Err(e)) => tracing::warn!(error = %e, "shard Leases"),
@@ -105,7 +106,7 @@ where
         }
     };
     let working = async {
-        controllers(stop).await;
+        controllers(stop.clone()).await;
         done.cancel();
     };
     tokio::join!(fencing, coordinating, working);
@@ -223,10 +224,10 @@ impl Coordinator {
             .remove(&shard);
     }
 
-    /// One round: list, heartbeat, renew, rebalance. The first round only
-    /// announces this replica, so that replicas starting together see one
-    /// another before taking shards.
-    async fn round(&mut self, first: bool) -> Result<(), kube::Error> {
+    /// One round: list, heartbeat, renew, rebalance; free shards are taken
+    /// only if `may_take` (not in the first round, so that replicas starting
+    /// together see one another first; not while shutting down).
+    async fn round(&mut self, may_take: bool) -> Result<(), kube::Error> {
         let lp = ListParams::default().labels(&format!("{GROUP_LABEL}={}", self.group));
         let list = self.api.list(&lp).await?;
         self.leases.clear();
@@ -306,7 +307,7 @@ impl Coordinator {
                 "released a shard for another replica"
             );
         }
-        if first {
+        if !may_take {
             return Ok(());
         }
 
