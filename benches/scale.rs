@@ -4,6 +4,11 @@
 //! controller's peak RSS, cold registry requests, and registry requests per
 //! unchanged tag on a warm re-sync (by restart and by interval).
 //!
+//! With `--replicas 1,2,4` it runs the scale-out benchmark instead (issue
+//! 19, `tests/support/scale_out.rs`): per replica count, time to all Ready,
+//! per-replica peak RSS, warm re-sync requests per unchanged tag across all
+//! replicas, and the takeover time of a SIGKILLed replica's shards.
+//!
 //! Run it with `scripts/scale [--objects N] [--concurrency C] [--json] ...`
 //! (`cargo bench --bench scale -- ARGS`); see `--help`.
 #[path = "../tests/support/mod.rs"]
@@ -12,6 +17,7 @@ mod support;
 use std::time::Duration;
 
 use support::scale::{Class, Options, Report, Side, Warm};
+use support::scale_out::{self, Replicas, ScaleOut};
 
 const USAGE: &str = "\
 scale benchmark (issue 8)
@@ -22,7 +28,14 @@ scale benchmark (issue 8)
   --tags T             tags per source repository (default 4)
   --interval SECS      warm re-sync by spec.interval of SECS; 0 skips it (default 10)
   --deadline SECS      longest wait for one phase (default 900)
-  --json               print the report as JSON";
+  --json               print the report as JSON
+  --replicas LIST      scale-out: run once per replica count (e.g. 1,2,4); 1 is
+                       the single replica without sharding, more use --shards
+  --shards S           shards with more than one replica (default 32)
+  --latency D          added to every registry request by the proxies, e.g.
+                       20ms (default 0)
+  --lease-duration D   the replicas' lease duration (default 15s; renew
+                       deadline 2/3 and retry period 2/15 of it)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,8 +53,12 @@ fn main() {
         controller_bin: env!("CARGO_BIN_EXE_kubemirror").into(),
         interval_secs: Some(10),
         deadline: Duration::from_secs(900),
+        latency: Duration::ZERO,
     };
     let mut json = false;
+    let mut replicas: Vec<usize> = Vec::new();
+    let mut shards: u32 = 32;
+    let mut lease = scale_out::LEASE_DURATION;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> u64 {
@@ -66,6 +83,17 @@ fn main() {
             "--interval" => opts.interval_secs = Some(num(a)).filter(|s| *s > 0),
             "--deadline" => opts.deadline = Duration::from_secs(num(a)),
             "--json" => json = true,
+            "--replicas" => {
+                let v = it.next().unwrap_or_else(|| die("--replicas wants a list"));
+                replicas = v
+                    .split(',')
+                    .map(|n| n.trim().parse().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<usize>>>()
+                    .unwrap_or_else(|| die("--replicas wants counts like 1,2,4"));
+            }
+            "--shards" => shards = num(a).clamp(1, 256) as u32,
+            "--latency" => opts.latency = duration(it.next()),
+            "--lease-duration" => lease = duration(it.next()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -77,6 +105,28 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if !replicas.is_empty() {
+        let mut out = Vec::new();
+        for &count in &replicas {
+            let r = Replicas {
+                count,
+                shards,
+                lease_duration: lease,
+            };
+            let report = rt.block_on(scale_out::run(opts.clone(), r));
+            if !json {
+                print_scale_out(&report, &opts);
+            }
+            out.push(report);
+        }
+        if json {
+            let v: Vec<serde_json::Value> = out.iter().map(scale_out_json).collect();
+            println!("{}", serde_json::to_string_pretty(&v).unwrap());
+        } else {
+            print_speedup(&out);
+        }
+        return;
+    }
     let report = rt.block_on(support::scale::run(opts));
     if json {
         println!(
@@ -86,6 +136,89 @@ fn main() {
     } else {
         print_table(&report);
     }
+}
+
+fn duration(v: Option<&String>) -> Duration {
+    v.and_then(|v| kubemirror::api::v1alpha1::parse_go_duration(v).ok())
+        .unwrap_or_else(|| die("want a duration such as 20ms or 15s"))
+}
+
+fn rss_list(k: &[u64]) -> String {
+    k.iter()
+        .map(|k| format!("{:.1}", mib(*k)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn print_scale_out(r: &ScaleOut, opts: &Options) {
+    println!(
+        "scale-out: {} replica(s){}, {} ImageMirrors ({} hits), latency {:?} per registry request, --concurrency {}",
+        r.replicas,
+        if r.replicas > 1 {
+            format!(" sharing {} shards", r.shards)
+        } else {
+            " (no sharding)".into()
+        },
+        r.objects,
+        r.hits,
+        opts.latency,
+        opts.concurrency
+    );
+    println!("  time to all Ready (cold)      {:.1} s", r.cold_seconds);
+    println!(
+        "  peak RSS per replica (cold)   {} MiB",
+        rss_list(&r.cold_peak_rss_kib)
+    );
+    println!("  cold registry requests        {}", r.cold_requests);
+    println!(
+        "  warm re-sync (restart all)    {:.2} requests per unchanged tag, all replicas ({} hits reconciled in {:.1} s; source {}, destination {})",
+        r.warm_per_tag,
+        r.hits,
+        r.warm_seconds,
+        r.warm_requests.class(Side::Source, Class::Hit),
+        r.warm_requests.class(Side::Destination, Class::Hit)
+    );
+    println!(
+        "  peak RSS per replica (warm)   {} MiB",
+        rss_list(&r.warm_peak_rss_kib)
+    );
+    if let Some(t) = r.takeover_seconds {
+        println!(
+            "  takeover after SIGKILL        {t:.1} s ({} shards, {} hits reconciled again)",
+            r.takeover_shards, r.takeover_objects
+        );
+    }
+}
+
+fn print_speedup(all: &[ScaleOut]) {
+    let Some(base) = all.iter().find(|r| r.replicas == 1) else {
+        return;
+    };
+    for r in all.iter().filter(|r| r.replicas > 1) {
+        println!(
+            "speed-up, {} replicas over 1: {:.2}x (cold time to all Ready)",
+            r.replicas,
+            base.cold_seconds / r.cold_seconds
+        );
+    }
+}
+
+fn scale_out_json(r: &ScaleOut) -> serde_json::Value {
+    serde_json::json!({
+        "replicas": r.replicas,
+        "shards": r.shards,
+        "objects": r.objects,
+        "hits": r.hits,
+        "coldSecondsToAllReady": r.cold_seconds,
+        "coldPeakRssMiB": r.cold_peak_rss_kib.iter().map(|k| mib(*k)).collect::<Vec<_>>(),
+        "coldRequests": r.cold_requests,
+        "warmRequestsPerUnchangedTag": r.warm_per_tag,
+        "warmSeconds": r.warm_seconds,
+        "warmPeakRssMiB": r.warm_peak_rss_kib.iter().map(|k| mib(*k)).collect::<Vec<_>>(),
+        "takeoverSeconds": r.takeover_seconds,
+        "takeoverShards": r.takeover_shards,
+        "takeoverObjects": r.takeover_objects,
+    })
 }
 
 fn die(msg: &str) -> ! {

@@ -20,6 +20,7 @@ async fn twenty_mirrors_settle_and_a_warm_resync_costs_two_heads_a_tag() {
         controller_bin: env!("CARGO_BIN_EXE_kubemirror").into(),
         interval_secs: None,
         deadline: Duration::from_secs(40),
+        latency: Duration::ZERO,
     })
     .await;
     // `run` panics unless every object settled as expected; check the split.
@@ -61,4 +62,51 @@ async fn twenty_mirrors_settle_and_a_warm_resync_costs_two_heads_a_tag() {
     );
     assert_eq!(warm.per_tag(Side::Source, "HEAD"), 1.0, "{warm:?}");
     assert_eq!(warm.per_tag(Side::Destination, "HEAD"), 1.0, "{warm:?}");
+}
+
+/// The scale-out benchmark's machinery (`tests/support/scale_out.rs`, which
+/// `scripts/scale --replicas …` runs at 10,000) at 24 objects and two
+/// replicas sharing 8 shards behind a latency proxy: every object settles,
+/// each replica's peak RSS is read, a warm restart of both costs at most two
+/// registry requests per unchanged tag in total (no shard worked twice), and
+/// a SIGKILLed replica's shards are taken over and reconciled within the
+/// lease duration plus 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_the_work_and_take_over() {
+    use support::scale_out::{self, Replicas};
+    let lease = Duration::from_secs(4);
+    let r = scale_out::run(
+        Options {
+            objects: 24,
+            miss_every: 6,
+            repos: 2,
+            tags: 2,
+            concurrency: 4,
+            controller_bin: env!("CARGO_BIN_EXE_kubemirror").into(),
+            interval_secs: None,
+            deadline: Duration::from_secs(60),
+            latency: Duration::from_millis(5),
+        },
+        Replicas {
+            count: 2,
+            shards: 8,
+            lease_duration: lease,
+        },
+    )
+    .await;
+    assert_eq!((r.objects, r.hits), (24, 20));
+    assert_eq!(r.cold_peak_rss_kib.len(), 2);
+    assert!(r.cold_peak_rss_kib.iter().all(|k| *k > 0), "{r:?}");
+    assert!(
+        r.warm_per_tag <= 2.0,
+        "a warm re-sync by two replicas costs {} requests a tag: {:?}",
+        r.warm_per_tag,
+        r.warm_requests
+    );
+    assert!(r.takeover_shards > 0 && r.takeover_objects > 0, "{r:?}");
+    let takeover = r.takeover_seconds.expect("measured");
+    assert!(
+        takeover <= (lease + Duration::from_secs(5)).as_secs_f64(),
+        "takeover took {takeover} s"
+    );
 }

@@ -205,20 +205,44 @@ impl State {
         let _ = self.tx.send(change);
     }
 
-    /// Objects of a type, optionally in one namespace.
+    /// Objects of a type, optionally in one namespace, in key order (a range
+    /// of the ordered map: the cost follows the type's objects, not the store's).
     pub fn list(
         &self,
         group: &str,
         plural: &str,
         namespace: Option<&str>,
     ) -> Vec<(&ObjKey, &Value)> {
+        self.list_after(group, plural, namespace, None).collect()
+    }
+
+    /// As [`State::list`], starting after `after` (namespace, name).
+    pub fn list_after<'a>(
+        &'a self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
+        use std::ops::Bound;
+        let (group, plural) = (group.to_string(), plural.to_string());
+        let namespace = namespace.map(str::to_string);
+        let key = |ns: &str, name: &str| ObjKey {
+            group: group.clone(),
+            plural: plural.clone(),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        };
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded(key(ns, name)),
+            None => Bound::Included(key(namespace.as_deref().unwrap_or(""), "")),
+        };
         self.objects
-            .iter()
-            .filter(|(k, _)| {
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| {
                 k.group == group
                     && k.plural == plural
-                    && namespace.is_none_or(|ns| k.namespace == ns)
+                    && namespace.as_ref().is_none_or(|ns| k.namespace == *ns)
             })
-            .collect()
     }
 }

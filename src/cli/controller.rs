@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliResult, GlobalArgs};
 use crate::controller::leader::Timing;
+use crate::controller::shard::{MAX_SHARDS, ShardConfig};
 use crate::controller::{self, Config};
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,19 @@ pub struct ControllerArgs {
     /// fails with an error naming this limit)
     #[arg(long, default_value_t = crate::image::DEFAULT_MAX_TAGS)]
     pub max_tags: usize,
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+}
+
+/// Sharded scale-out (kept together: one group of flags).
+#[derive(Debug, clap::Args)]
+pub struct ShardingArgs {
+    /// Active-active replicas: objects map to this many shards (label
+    /// kubemirror.dev/shard), and each replica reconciles the shards whose
+    /// Leases (`<lease-name>-shard-N`, timed by the --leader-elect-* flags)
+    /// it holds; 0: off, one replica reconciles everything
+    #[arg(long, default_value_t = 0, conflicts_with = "leader_elect")]
+    pub shards: u32,
 }
 
 pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
@@ -63,6 +77,7 @@ pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
             .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
     };
     let lease_timing = lease_timing(&args)?;
+    let sharding = sharding(&args.sharding)?;
     let (signature_storage, policy) = g.resource_signatures()?;
     let config = Config {
         metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
@@ -80,6 +95,7 @@ pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
         max_tags: args.max_tags.max(1),
         signature_storage,
         policy,
+        sharding,
     };
     let client = kube::Client::try_default()
         .await
@@ -99,6 +115,17 @@ pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
 
 fn duration(s: &str) -> Result<Duration, String> {
     crate::api::v1alpha1::parse_go_duration(s)
+}
+
+/// `--shards`, checked: 0 is off, else 1..=MAX_SHARDS.
+fn sharding(args: &ShardingArgs) -> Result<Option<ShardConfig>, String> {
+    match args.shards {
+        0 => Ok(None),
+        n if n > MAX_SHARDS => Err(format!(
+            "--shards {n}: at most {MAX_SHARDS} (each shard is a Lease renewed every --leader-elect-retry-period)"
+        )),
+        n => Ok(Some(ShardConfig { shards: n })),
+    }
 }
 
 /// The Lease timing, checked: a leader must give up before a standby may take over.

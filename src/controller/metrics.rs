@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,13 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    /// `acquired`, `released` (handed to another replica, or at shutdown),
+    /// `lost` (not renewed in time, or taken).
+    pub event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostLabels {
     pub host: String,
 }
@@ -58,6 +66,10 @@ pub struct Metrics {
     pub tags_drifted: Counter,
     /// Destination tags deleted by prune or by a deletion.
     pub tags_pruned: Counter,
+    /// Shards this replica holds (sharded mode).
+    pub shards_held: Gauge,
+    /// Shard hand-overs seen by this replica, by event.
+    pub shard_changes: Family<ShardLabels, Counter>,
     /// Registry hosts that objects name: the values a `host` label takes.
     hosts: Mutex<HashSet<String>>,
 }
@@ -130,12 +142,25 @@ impl Metrics {
             "tags_pruned",
             "Destination tags deleted by prune or by the deletion of a mirror",
             tags_pruned.clone(),
+        let shards_held = Gauge::default();
+        registry.register(
+            "shards_held",
+            "Shards whose Lease this replica holds (with --shards)",
+            shards_held.clone(),
+        );
+        let shard_changes = Family::<ShardLabels, Counter>::default();
+        registry.register(
+            "shard_changes",
+            "Shards acquired, released (rebalancing, shutdown) or lost (not renewed in time)",
+            shard_changes.clone(),
         );
         Metrics {
             registry,
             reconcile_panics,
             tags_drifted,
             tags_pruned,
+            shards_held,
+            shard_changes,
             hosts: Mutex::new(HashSet::new()),
             tags_synced,
             tags_failed,

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 mod mirror;
 mod secrets;
+pub mod shard;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,10 @@ pub struct Config {
     /// `--policy`: a trust policy every `ImageMirror` copy must satisfy
     /// besides its own `spec.verification`.
     pub policy: Option<Arc<crate::signature::Policy>>,
+    /// `--shards`: active-active replicas, each reconciling the shards whose
+    /// Leases it holds (named after `lease_name`, timed by `lease_timing`).
+    /// `None`: one replica reconciles everything (with or without `leader_elect`).
+    pub sharding: Option<shard::ShardConfig>,
 }
 
 impl Default for Config {
@@ -90,6 +95,7 @@ impl Default for Config {
             max_tags: crate::image::DEFAULT_MAX_TAGS,
             signature_storage: None,
             policy: None,
+            sharding: None,
         }
     }
 }
@@ -139,9 +145,42 @@ pub async fn run(
         .clone()
         .unwrap_or_else(leader::default_identity);
     let work = async {
-        let result = if config.leader_elect {
+        let result = if let Some(sharding) = &config.sharding {
+            let shards = shard::Shards::new(sharding.shards, metrics.clone());
+            let namespace = config
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string());
+            ready.store(true, Ordering::Relaxed);
+            shard::leases::run_sharded(
+                Api::namespaced(client.clone(), &namespace),
+                config.lease_name.clone(),
+                identity.clone(),
+                config.lease_timing,
+                shards.clone(),
+                &shutdown,
+                |stop| {
+                    controllers(
+                        client.clone(),
+                        &config,
+                        &identity,
+                        metrics.clone(),
+                        Some(shards),
+                        stop,
+                    )
+                },
+            )
+            .await
+        } else if config.leader_elect {
             leader::run_as_leader(&client, &config, &identity, &shutdown, &ready, |stop| {
-                controllers(client.clone(), &config, &identity, metrics.clone(), stop)
+                controllers(
+                    client.clone(),
+                    &config,
+                    &identity,
+                    metrics.clone(),
+                    None,
+                    stop,
+                )
             })
             .await
         } else {
@@ -151,6 +190,7 @@ pub async fn run(
                 &config,
                 &identity,
                 metrics.clone(),
+                None,
                 shutdown.clone(),
             )
             .await;
@@ -168,12 +208,14 @@ pub async fn run(
 
 /// Both controllers, until `shutdown` (graceful: in-flight reconciles finish).
 /// Dropping the future drops in-flight reconciles: their copies stop before
-/// their next write and never tag an incomplete image.
+/// their next write and never tag an incomplete image. With `shards`, each
+/// watches and reconciles only the shards held (and labels unlabelled objects).
 async fn controllers(
     client: Client,
     config: &Config,
     identity: &str,
     metrics: Arc<Metrics>,
+    shards: Option<Arc<shard::Shards>>,
     shutdown: CancellationToken,
 ) {
     let reporter = Reporter {
@@ -219,10 +261,14 @@ async fn controllers(
         api::<PartialObjectMeta<Secret>>(&client, ns),
         |m: &ImageMirror, secret: &str| secrets::mirror_secret_names(&m.spec).contains(&secret),
         cfg.clone(),
+        shards.clone(),
         shutdown.clone(),
     )
     .run(
-        |o, c| guard::guarded(o, c, mirror::reconcile),
+        {
+            let shards = shards.clone();
+            move |o, c| gated(shards.clone(), o, c, mirror::reconcile)
+        },
         error_policy,
         ctx.clone(),
     )
@@ -234,17 +280,72 @@ async fn controllers(
             secrets::inspection_secret_names(&m.spec).contains(&secret)
         },
         cfg,
+        shards.clone(),
         shutdown.clone(),
     )
     .run(
-        |o, c| guard::guarded(o, c, inspection::reconcile),
+        {
+            let shards = shards.clone();
+            move |o, c| gated(shards.clone(), o, c, inspection::reconcile)
+        },
         error_policy,
         ctx,
     )
     .for_each(log_result);
-    tracing::info!(namespace = ns.unwrap_or("(all)"), "controllers started");
-    tokio::join!(mirrors, inspections);
+    let labelling = async {
+        if let Some(shards) = &shards {
+            tokio::join!(
+                shard::watch::label_unlabelled(
+                    api::<PartialObjectMeta<ImageMirror>>(&client, ns),
+                    client.clone(),
+                    shards.clone(),
+                    FIELD_MANAGER,
+                    shutdown.clone(),
+                ),
+                shard::watch::label_unlabelled(
+                    api::<PartialObjectMeta<ImageInspection>>(&client, ns),
+                    client.clone(),
+                    shards.clone(),
+                    FIELD_MANAGER,
+                    shutdown.clone(),
+                ),
+            );
+        }
+    };
+    tracing::info!(
+        namespace = ns.unwrap_or("(all)"),
+        sharded = shards.is_some(),
+        "controllers started"
+    );
+    tokio::join!(mirrors, inspections, labelling);
     tracing::info!("controllers stopped");
+}
+
+/// One reconcile, guarded against panics ([`guard::guarded`]) and, when
+/// sharded, run only while this replica holds the object's shard (the shard
+/// its label names): not started otherwise, cancelled if the shard is given
+/// up or lost meanwhile.
+async fn gated<K, F, Fut>(
+    shards: Option<Arc<shard::Shards>>,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    K: guard::Guarded,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
+{
+    let Some(shards) = shards else {
+        return guard::guarded(obj, ctx, reconcile).await;
+    };
+    let Some(s) = shard::labelled_shard(obj.as_ref(), shards.shards) else {
+        return Ok(kube::runtime::controller::Action::await_change());
+    };
+    shards
+        .gate(s, guard::guarded(obj, ctx, reconcile))
+        .await
+        .unwrap_or(Ok(kube::runtime::controller::Action::await_change()))
 }
 
 fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -266,7 +367,9 @@ pub const REQUESTED_AT: &str = "reconcile.kubemirror.dev/requestedAt";
 /// What a reconcile is for: the spec (`metadata.generation`) and an explicit
 /// request ([`REQUESTED_AT`]). Status writes — the controller's own — and
 /// re-lists after a watch restart change neither, so they start no reconcile.
-fn spec_or_request<K: kube::Resource>(obj: &K) -> Option<u64> {
+/// When sharded, also the holding of the object's shard: a shard taken again
+/// reconciles its objects again (their requeues were dropped with it).
+fn spec_or_request<K: kube::Resource>(obj: &K, shards: Option<&shard::Shards>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     obj.meta().generation.hash(&mut h);
@@ -275,6 +378,10 @@ fn spec_or_request<K: kube::Resource>(obj: &K) -> Option<u64> {
         .as_ref()
         .and_then(|a| a.get(REQUESTED_AT))
         .hash(&mut h);
+    if let Some(shards) = shards {
+        let s = shard::labelled_shard(obj, shards.shards);
+        (s, s.map(|s| shards.epoch(s))).hash(&mut h);
+    }
     Some(h.finish())
 }
 
@@ -286,6 +393,7 @@ fn build<K>(
     secrets: Api<PartialObjectMeta<Secret>>,
     names_secret: fn(&K, &str) -> bool,
     cfg: controller::Config,
+    shards: Option<Arc<shard::Shards>>,
     shutdown: CancellationToken,
 ) -> Controller<K>
 where
@@ -298,16 +406,18 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let trigger = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            spec_or_request::<K>,
-            // Long enough that an object quiet for its whole interval is
-            // still known (an evicted one would reconcile once more).
-            PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
-        );
+    let events = match &shards {
+        Some(shards) => shard::watch::sharded(api, shards).boxed(),
+        None => watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed(),
+    };
+    let trigger = events.reflect(writer).applied_objects().predicate_filter(
+        move |o: &K| spec_or_request(o, shards.as_deref()),
+        // Long enough that an object quiet for its whole interval is
+        // still known (an evicted one would reconcile once more).
+        PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
+    );
     // Secrets are watched by metadata only (a PartialObjectMetadata watch):
     // the controller never receives the data of Secrets no object names; a
     // reconcile reads the ones its object names, by name.

@@ -11,6 +11,10 @@
 //! - minimal: each verb the chart grants was used, or is in [`UNUSED_OK`]
 //!   with the reason it stays.
 //!
+//! With `replicaCount > 1` the controller runs with `--shards` instead of
+//! `--leader-elect`: the shard Leases' Role replaces the leader-election
+//! one, and labelling objects with their shard uses `patch` on them.
+//!
 //! A third object fails on purpose, so that a Warning Event recurs and the
 //! Recorder's PATCH of an Event is seen too; a label on the Secret
 //! re-triggers the objects that name it; SIGTERM releases the Lease.
@@ -38,6 +42,22 @@ const UNUSED_OK: &[(&str, &str, &str, &str)] = &[
         "as for imagemirrors",
     ),
 ];
+
+/// Granted for sharded mode only (`replicaCount > 1`), so unused by a
+/// single replica: the shard label is written by a merge PATCH.
+const SHARDED_ONLY: &[(&str, &str, &str)] = &[
+    ("kubemirror.dev", "imagemirrors", "patch"),
+    ("kubemirror.dev", "imageinspections", "patch"),
+];
+
+/// How the chart runs the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One replica, `--leader-elect`.
+    Leader,
+    /// `replicaCount > 1`: `--shards`.
+    Sharded,
+}
 
 const WATCHED_NAMESPACE: &str = "team-a";
 /// The release's fullname (`{{ include "kubemirror.fullname" . }}`): the Lease's name.
@@ -154,7 +174,7 @@ struct Seen {
 
 /// Run the controller (with `watch_namespace`, like the chart's
 /// `watchNamespace`) until both objects are Ready; return its requests.
-async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
+async fn controller_requests(watch_namespace: Option<&str>, mode: Mode) -> BTreeSet<Seen> {
     let cluster = Cluster::start().await;
     cluster.install_crds().await;
     let dest = cluster.dir.path().join("mirror");
@@ -168,7 +188,10 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
     cmd.args([
         "--log-format=json",
         "controller",
-        "--leader-elect",
+        match mode {
+            Mode::Leader => "--leader-elect",
+            Mode::Sharded => "--shards=4",
+        },
         "--concurrency=2",
     ])
     .arg(format!("--lease-name={FULLNAME}"))
@@ -353,7 +376,7 @@ async fn controller_requests(watch_namespace: Option<&str>) -> BTreeSet<Seen> {
 }
 
 /// Check `seen` against the chart's rules for one install mode.
-fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
+fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>, mode: Mode) {
     let roles = template::rbac_roles(FULLNAME);
     let role = |scope| {
         roles
@@ -362,7 +385,11 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| panic!("rbac.yaml has no {scope:?} role"))
     };
-    let (watched, release) = (role(RoleScope::Watched), role(RoleScope::Release));
+    let release_scope = match mode {
+        Mode::Leader => RoleScope::Release,
+        Mode::Sharded => RoleScope::Shards,
+    };
+    let (watched, release) = (role(RoleScope::Watched), role(release_scope));
 
     // Sufficient.
     for s in seen {
@@ -385,8 +412,11 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
         );
     }
 
-    // Minimal.
-    for (scope, rules) in &roles {
+    // Minimal (the roles this mode installs).
+    for (scope, rules) in roles
+        .iter()
+        .filter(|(s, _)| *s == RoleScope::Watched || *s == release_scope)
+    {
         for r in rules {
             for g in &r.api_groups {
                 for res in &r.resources {
@@ -399,7 +429,11 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
                         });
                         let excused = UNUSED_OK
                             .iter()
-                            .any(|(eg, er, ev, _)| eg == g && er == res && ev == v);
+                            .any(|(eg, er, ev, _)| eg == g && er == res && ev == v)
+                            || (mode == Mode::Leader
+                                && SHARDED_ONLY
+                                    .iter()
+                                    .any(|(eg, er, ev)| eg == g && er == res && ev == v));
                         assert!(
                             used || excused,
                             "{scope:?} role grants {v} on {g:?} {res}, which the controller never used: drop it or add it to UNUSED_OK with a reason"
@@ -423,8 +457,8 @@ fn check(seen: &BTreeSet<Seen>, watch_namespace: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_is_sufficient_and_minimal_watching_all_namespaces() {
-    let seen = controller_requests(None).await;
-    check(&seen, None);
+    let seen = controller_requests(None, Mode::Leader).await;
+    check(&seen, None, Mode::Leader);
     // Leader election happened, in the release namespace.
     assert!(seen.iter().any(|s| s.resource == "leases"
         && s.verb == "create"
@@ -438,8 +472,32 @@ async fn rbac_is_sufficient_and_minimal_watching_all_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_is_sufficient_and_minimal_watching_one_namespace() {
-    let seen = controller_requests(Some(WATCHED_NAMESPACE)).await;
-    check(&seen, Some(WATCHED_NAMESPACE));
+    let seen = controller_requests(Some(WATCHED_NAMESPACE), Mode::Leader).await;
+    check(&seen, Some(WATCHED_NAMESPACE), Mode::Leader);
+    for s in &seen {
+        let want = if s.resource == "leases" {
+            RELEASE_NAMESPACE
+        } else {
+            WATCHED_NAMESPACE
+        };
+        assert_eq!(s.namespace.as_deref(), Some(want), "{s:?}");
+    }
+}
+
+/// `replicaCount > 1`: the controller with `--shards`, one namespace
+/// watched. The shard Leases live in the release namespace under the
+/// "-shards" Role, and the objects are labelled with their shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_is_sufficient_and_minimal_with_shards() {
+    let seen = controller_requests(Some(WATCHED_NAMESPACE), Mode::Sharded).await;
+    check(&seen, Some(WATCHED_NAMESPACE), Mode::Sharded);
+    for (g, res, v) in SHARDED_ONLY {
+        assert!(
+            seen.iter()
+                .any(|s| s.group == *g && s.resource == *res && s.verb == *v),
+            "no {v} of {res} with --shards: {seen:#?}"
+        );
+    }
     for s in &seen {
         let want = if s.resource == "leases" {
             RELEASE_NAMESPACE

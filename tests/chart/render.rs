@@ -1,7 +1,8 @@
 //! The chart linted (`helm lint --strict`) and rendered (`helm template`)
 //! by the real Helm for several sets of values, each render checked for what
-//! those values must produce: replicas and `--leader-elect` (forced on with
-//! more than one replica), `--namespace` and a Role instead of a ClusterRole
+//! those values must produce: replicas and `--leader-elect` (one replica),
+//! or `--shards`, the shard Leases' Role and a PodDisruptionBudget (more
+//! than one replica), `--namespace` and a Role instead of a ClusterRole
 //! for `watchNamespace`, the Lease Role naming the Lease the controller
 //! holds, bindings whose roles exist and whose subject is the pod's
 //! ServiceAccount, the extra CA, pod-spec pass-throughs, the ServiceMonitor,
@@ -21,7 +22,11 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("defaults", json!({})),
         ("one namespace", json!({"watchNamespace": "team-a"})),
         (
-            "three replicas, no leader election asked, extras",
+            "four replicas sharded 64 ways in one namespace",
+            json!({"replicaCount": 4, "sharding": {"shards": 64}, "watchNamespace": "team-a"}),
+        ),
+        (
+            "three replicas (sharded), no leader election asked, extras",
             json!({
                 "replicaCount": 3,
                 "leaderElection": {"enabled": false},
@@ -115,13 +120,32 @@ fn check(case: &str, values: &Value, docs: &[Value]) {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     let replicas = values["replicaCount"].as_i64().unwrap_or(1);
+    let sharded = replicas > 1;
     let leader = values
         .pointer("/leaderElection/enabled")
         .and_then(Value::as_bool)
         .unwrap_or(true)
-        || replicas > 1;
+        && !sharded;
     assert_eq!(dep["spec"]["replicas"], replicas, "{case}: replicas");
     assert_eq!(args.contains(&"--leader-elect"), leader, "{case}: {args:?}");
+    let shards = values
+        .pointer("/sharding/shards")
+        .and_then(Value::as_i64)
+        .unwrap_or(32);
+    assert_eq!(
+        args.contains(&format!("--shards={shards}").as_str()),
+        sharded,
+        "{case}: {args:?}"
+    );
+    let pdb = by_kind.get("PodDisruptionBudget").map(|v| v[0]);
+    assert_eq!(pdb.is_some(), sharded, "{case}: PodDisruptionBudget");
+    if let Some(pdb) = pdb {
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{case}: {pdb}");
+        assert_eq!(
+            pdb["spec"]["selector"]["matchLabels"], dep["spec"]["selector"]["matchLabels"],
+            "{case}: the PDB selects the controller's pods"
+        );
+    }
     let ns = values["watchNamespace"].as_str();
     match ns {
         Some(ns) => assert!(
@@ -222,6 +246,16 @@ fn check(case: &str, values: &Value, docs: &[Value]) {
         names.contains(&lease_role),
         leader,
         "{case}: leader-election Role: {names:?}"
+    );
+    let shard_role = (
+        "Role".to_string(),
+        Some(RELEASE_NAMESPACE.to_string()),
+        "kubemirror-shards".to_string(),
+    );
+    assert_eq!(
+        names.contains(&shard_role) && args.contains(&"--lease-name=kubemirror"),
+        sharded,
+        "{case}: shard Leases' Role: {names:?} {args:?}"
     );
     if leader {
         let lease = args

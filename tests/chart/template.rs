@@ -168,6 +168,8 @@ pub enum RoleScope {
     Watched,
     /// The leader-election Role, in the release namespace.
     Release,
+    /// The shard and member Leases' Role (replicaCount > 1), in the release namespace.
+    Shards,
 }
 
 /// The rules of each role in `templates/rbac.yaml`, with `fullname` for the
@@ -187,6 +189,8 @@ pub fn rbac_roles(fullname: &str) -> Vec<(RoleScope, Vec<Rule>)> {
             let name = d["metadata"]["name"].as_str().unwrap().to_string();
             let scope = if name.ends_with("-leader-election") {
                 RoleScope::Release
+            } else if name.ends_with("-shards") {
+                RoleScope::Shards
             } else {
                 RoleScope::Watched
             };

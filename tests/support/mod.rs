@@ -14,6 +14,7 @@ pub mod referrers;
 pub mod registry;
 pub mod relay;
 pub mod scale;
+pub mod scale_out;
 pub mod test_sigstore;
 pub mod token;
 

@@ -90,6 +90,8 @@ struct Inner {
     client: reqwest::Client,
     rule: Mutex<Arc<Rule>>,
     log: Mutex<Log>,
+    /// Added before each request is handled (a registry across a WAN).
+    latency_micros: std::sync::atomic::AtomicU64,
 }
 
 /// Every request seen, and how many per (method, path) (so that `nth` stays
@@ -120,6 +122,7 @@ impl Proxy {
                 .unwrap(),
             rule: Mutex::new(Arc::new(|_: &str, _: &str, _: usize| Action::Forward)),
             log: Mutex::new(Log::default()),
+            latency_micros: Default::default(),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -139,6 +142,15 @@ impl Proxy {
     /// counts earlier requests with the same method and path (0 for the first).
     pub fn set_rule(&self, rule: impl Fn(&str, &str, usize) -> Action + Send + Sync + 'static) {
         *self.inner.rule.lock().unwrap() = Arc::new(rule);
+    }
+
+    /// Delay every request by `latency` before handling it (the scale
+    /// benchmark's stand-in for a far-away registry).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.inner
+            .latency_micros
+            .store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn log(&self) -> Vec<Seen> {
@@ -186,6 +198,12 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         });
         nth
     };
+    let latency = inner
+        .latency_micros
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_micros(latency)).await;
+    }
     let rule = inner.rule.lock().unwrap().clone();
     let action = rule(&method, &pq, nth);
     match action {

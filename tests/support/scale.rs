@@ -57,6 +57,8 @@ pub struct Options {
     pub interval_secs: Option<u64>,
     /// Longest wait for any one phase.
     pub deadline: Duration,
+    /// Added to every registry request by the proxies (a far-away registry).
+    pub latency: Duration,
 }
 
 /// What a mirror is expected to end as.
@@ -248,6 +250,8 @@ impl Rig {
             .unwrap();
         let src_proxy = Proxy::start(&src.base_url()).await;
         let dst_proxy = Proxy::start(&dst.base_url()).await;
+        src_proxy.set_latency(opts.latency);
+        dst_proxy.set_latency(opts.latency);
         let images = {
             let (host, layouts, repos, tags) = (
                 src.host.clone(),
@@ -348,9 +352,19 @@ impl Rig {
     /// `Ready` condition of every object. Panics at the deadline, naming
     /// the objects still unsettled and what they show.
     pub async fn wait_settled(&self) -> HashMap<String, (String, String, String)> {
+        self.wait_settled_since(None).await
+    }
+
+    /// [`Rig::wait_settled`], counting only objects synced after `after`
+    /// (`status.lastSyncTime`), and only those named in `only` if given.
+    pub async fn wait_settled_since(
+        &self,
+        after: Option<(jiff::Timestamp, &HashSet<String>)>,
+    ) -> HashMap<String, (String, String, String)> {
         let expect: HashMap<&str, Expect> = self
             .cases
             .iter()
+            .filter(|c| after.is_none_or(|(_, only)| only.contains(&c.name)))
             .map(|c| (c.name.as_str(), c.expect))
             .collect();
         let mut state: HashMap<String, (bool, (String, String, String))> = HashMap::new();
@@ -385,7 +399,14 @@ impl Rig {
             let Some(&want) = expect.get(name.as_str()) else {
                 continue;
             };
-            let (ok, ready) = settled_as(&obj, want);
+            let (mut ok, ready) = settled_as(&obj, want);
+            if let Some((t, _)) = after {
+                ok &= obj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_sync_time.as_ref())
+                    .is_some_and(|s| s.0 > t);
+            }
             let was = state.insert(name, (ok, ready)).is_some_and(|s| s.0);
             match (was, ok) {
                 (false, true) => settled += 1,
@@ -398,16 +419,18 @@ impl Rig {
 
     /// Every request both proxies logged since the last call, attributed.
     pub fn take_counts(&self) -> Counts {
+        self.take_counts_from(self.src_proxy.take_log(), self.dst_proxy.take_log())
+    }
+
+    /// [`Rig::take_counts`] over given logs.
+    pub fn take_counts_from(&self, src: Vec<Seen>, dst: Vec<Seen>) -> Counts {
         let mut counts = Counts::default();
         let by_name: HashMap<&str, Expect> = self
             .cases
             .iter()
             .map(|c| (c.name.as_str(), c.expect))
             .collect();
-        for (side, log) in [
-            (Side::Source, self.src_proxy.take_log()),
-            (Side::Destination, self.dst_proxy.take_log()),
-        ] {
+        for (side, log) in [(Side::Source, src), (Side::Destination, dst)] {
             for s in log {
                 let class = self.classify(side, &s, &by_name);
                 *counts.0.entry((side, class, s.method.clone())).or_default() += 1;

@@ -38,7 +38,12 @@ app.kubernetes.io/component: controller
 {{- end }}
 {{- end }}
 
-{{/* "true" when the controller runs with --leader-elect: when enabled, and always with more than one replica. */}}
+{{/* "true" when the replicas share the work by shards (--shards): more than one replica. */}}
+{{- define "kubemirror.sharded" -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the controller runs with --leader-elect: when enabled and not sharded. */}}
 {{- define "kubemirror.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- if and .Values.leaderElection.enabled (not (include "kubemirror.sharded" .)) }}true{{ end }}
 {{- end }}

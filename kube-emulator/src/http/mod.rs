@@ -285,8 +285,24 @@ fn resource(inner: &Arc<Inner>, rp: ResourcePath, ctx: &RequestCtx) -> ApiResult
                 };
                 return Ok(watch::start(inner.clone(), &st, spec));
             }
-            let (items, rv) = read::list(&st, &t, &sel);
-            let (body, ct) = render_list(&t, items, rv, rep);
+            // `limit` pages full and metadata lists (kube-rs asks for 500 at
+            // a time); tables (kubectl get) come whole, which is legal.
+            let limit = q
+                .non_empty("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0 && !matches!(rep, Representation::Table(_)));
+            let (items, rv, next) = match limit {
+                Some(limit) => read::list_page(&st, &t, &sel, limit, q.non_empty("continue"))?,
+                None => {
+                    let (items, rv) = read::list(&st, &t, &sel);
+                    (items, rv, None)
+                }
+            };
+            drop(st);
+            let (mut body, ct) = render_list(&t, items, rv, rep);
+            if let Some(next) = next {
+                body["metadata"]["continue"] = serde_json::Value::String(next);
+            }
             Ok(negotiated_reply(&ctx.accept, 200, &body, ct, &[]))
         }
         Method::POST => {
