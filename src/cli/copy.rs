@@ -263,38 +263,15 @@ impl CopyArgs {
             crate::reference::parse(i)
                 .map_err(|e| format!("Could not parse --sign-identity {i:?}: {e}"))?;
         }
-        let mut out: Vec<Arc<dyn Signer>> = Vec::new();
-        if let Some(fpr) = &self.sign_by {
-            let (key, passphrase) = keyring_signing_key(fpr, &self.sign_passphrase_file)?;
-            out.push(Arc::new(GpgSigner { key, passphrase }));
-        }
-        if let Some(path) = &self.sign_by_sigstore_private_key {
-            let passphrase = match &self.sign_passphrase_file {
-                Some(p) => std::fs::read_to_string(p)
-                    .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-                None => String::new(),
-            };
-            out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
-        }
-        Ok(out)
+        signers(
+            self.sign_by.as_deref(),
+            self.sign_by_sigstore_private_key.as_deref(),
+            &self.sign_passphrase_file,
+        )
     }
 
     fn format(&self) -> Result<Option<ManifestFormat>, String> {
-        match self.format.as_deref() {
-            None => Ok(None),
-            Some("oci") => Ok(Some(ManifestFormat::Oci)),
-            Some("v2s2") => Ok(Some(ManifestFormat::DockerV2S2)),
-            Some("v2s1") => Err(
-                "--format v2s1 is not supported by kubemirror: Docker schema 1 is deprecated and neither read nor written; use oci or v2s2".into(),
-            ),
-            Some(f) => Err(format!(
-                "unknown format {f:?}. Choose one of the supported formats: 'oci', 'v2s1', or 'v2s2'"
-            )),
-        }
+        manifest_format(self.format.as_deref())
     }
 
     fn multi_arch(&self) -> Result<MultiArch, String> {
@@ -345,6 +322,49 @@ impl CopyArgs {
             no_creds: s.no_creds,
         })
     }
+}
+
+/// `--format oci|v2s2` (`v2s1` refused with the reason), as skopeo words its errors.
+pub(super) fn manifest_format(format: Option<&str>) -> Result<Option<ManifestFormat>, String> {
+    match format {
+        None => Ok(None),
+        Some("oci") => Ok(Some(ManifestFormat::Oci)),
+        Some("v2s2") => Ok(Some(ManifestFormat::DockerV2S2)),
+        Some("v2s1") => Err(
+            "--format v2s1 is not supported by kubemirror: Docker schema 1 is deprecated and neither read nor written; use oci or v2s2".into(),
+        ),
+        Some(f) => Err(format!(
+            "unknown format {f:?}. Choose one of the supported formats: 'oci', 'v2s1', or 'v2s2'"
+        )),
+    }
+}
+
+/// The signers `--sign-by FINGERPRINT` and `--sign-by-sigstore-private-key
+/// PATH` ask for (`copy` and skopeo-style `sync`), with the passphrase from
+/// `--sign-passphrase-file` (first line).
+pub(super) fn signers(
+    sign_by: Option<&str>,
+    sigstore_key: Option<&std::path::Path>,
+    passphrase_file: &Option<PathBuf>,
+) -> Result<Vec<Arc<dyn Signer>>, String> {
+    let mut out: Vec<Arc<dyn Signer>> = Vec::new();
+    if let Some(fpr) = sign_by {
+        let (key, passphrase) = keyring_signing_key(fpr, passphrase_file)?;
+        out.push(Arc::new(GpgSigner { key, passphrase }));
+    }
+    if let Some(path) = sigstore_key {
+        let passphrase = match passphrase_file {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            None => String::new(),
+        };
+        out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
+    }
+    Ok(out)
 }
 
 pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
