@@ -537,7 +537,6 @@ fn skopeo_features_left_out_fail_saying_so() {
         ],
         &["inspect", "--shared-blob-dir", "/tmp", "oci:/tmp/x:v1"],
         &["list-tags", "--daemon-host", "h", "docker://r.io/a"],
-        &["copy", "--dest-decompress", "oci:/tmp/x:v1", "dir:/tmp/y"],
         &[
             "copy",
             "--additional-tag",

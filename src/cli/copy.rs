@@ -16,6 +16,7 @@ use super::progress::Display;
 use super::sigstore_key::{GpgSigner, SigstoreSigner};
 use super::standalone::keyring_signing_key;
 use super::{CliResult, GlobalArgs};
+use crate::copy::compress::{Algorithm, LayerCompression};
 use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy, Signer};
 use crate::manifest::Platform;
 use crate::transport;
@@ -136,9 +137,21 @@ pub struct CopyArgs {
     /// Authentication file for the destination (overrides --authfile)
     #[arg(long, value_name = "PATH")]
     pub dest_authfile: Option<PathBuf>,
-    /// Accepted: kubemirror never compresses layers, so uncompressed layers stay uncompressed in oci:
+    /// Accepted: kubemirror compresses layers only when asked (--dest-compress), so uncompressed layers stay uncompressed in oci:
     #[arg(long)]
     pub dest_oci_accept_uncompressed_layers: bool,
+    /// Compress uncompressed layers at the destination (gzip, or --dest-compress-format)
+    #[arg(long)]
+    pub dest_compress: bool,
+    /// Decompress every layer at the destination
+    #[arg(long)]
+    pub dest_decompress: bool,
+    /// Compress every layer at the destination with FORMAT: gzip or zstd (layers in another format are recompressed)
+    #[arg(long, value_name = "FORMAT")]
+    pub dest_compress_format: Option<String>,
+    /// Compression LEVEL (gzip 0-9, zstd 1-19) when layers are compressed
+    #[arg(long, value_name = "LEVEL")]
+    pub dest_compress_level: Option<i32>,
     /// Accepted: kubemirror always asks the registry for each blob before uploading it
     #[arg(long)]
     pub dest_precompute_digests: bool,
@@ -160,14 +173,6 @@ pub struct CopyArgs {
     pub src_daemon_host: Option<String>,
     #[arg(long, hide = true, value_name = "HOST")]
     pub dest_daemon_host: Option<String>,
-    #[arg(long, hide = true)]
-    pub dest_compress: bool,
-    #[arg(long, hide = true)]
-    pub dest_decompress: bool,
-    #[arg(long, hide = true, value_name = "FORMAT")]
-    pub dest_compress_format: Option<String>,
-    #[arg(long, hide = true, value_name = "LEVEL")]
-    pub dest_compress_level: Option<i32>,
     #[arg(long, hide = true, value_name = "TAG")]
     pub additional_tag: Vec<String>,
     #[arg(long, hide = true, value_name = "KEY")]
@@ -185,7 +190,6 @@ pub struct CopyArgs {
     pub destination: String,
 }
 
-const COMPRESSION: &str = "layers are copied as they are stored (no recompression)";
 const ENCRYPTION: &str = "image encryption (ocicrypt) is not implemented";
 
 impl CopyArgs {
@@ -218,18 +222,6 @@ impl CopyArgs {
                 "--dest-daemon-host",
                 self.dest_daemon_host.is_some(),
                 DAEMON,
-            ),
-            ("--dest-compress", self.dest_compress, COMPRESSION),
-            ("--dest-decompress", self.dest_decompress, COMPRESSION),
-            (
-                "--dest-compress-format",
-                self.dest_compress_format.is_some(),
-                COMPRESSION,
-            ),
-            (
-                "--dest-compress-level",
-                self.dest_compress_level.is_some(),
-                COMPRESSION,
             ),
             (
                 "--additional-tag",
@@ -272,6 +264,15 @@ impl CopyArgs {
 
     fn format(&self) -> Result<Option<ManifestFormat>, String> {
         manifest_format(self.format.as_deref())
+    }
+
+    fn compression(&self) -> Result<Option<LayerCompression>, String> {
+        layer_compression(
+            self.dest_compress,
+            self.dest_decompress,
+            self.dest_compress_format.as_deref(),
+            self.dest_compress_level,
+        )
     }
 
     fn multi_arch(&self) -> Result<MultiArch, String> {
@@ -339,6 +340,51 @@ pub(super) fn manifest_format(format: Option<&str>) -> Result<Option<ManifestFor
     }
 }
 
+/// `--dest-compress`, `--dest-decompress`, `--dest-compress-format`,
+/// `--dest-compress-level` as one setting: a format alone compresses every
+/// layer with it (recompressing others); `--dest-compress` alone gzips the
+/// uncompressed ones; a level alone changes nothing (it applies to the
+/// compression the others ask for).
+pub(super) fn layer_compression(
+    compress: bool,
+    decompress: bool,
+    format: Option<&str>,
+    level: Option<i32>,
+) -> Result<Option<LayerCompression>, String> {
+    let algorithm = format.map(Algorithm::parse).transpose()?;
+    if decompress && (compress || algorithm.is_some()) {
+        return Err(
+            "--dest-decompress cannot be used with --dest-compress or --dest-compress-format"
+                .into(),
+        );
+    }
+    if let (Some(l), Some(a)) = (level, algorithm.or(compress.then_some(Algorithm::Gzip))) {
+        let range = match a {
+            Algorithm::Gzip => 0..=9,
+            Algorithm::Zstd => 1..=19,
+        };
+        if !range.contains(&l) {
+            return Err(format!(
+                "--dest-compress-level {l}: want {}..={} for {}",
+                range.start(),
+                range.end(),
+                if a == Algorithm::Gzip { "gzip" } else { "zstd" }
+            ));
+        }
+    }
+    Ok(if decompress {
+        Some(LayerCompression::Decompress)
+    } else if compress || algorithm.is_some() {
+        Some(LayerCompression::Compress {
+            algorithm: algorithm.unwrap_or(Algorithm::Gzip),
+            level,
+            recompress: algorithm.is_some(),
+        })
+    } else {
+        None
+    })
+}
+
 /// The signers `--sign-by FINGERPRINT` and `--sign-by-sigstore-private-key
 /// PATH` ask for (`copy` and skopeo-style `sync`), with the passphrase from
 /// `--sign-passphrase-file` (first line).
@@ -402,6 +448,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         preserve_digests: args.preserve_digests,
         signers: args.signers()?,
         sign_identity: args.sign_identity.clone(),
+        compression: args.compression()?,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.
