@@ -539,13 +539,6 @@ fn skopeo_features_left_out_fail_saying_so() {
         &["list-tags", "--daemon-host", "h", "docker://r.io/a"],
         &[
             "copy",
-            "--additional-tag",
-            "a:b",
-            "oci:/tmp/x:v1",
-            "docker-archive:/tmp/y.tar",
-        ],
-        &[
-            "copy",
             "--decryption-key",
             "k",
             "oci:/tmp/x:v1",

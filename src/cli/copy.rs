@@ -173,7 +173,8 @@ pub struct CopyArgs {
     pub src_daemon_host: Option<String>,
     #[arg(long, hide = true, value_name = "HOST")]
     pub dest_daemon_host: Option<String>,
-    #[arg(long, hide = true, value_name = "TAG")]
+    /// Additional tags (NAME:TAG) to write for the image (docker-archive: destinations; ignored elsewhere, as skopeo does)
+    #[arg(long, value_name = "TAG")]
     pub additional_tag: Vec<String>,
     #[arg(long, hide = true, value_name = "KEY")]
     pub encryption_key: Vec<String>,
@@ -222,11 +223,6 @@ impl CopyArgs {
                 "--dest-daemon-host",
                 self.dest_daemon_host.is_some(),
                 DAEMON,
-            ),
-            (
-                "--additional-tag",
-                !self.additional_tag.is_empty(),
-                "a docker-archive written by kubemirror holds one image under one name",
             ),
             (
                 "--encryption-key",
@@ -340,6 +336,42 @@ pub(super) fn manifest_format(format: Option<&str>) -> Result<Option<ManifestFor
     }
 }
 
+/// The destination image; `--additional-tag`s go into a docker-archive's
+/// `RepoTags` (each must be NAME:TAG, as skopeo checks) and are ignored,
+/// with a warning, by other transports (skopeo ignores them silently).
+fn destination(
+    name: &str,
+    additional: &[String],
+) -> Result<Box<dyn crate::image::ImageReference>, String> {
+    let mut tags = Vec::with_capacity(additional.len());
+    for t in additional {
+        let r = crate::reference::parse(t)
+            .map_err(|e| format!("error parsing additional-tag '{t}': {e}"))?;
+        let tagged =
+            !t.contains('@') && t.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        if !tagged {
+            return Err(format!("additional-tag '{t}' must be a tagged reference"));
+        }
+        tags.push(r);
+    }
+    if tags.is_empty() {
+        return transport::parse_image_name(name).map_err(|e| e.to_string());
+    }
+    match name.strip_prefix("docker-archive:") {
+        Some(rest) => Ok(Box::new(
+            transport::archive::docker::DockerArchiveReference::parse(rest)
+                .map_err(|e| e.to_string())?
+                .with_additional_tags(tags),
+        )),
+        None => {
+            eprintln!(
+                "Warning: --additional-tag applies to docker-archive: destinations only; ignored"
+            );
+            transport::parse_image_name(name).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// `--dest-compress`, `--dest-decompress`, `--dest-compress-format`,
 /// `--dest-compress-level` as one setting: a format alone compresses every
 /// layer with it (recompressing others); `--dest-compress` alone gzips the
@@ -416,7 +448,7 @@ pub(super) fn signers(
 pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
     args.refused()?;
     let src = transport::parse_image_name(&args.source)?;
-    let dst = transport::parse_image_name(&args.destination)?;
+    let dst = destination(&args.destination, &args.additional_tag)?;
     let jobs = args.image_parallel_copies.unwrap_or(args.jobs);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
