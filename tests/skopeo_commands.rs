@@ -535,7 +535,6 @@ fn skopeo_features_left_out_fail_saying_so() {
             "r/a",
             "/tmp/x",
         ],
-        &["inspect", "--shared-blob-dir", "/tmp", "oci:/tmp/x:v1"],
         &["list-tags", "--daemon-host", "h", "docker://r.io/a"],
         &[
             "copy",

@@ -494,7 +494,6 @@ fn copy_flags_as_skopeos() {
     for flag in [
         &["--encrypt-layer", "0"][..],
         &["--encryption-key", "jwe:/k.pem"],
-        &["--src-shared-blob-dir", "/tmp"],
         &["--dest-registry-token", "t"],
     ] {
         let refused = format!("dir:{t}/refused");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::ArgAction;
 
-use super::common::{self, DAEMON, REGISTRY_TOKEN, SHARED_BLOB_DIR, SideArgs, not_supported};
+use super::common::{self, DAEMON, REGISTRY_TOKEN, SideArgs, not_supported};
 use super::progress::Display;
 use super::sigstore_key::{GpgSigner, SigstoreSigner};
 use super::standalone::keyring_signing_key;
@@ -165,9 +165,11 @@ pub struct CopyArgs {
     pub src_registry_token: Option<String>,
     #[arg(long, hide = true, value_name = "TOKEN")]
     pub dest_registry_token: Option<String>,
-    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    /// Directory to use to share blobs across OCI repositories (oci: source)
+    #[arg(long, value_name = "DIRECTORY")]
     pub src_shared_blob_dir: Option<PathBuf>,
-    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    /// Directory to use to share blobs across OCI repositories (oci: destination)
+    #[arg(long, value_name = "DIRECTORY")]
     pub dest_shared_blob_dir: Option<PathBuf>,
     #[arg(long, hide = true, value_name = "HOST")]
     pub src_daemon_host: Option<String>,
@@ -207,16 +209,6 @@ impl CopyArgs {
                 "--dest-registry-token",
                 self.dest_registry_token.is_some(),
                 REGISTRY_TOKEN,
-            ),
-            (
-                "--src-shared-blob-dir",
-                self.src_shared_blob_dir.is_some(),
-                SHARED_BLOB_DIR,
-            ),
-            (
-                "--dest-shared-blob-dir",
-                self.dest_shared_blob_dir.is_some(),
-                SHARED_BLOB_DIR,
             ),
             ("--src-daemon-host", self.src_daemon_host.is_some(), DAEMON),
             (
@@ -447,8 +439,17 @@ pub(super) fn signers(
 
 pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
     args.refused()?;
-    let src = transport::parse_image_name(&args.source)?;
-    let dst = destination(&args.destination, &args.additional_tag)?;
+    let src = common::image_with_shared_blobs(
+        &args.source,
+        args.src_shared_blob_dir.as_deref(),
+        "--src-shared-blob-dir",
+    )?;
+    let dst = match &args.dest_shared_blob_dir {
+        Some(dir) => {
+            common::image_with_shared_blobs(&args.destination, Some(dir), "--dest-shared-blob-dir")?
+        }
+        None => destination(&args.destination, &args.additional_tag)?,
+    };
     let jobs = args.image_parallel_copies.unwrap_or(args.jobs);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());

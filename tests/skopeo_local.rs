@@ -1,7 +1,9 @@
-//! docker-archive with kubemirror in skopeo's place (issue 15): archives
-//! compressed with gzip, xz or zstd (as `docker save | gzip` leaves them)
-//! are read, and `copy --additional-tag` writes more `RepoTags`, which real
-//! skopeo 1.9.3 lists and reads exactly as from an archive it wrote itself.
+//! Local transports with kubemirror in skopeo's place (issue 15):
+//! docker-archive files compressed with gzip, xz or zstd (as `docker save |
+//! gzip` leaves them) are read; `copy --additional-tag` writes more
+//! `RepoTags`, which real skopeo 1.9.3 lists and reads exactly as from an
+//! archive it wrote itself; `oci:` with `--src-`/`--dest-shared-blob-dir`
+//! lays blobs out as skopeo does, and each reads what the other wrote.
 mod support;
 
 use std::path::Path;
@@ -178,5 +180,125 @@ fn additional_tags_as_skopeo_writes_them() {
     ok(&o);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("--additional-tag applies to docker-archive")
+    );
+}
+
+/// Every file under `root`: relative path → bytes.
+fn files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn shared_blob_dirs_as_skopeo_lays_them_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    let src = layout(tmp.path());
+    // Both write the same blobs to the shared directory, none in the layout.
+    sk(&[
+        "copy",
+        "-q",
+        "--dest-shared-blob-dir",
+        &format!("{t}/sk-blobs"),
+        &src,
+        &format!("oci:{t}/sk-layout:v1"),
+    ]);
+    kmo(&[
+        "copy",
+        "-q",
+        "--dest-shared-blob-dir",
+        &format!("{t}/km-blobs"),
+        &src,
+        &format!("oci:{t}/km-layout:v1"),
+    ]);
+    let ours = files(&tmp.path().join("km-blobs"));
+    assert_eq!(ours, files(&tmp.path().join("sk-blobs")));
+    assert!(
+        ours.keys().all(|k| k.starts_with("sha256/")),
+        "{:?}",
+        ours.keys()
+    );
+    assert_eq!(ours.len(), 4, "manifest, config, two layers");
+    let layout_files = files(&tmp.path().join("km-layout"));
+    assert_eq!(
+        layout_files.keys().collect::<Vec<_>>(),
+        ["index.json", "oci-layout"]
+    );
+    assert!(tmp.path().join("km-layout/blobs").is_dir());
+    // Each reads what the other wrote.
+    let digest = |out: String| out.trim().to_string();
+    let want = digest(kmo(&["inspect", "--format", "{{.Digest}}", &src]));
+    assert_eq!(
+        digest(sk(&[
+            "inspect",
+            "--shared-blob-dir",
+            &format!("{t}/km-blobs"),
+            "--format",
+            "{{.Digest}}",
+            &format!("oci:{t}/km-layout:v1"),
+        ])),
+        want
+    );
+    assert_eq!(
+        digest(kmo(&[
+            "inspect",
+            "--shared-blob-dir",
+            &format!("{t}/sk-blobs"),
+            "--format",
+            "{{.Digest}}",
+            &format!("oci:{t}/sk-layout:v1"),
+        ])),
+        want
+    );
+    sk(&[
+        "copy",
+        "-q",
+        "--src-shared-blob-dir",
+        &format!("{t}/km-blobs"),
+        &format!("oci:{t}/km-layout:v1"),
+        &format!("dir:{t}/sk-out"),
+    ]);
+    kmo(&[
+        "copy",
+        "-q",
+        "--src-shared-blob-dir",
+        &format!("{t}/sk-blobs"),
+        &format!("oci:{t}/sk-layout:v1"),
+        &format!("dir:{t}/km-out"),
+    ]);
+    assert_eq!(
+        files(&tmp.path().join("km-out")),
+        files(&tmp.path().join("sk-out"))
+    );
+    // A second layout shares the blobs: nothing new is written.
+    kmo(&[
+        "copy",
+        "-q",
+        "--dest-shared-blob-dir",
+        &format!("{t}/km-blobs"),
+        &src,
+        &format!("oci:{t}/km-second:v1"),
+    ]);
+    assert_eq!(files(&tmp.path().join("km-blobs")), ours);
+    assert_eq!(
+        kmo(&[
+            "list-tags",
+            "--shared-blob-dir",
+            &format!("{t}/km-blobs"),
+            &format!("oci:{t}/km-second")
+        ]),
+        kmo(&["list-tags", &format!("oci:{t}/km-layout")]).replace("km-layout", "km-second")
     );
 }
