@@ -492,11 +492,8 @@ fn copy_flags_as_skopeos() {
     );
     // skopeo flags kubemirror leaves out: refused with a reason, not a usage error.
     for flag in [
-        &["--dest-compress"][..],
-        &["--dest-compress-format", "zstd"],
-        &["--encrypt-layer", "0"],
+        &["--encrypt-layer", "0"][..],
         &["--encryption-key", "jwe:/k.pem"],
-        &["--src-shared-blob-dir", "/tmp"],
         &["--dest-registry-token", "t"],
     ] {
         let refused = format!("dir:{t}/refused");

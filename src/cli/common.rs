@@ -169,8 +169,8 @@ pub struct ImageFlags {
     /// Not supported by kubemirror (a raw Bearer token): use --creds or an auth file
     #[arg(long, value_name = "TOKEN", hide = true)]
     pub registry_token: Option<String>,
-    /// Not supported by kubemirror (OCI layouts keep their blobs inside the layout)
-    #[arg(long, value_name = "DIRECTORY", hide = true)]
+    /// Directory to use to share blobs across OCI repositories (oci: images)
+    #[arg(long, value_name = "DIRECTORY")]
     pub shared_blob_dir: Option<PathBuf>,
     /// Not supported by kubemirror (no docker-daemon: transport)
     #[arg(long, value_name = "HOST", hide = true)]
@@ -178,16 +178,16 @@ pub struct ImageFlags {
 }
 
 impl ImageFlags {
+    /// The image `name`, with `--shared-blob-dir` applied.
+    pub fn image(&self, name: &str) -> Result<Box<dyn crate::image::ImageReference>, String> {
+        image_with_shared_blobs(name, self.shared_blob_dir.as_deref(), "--shared-blob-dir")
+    }
+
     pub fn side(&self) -> Result<SideArgs, String> {
         not_supported(
             "--registry-token",
             self.registry_token.is_some(),
             REGISTRY_TOKEN,
-        )?;
-        not_supported(
-            "--shared-blob-dir",
-            self.shared_blob_dir.is_some(),
-            SHARED_BLOB_DIR,
         )?;
         not_supported("--daemon-host", self.daemon_host.is_some(), DAEMON)?;
         Ok(SideArgs {
@@ -201,11 +201,37 @@ impl ImageFlags {
     }
 }
 
+/// Parse image `name`; with `shared_blob_dir` (skopeo's
+/// `--shared-blob-dir`, `--src-`/`--dest-shared-blob-dir`), an `oci:`
+/// layout keeps its blobs there (`DIR/sha256/<hex>`, as skopeo lays them
+/// out). Other transports ignore it, as skopeo does (with a warning here).
+pub fn image_with_shared_blobs(
+    name: &str,
+    shared_blob_dir: Option<&std::path::Path>,
+    flag: &str,
+) -> Result<Box<dyn crate::image::ImageReference>, String> {
+    let Some(dir) = shared_blob_dir else {
+        return crate::transport::parse_image_name(name).map_err(|e| e.to_string());
+    };
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| format!("{flag} {}: not a UTF-8 path", dir.display()))?;
+    match name.strip_prefix("oci:") {
+        Some(rest) => Ok(Box::new(
+            crate::transport::oci::OciReference::parse(rest)
+                .and_then(|r| r.with_shared_blob_dir(dir))
+                .map_err(|e| e.to_string())?,
+        )),
+        None => {
+            eprintln!("Warning: {flag} applies to oci: images only; ignored");
+            crate::transport::parse_image_name(name).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Why a skopeo flag is refused (each names what to use instead).
 pub const REGISTRY_TOKEN: &str =
     "kubemirror does not send a raw Bearer token; use --creds or an auth file";
-pub const SHARED_BLOB_DIR: &str =
-    "OCI layouts keep their blobs inside the layout (no shared blob directory)";
 pub const DAEMON: &str = "kubemirror has no docker-daemon: transport";
 
 /// `Err("FLAG is not supported by kubemirror: WHY")` when `given`.

@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use clap::ArgAction;
 
-use super::common::{self, DAEMON, REGISTRY_TOKEN, SHARED_BLOB_DIR, SideArgs, not_supported};
+use super::common::{self, DAEMON, REGISTRY_TOKEN, SideArgs, not_supported};
 use super::progress::Display;
 use super::sigstore_key::{GpgSigner, SigstoreSigner};
 use super::standalone::keyring_signing_key;
 use super::{CliResult, GlobalArgs};
+use crate::copy::compress::{Algorithm, LayerCompression};
 use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy, Signer};
 use crate::manifest::Platform;
 use crate::transport;
@@ -136,9 +137,21 @@ pub struct CopyArgs {
     /// Authentication file for the destination (overrides --authfile)
     #[arg(long, value_name = "PATH")]
     pub dest_authfile: Option<PathBuf>,
-    /// Accepted: kubemirror never compresses layers, so uncompressed layers stay uncompressed in oci:
+    /// Accepted: kubemirror compresses layers only when asked (--dest-compress), so uncompressed layers stay uncompressed in oci:
     #[arg(long)]
     pub dest_oci_accept_uncompressed_layers: bool,
+    /// Compress uncompressed layers at the destination (gzip, or --dest-compress-format)
+    #[arg(long)]
+    pub dest_compress: bool,
+    /// Decompress every layer at the destination
+    #[arg(long)]
+    pub dest_decompress: bool,
+    /// Compress every layer at the destination with FORMAT: gzip or zstd (layers in another format are recompressed)
+    #[arg(long, value_name = "FORMAT")]
+    pub dest_compress_format: Option<String>,
+    /// Compression LEVEL (gzip 0-9, zstd 1-19) when layers are compressed
+    #[arg(long, value_name = "LEVEL")]
+    pub dest_compress_level: Option<i32>,
     /// Accepted: kubemirror always asks the registry for each blob before uploading it
     #[arg(long)]
     pub dest_precompute_digests: bool,
@@ -152,23 +165,18 @@ pub struct CopyArgs {
     pub src_registry_token: Option<String>,
     #[arg(long, hide = true, value_name = "TOKEN")]
     pub dest_registry_token: Option<String>,
-    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    /// Directory to use to share blobs across OCI repositories (oci: source)
+    #[arg(long, value_name = "DIRECTORY")]
     pub src_shared_blob_dir: Option<PathBuf>,
-    #[arg(long, hide = true, value_name = "DIRECTORY")]
+    /// Directory to use to share blobs across OCI repositories (oci: destination)
+    #[arg(long, value_name = "DIRECTORY")]
     pub dest_shared_blob_dir: Option<PathBuf>,
     #[arg(long, hide = true, value_name = "HOST")]
     pub src_daemon_host: Option<String>,
     #[arg(long, hide = true, value_name = "HOST")]
     pub dest_daemon_host: Option<String>,
-    #[arg(long, hide = true)]
-    pub dest_compress: bool,
-    #[arg(long, hide = true)]
-    pub dest_decompress: bool,
-    #[arg(long, hide = true, value_name = "FORMAT")]
-    pub dest_compress_format: Option<String>,
-    #[arg(long, hide = true, value_name = "LEVEL")]
-    pub dest_compress_level: Option<i32>,
-    #[arg(long, hide = true, value_name = "TAG")]
+    /// Additional tags (NAME:TAG) to write for the image (docker-archive: destinations; ignored elsewhere, as skopeo does)
+    #[arg(long, value_name = "TAG")]
     pub additional_tag: Vec<String>,
     #[arg(long, hide = true, value_name = "KEY")]
     pub encryption_key: Vec<String>,
@@ -185,7 +193,6 @@ pub struct CopyArgs {
     pub destination: String,
 }
 
-const COMPRESSION: &str = "layers are copied as they are stored (no recompression)";
 const ENCRYPTION: &str = "image encryption (ocicrypt) is not implemented";
 
 impl CopyArgs {
@@ -203,38 +210,11 @@ impl CopyArgs {
                 self.dest_registry_token.is_some(),
                 REGISTRY_TOKEN,
             ),
-            (
-                "--src-shared-blob-dir",
-                self.src_shared_blob_dir.is_some(),
-                SHARED_BLOB_DIR,
-            ),
-            (
-                "--dest-shared-blob-dir",
-                self.dest_shared_blob_dir.is_some(),
-                SHARED_BLOB_DIR,
-            ),
             ("--src-daemon-host", self.src_daemon_host.is_some(), DAEMON),
             (
                 "--dest-daemon-host",
                 self.dest_daemon_host.is_some(),
                 DAEMON,
-            ),
-            ("--dest-compress", self.dest_compress, COMPRESSION),
-            ("--dest-decompress", self.dest_decompress, COMPRESSION),
-            (
-                "--dest-compress-format",
-                self.dest_compress_format.is_some(),
-                COMPRESSION,
-            ),
-            (
-                "--dest-compress-level",
-                self.dest_compress_level.is_some(),
-                COMPRESSION,
-            ),
-            (
-                "--additional-tag",
-                !self.additional_tag.is_empty(),
-                "a docker-archive written by kubemirror holds one image under one name",
             ),
             (
                 "--encryption-key",
@@ -263,38 +243,24 @@ impl CopyArgs {
             crate::reference::parse(i)
                 .map_err(|e| format!("Could not parse --sign-identity {i:?}: {e}"))?;
         }
-        let mut out: Vec<Arc<dyn Signer>> = Vec::new();
-        if let Some(fpr) = &self.sign_by {
-            let (key, passphrase) = keyring_signing_key(fpr, &self.sign_passphrase_file)?;
-            out.push(Arc::new(GpgSigner { key, passphrase }));
-        }
-        if let Some(path) = &self.sign_by_sigstore_private_key {
-            let passphrase = match &self.sign_passphrase_file {
-                Some(p) => std::fs::read_to_string(p)
-                    .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-                None => String::new(),
-            };
-            out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
-        }
-        Ok(out)
+        signers(
+            self.sign_by.as_deref(),
+            self.sign_by_sigstore_private_key.as_deref(),
+            &self.sign_passphrase_file,
+        )
     }
 
     fn format(&self) -> Result<Option<ManifestFormat>, String> {
-        match self.format.as_deref() {
-            None => Ok(None),
-            Some("oci") => Ok(Some(ManifestFormat::Oci)),
-            Some("v2s2") => Ok(Some(ManifestFormat::DockerV2S2)),
-            Some("v2s1") => Err(
-                "--format v2s1 is not supported by kubemirror: Docker schema 1 is deprecated and neither read nor written; use oci or v2s2".into(),
-            ),
-            Some(f) => Err(format!(
-                "unknown format {f:?}. Choose one of the supported formats: 'oci', 'v2s1', or 'v2s2'"
-            )),
-        }
+        manifest_format(self.format.as_deref())
+    }
+
+    fn compression(&self) -> Result<Option<LayerCompression>, String> {
+        layer_compression(
+            self.dest_compress,
+            self.dest_decompress,
+            self.dest_compress_format.as_deref(),
+            self.dest_compress_level,
+        )
     }
 
     fn multi_arch(&self) -> Result<MultiArch, String> {
@@ -347,10 +313,143 @@ impl CopyArgs {
     }
 }
 
+/// `--format oci|v2s2` (`v2s1` refused with the reason), as skopeo words its errors.
+pub(super) fn manifest_format(format: Option<&str>) -> Result<Option<ManifestFormat>, String> {
+    match format {
+        None => Ok(None),
+        Some("oci") => Ok(Some(ManifestFormat::Oci)),
+        Some("v2s2") => Ok(Some(ManifestFormat::DockerV2S2)),
+        Some("v2s1") => Err(
+            "--format v2s1 is not supported by kubemirror: Docker schema 1 is deprecated and neither read nor written; use oci or v2s2".into(),
+        ),
+        Some(f) => Err(format!(
+            "unknown format {f:?}. Choose one of the supported formats: 'oci', 'v2s1', or 'v2s2'"
+        )),
+    }
+}
+
+/// The destination image; `--additional-tag`s go into a docker-archive's
+/// `RepoTags` (each must be NAME:TAG, as skopeo checks) and are ignored,
+/// with a warning, by other transports (skopeo ignores them silently).
+fn destination(
+    name: &str,
+    additional: &[String],
+) -> Result<Box<dyn crate::image::ImageReference>, String> {
+    let mut tags = Vec::with_capacity(additional.len());
+    for t in additional {
+        let r = crate::reference::parse(t)
+            .map_err(|e| format!("error parsing additional-tag '{t}': {e}"))?;
+        let tagged =
+            !t.contains('@') && t.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        if !tagged {
+            return Err(format!("additional-tag '{t}' must be a tagged reference"));
+        }
+        tags.push(r);
+    }
+    if tags.is_empty() {
+        return transport::parse_image_name(name).map_err(|e| e.to_string());
+    }
+    match name.strip_prefix("docker-archive:") {
+        Some(rest) => Ok(Box::new(
+            transport::archive::docker::DockerArchiveReference::parse(rest)
+                .map_err(|e| e.to_string())?
+                .with_additional_tags(tags),
+        )),
+        None => {
+            eprintln!(
+                "Warning: --additional-tag applies to docker-archive: destinations only; ignored"
+            );
+            transport::parse_image_name(name).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// `--dest-compress`, `--dest-decompress`, `--dest-compress-format`,
+/// `--dest-compress-level` as one setting: a format alone compresses every
+/// layer with it (recompressing others); `--dest-compress` alone gzips the
+/// uncompressed ones; a level alone changes nothing (it applies to the
+/// compression the others ask for).
+pub(super) fn layer_compression(
+    compress: bool,
+    decompress: bool,
+    format: Option<&str>,
+    level: Option<i32>,
+) -> Result<Option<LayerCompression>, String> {
+    let algorithm = format.map(Algorithm::parse).transpose()?;
+    if decompress && (compress || algorithm.is_some()) {
+        return Err(
+            "--dest-decompress cannot be used with --dest-compress or --dest-compress-format"
+                .into(),
+        );
+    }
+    if let (Some(l), Some(a)) = (level, algorithm.or(compress.then_some(Algorithm::Gzip))) {
+        let range = match a {
+            Algorithm::Gzip => 0..=9,
+            Algorithm::Zstd => 1..=19,
+        };
+        if !range.contains(&l) {
+            return Err(format!(
+                "--dest-compress-level {l}: want {}..={} for {}",
+                range.start(),
+                range.end(),
+                if a == Algorithm::Gzip { "gzip" } else { "zstd" }
+            ));
+        }
+    }
+    Ok(if decompress {
+        Some(LayerCompression::Decompress)
+    } else if compress || algorithm.is_some() {
+        Some(LayerCompression::Compress {
+            algorithm: algorithm.unwrap_or(Algorithm::Gzip),
+            level,
+            recompress: algorithm.is_some(),
+        })
+    } else {
+        None
+    })
+}
+
+/// The signers `--sign-by FINGERPRINT` and `--sign-by-sigstore-private-key
+/// PATH` ask for (`copy` and skopeo-style `sync`), with the passphrase from
+/// `--sign-passphrase-file` (first line).
+pub(super) fn signers(
+    sign_by: Option<&str>,
+    sigstore_key: Option<&std::path::Path>,
+    passphrase_file: &Option<PathBuf>,
+) -> Result<Vec<Arc<dyn Signer>>, String> {
+    let mut out: Vec<Arc<dyn Signer>> = Vec::new();
+    if let Some(fpr) = sign_by {
+        let (key, passphrase) = keyring_signing_key(fpr, passphrase_file)?;
+        out.push(Arc::new(GpgSigner { key, passphrase }));
+    }
+    if let Some(path) = sigstore_key {
+        let passphrase = match passphrase_file {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| format!("reading passphrase file {}: {e}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            None => String::new(),
+        };
+        out.push(Arc::new(SigstoreSigner::load(path, &passphrase)?));
+    }
+    Ok(out)
+}
+
 pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
     args.refused()?;
-    let src = transport::parse_image_name(&args.source)?;
-    let dst = transport::parse_image_name(&args.destination)?;
+    let src = common::image_with_shared_blobs(
+        &args.source,
+        args.src_shared_blob_dir.as_deref(),
+        "--src-shared-blob-dir",
+    )?;
+    let dst = match &args.dest_shared_blob_dir {
+        Some(dir) => {
+            common::image_with_shared_blobs(&args.destination, Some(dir), "--dest-shared-blob-dir")?
+        }
+        None => destination(&args.destination, &args.additional_tag)?,
+    };
     let jobs = args.image_parallel_copies.unwrap_or(args.jobs);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
@@ -382,6 +481,7 @@ pub async fn run(args: CopyArgs, g: &GlobalArgs) -> CliResult {
         preserve_digests: args.preserve_digests,
         signers: args.signers()?,
         sign_identity: args.sign_identity.clone(),
+        compression: args.compression()?,
     };
     // Ctrl-C drops the copy: in-flight transfers are abandoned before the
     // top-level manifest (the tag) is written, so nothing partial is tagged.

@@ -9,7 +9,6 @@ use super::{CliResult, GlobalArgs};
 use crate::image::Image;
 use crate::image::inspect::ImageInspectInfo;
 use crate::image::inspect::to_pretty_json;
-use crate::transport;
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -43,7 +42,7 @@ pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
         }
         _ => None,
     };
-    let r = transport::parse_image_name(&args.image)?;
+    let r = args.flags.image(&args.image)?;
     let ctx = args.flags.side()?.system_context(g)?;
     let image = Image::new(r.new_image_source(&ctx).await?);
     let mut out = std::io::stdout().lock();

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::common::ImageFlags;
 use super::{CliResult, GlobalArgs};
 use crate::image::inspect::to_pretty_json;
-use crate::transport;
 
 #[derive(Debug, clap::Args)]
 pub struct ListTagsArgs {
@@ -28,7 +27,7 @@ struct Output {
 }
 
 pub async fn run(args: ListTagsArgs, g: &GlobalArgs) -> CliResult {
-    let r = transport::parse_image_name(&args.repository)?;
+    let r = args.flags.image(&args.repository)?;
     if let Some(d) = r.docker_reference()
         && (d.digest().is_some()
             || args

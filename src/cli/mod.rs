@@ -15,6 +15,7 @@ mod login;
 mod manifest_digest;
 mod progress;
 mod sigstore_key;
+mod skopeo_sync;
 mod standalone;
 mod sync;
 mod template;
@@ -70,7 +71,12 @@ pub enum Command {
     #[command(name = "verify-blob")]
     VerifyBlob(verify_blob::VerifyBlobArgs),
     /// Reconcile the ImageMirror / ImageInspection documents in a file once, without a cluster
+    /// (`sync --src … --dest …` is skopeo's sync)
     Sync(sync::SyncArgs),
+    /// skopeo's `sync --src docker|dir|yaml --dest docker|dir SOURCE DESTINATION`:
+    /// `kubemirror sync` with `--src`/`--dest` runs this
+    #[command(name = "skopeo-sync", hide = true)]
+    SkopeoSync(Box<skopeo_sync::SkopeoSyncArgs>),
     /// Run the Kubernetes controller
     Controller(controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML
@@ -82,11 +88,7 @@ pub type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error + Send + 
 
 /// Parse arguments, run the command, print a one-line error on failure.
 pub fn main() -> ExitCode {
-    if let Some(e) = skopeo_sync(std::env::args().skip(1)) {
-        eprintln!("Error: {e}");
-        return ExitCode::FAILURE;
-    }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(skopeo_style_sync(std::env::args().collect()));
     // A controller reports what it does; the one-shot commands stay quiet.
     let level = match cli.command {
         Command::Controller(_) => "info",
@@ -144,23 +146,29 @@ async fn run(cli: Cli) -> CliResult {
         Command::Logout(a) => login::logout(a, g).await,
         Command::VerifyBlob(a) => verify_blob::run(a, g).await,
         Command::Sync(a) => sync::run(a, g).await,
+        Command::SkopeoSync(a) => skopeo_sync::run(*a, g).await,
         Command::Controller(a) => controller::run(a, g).await,
         Command::Crds(a) => crds::run(a, g).await,
     }
 }
 
-/// skopeo's own `sync --src TRANSPORT --dest TRANSPORT SRC DST` is told
-/// apart from `sync -f FILE` by its `--src`/`--dest` flags; it is not
-/// implemented, and says so instead of failing with a usage error.
-fn skopeo_sync(args: impl Iterator<Item = String>) -> Option<String> {
-    let args: Vec<String> = args.collect();
-    let at = args.iter().position(|a| a == "sync")?;
+/// skopeo's own `sync --src TRANSPORT --dest TRANSPORT SOURCE DESTINATION`
+/// is told apart from `sync -f FILE` by its `--src`/`--dest` (`-s`/`-d`)
+/// flags: the arguments are rewritten to the hidden `skopeo-sync` command.
+/// Flags common to both (`--dry-run`) mean the same in each.
+fn skopeo_style_sync(mut args: Vec<String>) -> Vec<String> {
+    let Some(at) = args.iter().skip(1).position(|a| a == "sync").map(|i| i + 1) else {
+        return args;
+    };
     let skopeo_style = args[at + 1..].iter().any(|a| {
-        a == "--src" || a == "--dest" || a.starts_with("--src=") || a.starts_with("--dest=")
+        matches!(a.as_str(), "--src" | "--dest" | "-s" | "-d")
+            || a.starts_with("--src=")
+            || a.starts_with("--dest=")
     });
-    skopeo_style.then(|| {
-        "skopeo-style `sync --src/--dest` is not supported by kubemirror: copy each image with `kubemirror copy`, or write ImageMirror documents and run `kubemirror sync -f FILE`".to_string()
-    })
+    if skopeo_style {
+        args[at] = "skopeo-sync".into();
+    }
+    args
 }
 
 /// Default location of things a user may name on the command line.

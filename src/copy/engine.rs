@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 
 use super::blobs::{BlobMover, Counters};
+use super::compress::{self, LayerCompression};
 use super::limiter::{RegistryLimits, Tee};
 use super::plan::{self, Selection};
 use super::{CopyOptions, CopyReport, Outline, OutlineImage, SignaturePolicy};
@@ -57,6 +58,7 @@ pub async fn run(
     let mut destination_before = None;
     if options.incremental
         && options.format.is_none()
+        && options.compression.is_none()
         && !options
             .policy
             .as_ref()
@@ -109,7 +111,30 @@ pub async fn run(
         Ok(Parsed::Index(i)) => i.manifests().len(),
         _ => 0,
     };
-    let (top_out, instances) = plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
+    let (mut top_out, mut instances) =
+        plan_writes(src.as_ref(), dst.as_ref(), top, options).await?;
+    // Recompressed layers are staged on disk and read from there.
+    let staged = match &options.compression {
+        Some(c) => Some(compress::StagedSource {
+            inner: src.as_ref(),
+            staged: Arc::new(
+                recompress(
+                    src.as_ref(),
+                    dst.as_ref(),
+                    &mut top_out,
+                    &mut instances,
+                    c,
+                    options,
+                )
+                .await?,
+            ),
+        }),
+        None => None,
+    };
+    let blob_src: &dyn ImageSource = match &staged {
+        Some(s) => s,
+        None => src.as_ref(),
+    };
     if options.preserve_digests {
         for i in instances.iter().chain(std::iter::once(&top_out)) {
             let written = i.manifest.digest();
@@ -154,7 +179,7 @@ pub async fn run(
         windows.push(limits.window(reference::endpoint(&r), options.jobs));
     }
     let mover = BlobMover {
-        src: src.as_ref(),
+        src: blob_src,
         dst: dst.as_ref(),
         hint: ReuseHint {
             source: src_ref.docker_reference(),
@@ -310,6 +335,70 @@ async fn plan_writes(
             Ok((inst, Vec::new()))
         }
     }
+}
+
+/// Rewrite the image manifests to write for layer compression `c` (see
+/// [`compress`]), staging the recompressed layers; an index is rewritten to
+/// list the new instance digests.
+async fn recompress(
+    src: &dyn ImageSource,
+    dst: &dyn ImageDestination,
+    top: &mut Instance,
+    instances: &mut [Instance],
+    c: &LayerCompression,
+    options: &CopyOptions,
+) -> Result<compress::Staged, Error> {
+    let supported = dst.supported_manifest_types();
+    let oci_ok = options.format != Some(super::ManifestFormat::DockerV2S2)
+        && (supported.is_empty() || supported.contains(&manifest::OCI_MANIFEST));
+    let loc = src.reference().to_string();
+    let mut staged = compress::Staged::default();
+    let one = async |m: &Manifest,
+                     staged: &mut compress::Staged|
+           -> Result<(Manifest, bool), Error> {
+        let mut m = m.clone();
+        let to_oci = c.needs_oci(&m)?;
+        if to_oci {
+            if !oci_ok {
+                return Err(Error::Unsupported(format!(
+                    "{}: zstd layers need an OCI manifest, which this destination (or --format v2s2) does not take",
+                    dst.reference()
+                )));
+            }
+            m = manifest::to_oci(&m).map_err(|e| Error::manifest(&loc, e))?;
+        }
+        let out = compress::rewrite_manifest(src, &m, c, staged, options.jobs).await?;
+        Ok((out, to_oci))
+    };
+    if !top.manifest.is_index() {
+        top.manifest = one(&top.manifest, &mut staged).await?.0;
+        return Ok(staged);
+    }
+    let mut converted = Vec::new();
+    let mut any_oci = false;
+    for inst in instances.iter_mut() {
+        let (out, to_oci) = one(&inst.manifest, &mut staged).await?;
+        any_oci |= to_oci;
+        if out != inst.manifest {
+            let listed = inst
+                .digest
+                .clone()
+                .unwrap_or_else(|| inst.manifest.digest());
+            converted.push((listed, out.clone()));
+            inst.digest = Some(out.digest());
+            inst.manifest = out;
+        }
+    }
+    if !converted.is_empty() {
+        let index_type = if any_oci {
+            manifest::OCI_INDEX.to_string()
+        } else {
+            top.manifest.media_type.clone()
+        };
+        top.manifest = manifest::rewrite_index(&top.manifest, &index_type, &converted)
+            .map_err(|e| Error::manifest(&loc, e))?;
+    }
+    Ok(staged)
 }
 
 /// New signatures of the top-level manifest as written (see [`CopyOptions::signers`]).

@@ -12,6 +12,7 @@
 //! attachments as registries.d says).
 
 mod blobs;
+pub mod compress;
 mod engine;
 pub mod limiter;
 pub mod plan;
@@ -146,6 +147,10 @@ pub struct CopyOptions {
     /// The name new signatures claim (`--sign-identity`); `None`: the
     /// destination's docker reference (a destination without one needs it).
     pub sign_identity: Option<String>,
+    /// Change the compression of layers at the destination (`--dest-compress`,
+    /// `--dest-compress-format`, `--dest-decompress`; see [`compress`]).
+    /// `None`: layers are copied as stored.
+    pub compression: Option<compress::LayerCompression>,
 }
 
 /// Makes a signature for a manifest (see [`CopyOptions::signers`]).
@@ -174,6 +179,7 @@ impl Default for CopyOptions {
             preserve_digests: false,
             signers: Vec::new(),
             sign_identity: None,
+            compression: None,
         }
     }
 }

@@ -39,7 +39,12 @@ enum Entry {
 /// The files of one tar archive, by normalised name.
 #[derive(Debug)]
 pub struct TarIndex {
+    /// The archive as named (messages, [`TarIndex::path`]).
     path: PathBuf,
+    /// The tar read: `path`, or its decompressed copy.
+    data: PathBuf,
+    /// The decompressed copy, removed with the index.
+    _decompressed: Option<tempfile::TempPath>,
     entries: HashMap<String, Entry>,
 }
 
@@ -60,6 +65,26 @@ pub fn clean(name: &str) -> String {
 }
 
 impl TarIndex {
+    /// Scan the archive at `path`, which may be compressed with gzip, xz or
+    /// zstd: then it is first decompressed, streaming, into a temporary file
+    /// (see [`super::decompress`]) that lives as long as the index.
+    pub async fn open_decompressing(path: &Path) -> Result<Self> {
+        let Some(temp) = super::decompress::decompressed_copy(path).await? else {
+            return Self::open(path).await;
+        };
+        let mut index = Self::open(&temp).await.map_err(|e| match e {
+            Error::Corrupt { message, .. } => Error::Corrupt {
+                location: local::show(path),
+                message: format!("{message} (after decompressing)"),
+            },
+            other => other,
+        })?;
+        index.data = temp.to_path_buf();
+        index.path = path.to_path_buf();
+        index._decompressed = Some(temp);
+        Ok(index)
+    }
+
     /// Scan the archive at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
         let p = path.to_path_buf();
@@ -130,7 +155,12 @@ impl TarIndex {
             };
             entries.insert(name, e);
         }
-        Ok(TarIndex { path, entries })
+        Ok(TarIndex {
+            data: path.clone(),
+            path,
+            _decompressed: None,
+            entries,
+        })
     }
 
     /// The archive's path.
@@ -161,9 +191,9 @@ impl TarIndex {
 
     async fn open_at(&self, offset: u64) -> Result<tokio::fs::File> {
         let show = local::show(&self.path);
-        let mut f = tokio::fs::File::open(&self.path)
+        let mut f = tokio::fs::File::open(&self.data)
             .await
-            .map_err(|e| local::io_err(&self.path, "open", "archive", e))?;
+            .map_err(|e| local::io_err(&self.data, "open", "archive", e))?;
         f.seek(std::io::SeekFrom::Start(offset))
             .await
             .map_err(|e| Error::io(show, "seek", e))?;

@@ -32,6 +32,8 @@ pub struct OciDestination {
     image: Option<String>,
     /// The top-level manifest's index entry, once written.
     top: Mutex<Option<Descriptor>>,
+    /// Blobs and manifests go to `SHARED/<alg>/<hex>` (skopeo's `--dest-shared-blob-dir`).
+    shared_blobs: Option<PathBuf>,
 }
 
 impl OciDestination {
@@ -61,11 +63,31 @@ impl OciDestination {
             name,
             image,
             top: Mutex::new(None),
+            shared_blobs: None,
         })
     }
 
+    /// Write blobs and manifests to `shared` (created if needed) instead of
+    /// the layout's `blobs/`, as skopeo's `--dest-shared-blob-dir` does.
+    pub async fn with_shared_blobs(mut self, shared: PathBuf) -> Result<Self> {
+        tokio::fs::create_dir_all(&shared)
+            .await
+            .map_err(|e| Error::io(local::show(&shared), "create shared blob directory", e))?;
+        self.shared_blobs = Some(shared);
+        Ok(self)
+    }
+
+    fn files(&self) -> DirFiles {
+        DirFiles::with_shared_blobs(self.root.clone(), self.shared_blobs.clone())
+    }
+
     fn blob_file(&self, d: &Digest) -> PathBuf {
-        self.root.join(layout::blob_path(d))
+        self.files().file(&layout::blob_path(d))
+    }
+
+    /// Where temporary files are made: beside the blobs (same file system).
+    fn temp_dir(&self) -> &std::path::Path {
+        self.shared_blobs.as_deref().unwrap_or(&self.root)
     }
 
     /// The layout directory.
@@ -95,7 +117,7 @@ impl ImageDestination for OciDestination {
         let Some(name) = &self.image else {
             return Ok(None);
         };
-        let files = DirFiles::new(self.root.clone());
+        let files = self.files();
         let index = match layout::read_index(&files).await {
             Ok(i) => i,
             Err(Error::NotFound { .. }) => return Ok(None),
@@ -114,7 +136,8 @@ impl ImageDestination for OciDestination {
     }
 
     async fn put_blob(&self, info: &BlobInfo, blob: Blob) -> Result<()> {
-        local::write_blob_verified(&self.root, &self.blob_file(&info.digest), info, blob).await?;
+        local::write_blob_verified(self.temp_dir(), &self.blob_file(&info.digest), info, blob)
+            .await?;
         Ok(())
     }
 
@@ -133,7 +156,7 @@ impl ImageDestination for OciDestination {
             size: Some(size),
         };
         let info = BlobInfo::new(digest.clone(), Some(size));
-        local::write_blob_verified(&self.root, &self.blob_file(&digest), &info, blob).await?;
+        local::write_blob_verified(self.temp_dir(), &self.blob_file(&digest), &info, blob).await?;
         if instance.is_none() {
             let mut b = DescriptorBuilder::default()
                 .media_type(MediaType::from(manifest.media_type.as_str()))
@@ -165,6 +188,11 @@ impl ImageDestination for OciDestination {
                     self.name
                 ))
             })?;
+        // A layout has a `blobs` directory, empty when the blobs are shared
+        // (as containers/image leaves it).
+        tokio::fs::create_dir_all(self.root.join("blobs"))
+            .await
+            .map_err(|e| Error::io(local::show(&self.root), "create blobs directory", e))?;
         let layout_file = self.root.join("oci-layout");
         if tokio::fs::read(&layout_file).await.ok().as_deref()
             != Some(layout::OCI_LAYOUT.as_bytes())

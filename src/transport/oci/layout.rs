@@ -38,15 +38,32 @@ pub trait LayoutFiles: Send + Sync {
     async fn open(&self, rel: &str, what: &str) -> Result<Blob>;
 }
 
-/// A layout in a directory.
+/// A layout in a directory; with a shared blob directory (skopeo's
+/// `--shared-blob-dir`), `blobs/<alg>/<hex>` is `SHARED/<alg>/<hex>` instead.
 #[derive(Debug, Clone)]
 pub struct DirFiles {
     root: PathBuf,
+    shared_blobs: Option<PathBuf>,
 }
 
 impl DirFiles {
     pub fn new(root: PathBuf) -> Self {
-        DirFiles { root }
+        DirFiles {
+            root,
+            shared_blobs: None,
+        }
+    }
+
+    pub fn with_shared_blobs(root: PathBuf, shared_blobs: Option<PathBuf>) -> Self {
+        DirFiles { root, shared_blobs }
+    }
+
+    /// Where the layout file `rel` is.
+    pub fn file(&self, rel: &str) -> PathBuf {
+        match (&self.shared_blobs, rel.strip_prefix("blobs/")) {
+            (Some(shared), Some(blob)) => shared.join(blob),
+            _ => self.root.join(rel),
+        }
     }
 }
 
@@ -56,10 +73,10 @@ impl LayoutFiles for DirFiles {
         local::show(&self.root)
     }
     async fn read_bounded(&self, rel: &str, what: &str, limit: u64) -> Result<Bytes> {
-        local::read_bounded(&self.root.join(rel), what, limit).await
+        local::read_bounded(&self.file(rel), what, limit).await
     }
     async fn open(&self, rel: &str, what: &str) -> Result<Blob> {
-        local::open_blob(&self.root.join(rel), what).await
+        local::open_blob(&self.file(rel), what).await
     }
 }
 

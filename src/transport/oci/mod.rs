@@ -98,6 +98,9 @@ pub struct OciReference {
     resolved: PathBuf,
     /// The `org.opencontainers.image.ref.name` to read or write.
     image: Option<String>,
+    /// Blobs live in this directory as `<alg>/<hex>` instead of the layout's
+    /// `blobs/` (skopeo's `--src-shared-blob-dir` / `--dest-shared-blob-dir`).
+    shared_blob_dir: Option<PathBuf>,
 }
 
 impl OciReference {
@@ -125,7 +128,18 @@ impl OciReference {
             path: path.to_string(),
             resolved: crate::transport::local::absolute(path)?,
             image: image.map(str::to_string),
+            shared_blob_dir: None,
         })
+    }
+
+    /// The same image with its blobs in `dir` (see the field's docs).
+    pub fn with_shared_blob_dir(mut self, dir: &str) -> Result<Self> {
+        self.shared_blob_dir = Some(crate::transport::local::absolute(dir)?);
+        Ok(self)
+    }
+
+    fn files(&self) -> layout::DirFiles {
+        layout::DirFiles::with_shared_blobs(self.resolved.clone(), self.shared_blob_dir.clone())
     }
 
     /// The layout directory (absolute).
@@ -171,11 +185,13 @@ impl ImageReference for OciReference {
     }
 
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {
-        Ok(Box::new(OciReference::new(&self.path, Some(tag))?))
+        let mut r = OciReference::new(&self.path, Some(tag))?;
+        r.shared_blob_dir = self.shared_blob_dir.clone();
+        Ok(Box::new(r))
     }
 
     async fn new_image_source(&self, _ctx: &SystemContext) -> Result<Box<dyn ImageSource>> {
-        let files = Arc::new(layout::DirFiles::new(self.resolved.clone()));
+        let files = Arc::new(self.files());
         Ok(Box::new(
             OciSource::open(files, Box::new(self.clone()), self.image.clone()).await?,
         ))
@@ -185,16 +201,17 @@ impl ImageReference for OciReference {
         &self,
         _ctx: &SystemContext,
     ) -> Result<Box<dyn ImageDestination>> {
-        Ok(Box::new(
-            OciDestination::open(self.resolved.clone(), self.to_string(), self.image.clone())
-                .await?,
-        ))
+        let d = OciDestination::open(self.resolved.clone(), self.to_string(), self.image.clone())
+            .await?;
+        Ok(Box::new(match &self.shared_blob_dir {
+            Some(shared) => d.with_shared_blobs(shared.clone()).await?,
+            None => d,
+        }))
     }
 
     /// The ref names in `index.json`, in index order.
     async fn list_tags(&self, _ctx: &SystemContext) -> Result<Vec<String>> {
-        let files = layout::DirFiles::new(self.resolved.clone());
-        let index = layout::read_index(&files).await?;
+        let index = layout::read_index(&self.files()).await?;
         Ok(layout::ref_names(&index))
     }
 }

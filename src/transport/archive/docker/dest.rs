@@ -10,7 +10,8 @@
 //! Layout written: `<hex>.json` (the config), `<hex>.tar` per layer (named by
 //! the digest of its bytes, stored as received — compressed layers stay
 //! compressed), then `manifest.json` with `RepoTags` = the NAME:TAG of the
-//! reference, normalised (`docker.io/library/app:v1`), or `[]`.
+//! reference, normalised (`docker.io/library/app:v1`), then the additional
+//! tags (`--additional-tag`), or `[]`.
 //!
 //! As skopeo does, an existing non-empty file at PATH is refused ("docker-
 //! archive doesn't support modifying existing images"). Deliberate
@@ -37,7 +38,8 @@ use crate::transport::local::{self, StagingDir};
 pub struct DockerArchiveDestination {
     target: PathBuf,
     name: String,
-    tag: Option<Reference>,
+    /// `RepoTags`, in order.
+    tags: Vec<Reference>,
     staging: StagingDir,
     state: Mutex<State>,
 }
@@ -51,7 +53,7 @@ struct State {
 
 impl DockerArchiveDestination {
     /// Check PATH and create the staging directory beside it.
-    pub fn open(target: PathBuf, name: String, tag: Option<Reference>) -> Result<Self> {
+    pub fn open(target: PathBuf, name: String, tags: Vec<Reference>) -> Result<Self> {
         if let Ok(m) = std::fs::metadata(&target) {
             if m.is_dir() {
                 return Err(Error::Invalid(format!(
@@ -70,7 +72,7 @@ impl DockerArchiveDestination {
         Ok(DockerArchiveDestination {
             target,
             name,
-            tag,
+            tags,
             staging,
             state: Mutex::new(State::default()),
         })
@@ -174,7 +176,7 @@ impl ImageDestination for DockerArchiveDestination {
         }
         let items = vec![ManifestItem {
             config: config_name,
-            repo_tags: self.tag.iter().map(|t| t.to_string()).collect(),
+            repo_tags: self.tags.iter().map(|t| t.to_string()).collect(),
             layers: layer_names,
         }];
         let json = serde_json::to_vec(&items).expect("manifest.json serialises");

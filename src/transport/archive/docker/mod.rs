@@ -84,6 +84,8 @@ pub struct DockerArchiveReference {
     path: String,
     resolved: PathBuf,
     selector: Selector,
+    /// More `RepoTags` to write (skopeo's `--additional-tag`).
+    additional_tags: Vec<Reference>,
 }
 
 impl DockerArchiveReference {
@@ -121,7 +123,15 @@ impl DockerArchiveReference {
             path: path.to_string(),
             resolved: local::absolute(path)?,
             selector,
+            additional_tags: Vec::new(),
         })
+    }
+
+    /// The same reference, writing `tags` into `RepoTags` too (after its
+    /// own NAME:TAG, duplicates dropped), as skopeo's `--additional-tag`.
+    pub fn with_additional_tags(mut self, tags: Vec<Reference>) -> Self {
+        self.additional_tags = tags;
+        self
     }
 
     /// The archive (absolute).
@@ -183,24 +193,30 @@ impl ImageReference for DockerArchiveReference {
         _ctx: &SystemContext,
     ) -> Result<Box<dyn ImageDestination>> {
         let tag = match &self.selector {
-            Selector::None => None,
-            Selector::Tag(r) => Some(r.clone()),
+            Selector::None => Vec::new(),
+            Selector::Tag(r) => vec![r.clone()],
             Selector::Index(_) => {
                 return Err(Error::Invalid(format!(
                     "{self}: @N selects an image to read; write with {NAME}:PATH[:NAME:TAG]"
                 )));
             }
         };
+        let mut tags = tag;
+        for t in &self.additional_tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
         Ok(Box::new(DockerArchiveDestination::open(
             self.resolved.clone(),
             self.to_string(),
-            tag,
+            tags,
         )?))
     }
 
     /// The `RepoTags` of every image in the archive.
     async fn list_tags(&self, _ctx: &SystemContext) -> Result<Vec<String>> {
-        let index = super::tar_index::TarIndex::open(&self.resolved).await?;
+        let index = super::tar_index::TarIndex::open_decompressing(&self.resolved).await?;
         let items = source::read_items(&index).await?;
         Ok(items.into_iter().flat_map(|i| i.repo_tags).collect())
     }

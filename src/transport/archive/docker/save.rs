@@ -26,7 +26,7 @@ pub async fn docker_tar(
     let (m, _) = image.instance(platform).await?;
     let m = manifest::to_docker_v2s2(&m).map_err(|e| Error::manifest(&name, e))?;
     let img = m.image().map_err(|e| Error::manifest(&name, e))?;
-    let dst = DockerArchiveDestination::open(target, name, tag)?;
+    let dst = DockerArchiveDestination::open(target, name, tag.into_iter().collect())?;
     for d in manifest::blobs(&img) {
         let info = BlobInfo::from(&d);
         let blob = image.source().get_blob(&info).await?;

@@ -1,4 +1,5 @@
-//! [`DockerArchiveSource`]: reads one image of a `docker save` archive.
+//! [`DockerArchiveSource`]: reads one image of a `docker save` archive
+//! (plain, or compressed with gzip, xz or zstd: see `archive::decompress`).
 //!
 //! The archive stores no registry manifest, so one is synthesised when the
 //! source is opened: a Docker schema 2 manifest (compact JSON) whose config
@@ -150,7 +151,7 @@ impl DockerArchiveSource {
         selector: &Selector,
     ) -> Result<Self> {
         let name = reference.to_string();
-        let index = Arc::new(TarIndex::open(path).await?);
+        let index = Arc::new(TarIndex::open_decompressing(path).await?);
         let location = local::show(path);
         let item = choose(read_items(&index).await?, selector, &location)?;
         let config = index.read(&item.config, "config", MAX_CONFIG_SIZE).await?;
