@@ -142,6 +142,7 @@ impl Metrics {
             "tags_pruned",
             "Destination tags deleted by prune or by the deletion of a mirror",
             tags_pruned.clone(),
+        );
         let shards_held = Gauge::default();
         registry.register(
             "shards_held",
