@@ -46,6 +46,7 @@ pub async fn run(args: SyncArgs, g: &GlobalArgs) -> CliResult {
     let mut base = base_context(args.authfile.as_deref())?;
     let (storage, policy) = g.resource_signatures()?;
     base.signature_storage = storage.map(|d| d as Arc<dyn crate::image::SignatureStorageConfig>);
+    base.registry = g.registry.clone();
     let env = Env {
         base,
         // A user's own machine: every transport, as `copy` (see README).

@@ -13,8 +13,11 @@
 
 mod blobs;
 mod engine;
-pub mod limiter;
 pub mod plan;
+
+/// The per-host blob windows now live in the registry context; the old
+/// path stays for callers that named it.
+pub use crate::image::registry_context::windows as limiter;
 
 pub use plan::ManifestFormat;
 #[cfg(test)]

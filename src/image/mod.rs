@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod inspect;
+pub mod registry_context;
 
 mod cached;
 
@@ -33,6 +34,7 @@ use oci_spec::image::Descriptor;
 pub use cached::Image;
 pub use error::{Error, ErrorKind, Result, one_line};
 pub use inspect::{ImageInspectInfo, InspectLayer};
+pub use registry_context::RegistryContext;
 
 use crate::digest::Digest;
 pub use crate::manifest::Manifest;
@@ -206,8 +208,13 @@ pub trait RequestObserver: Send + Sync {
 
 /// Options for opening sources and destinations (containers/image's
 /// `SystemContext`). One per side of a copy.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SystemContext {
+    /// Sessions, 429 cool-off and blob windows per registry host, shared by
+    /// every context the CLI run or controller makes ([`RegistryContext`]).
+    /// The default is the process-wide [`RegistryContext::process_default`],
+    /// for callers that do not care.
+    pub registry: Arc<RegistryContext>,
     /// `Some(false)`: skip TLS verification and allow plain HTTP.
     pub tls_verify: Option<bool>,
     /// containers-certs.d(5) directory: `*.crt` CAs, `*.cert`/`*.key` client pairs.
@@ -233,6 +240,25 @@ pub struct SystemContext {
     pub user_agent: Option<String>,
     /// How registry tag listings are bounded and filtered.
     pub tag_listing: TagListing,
+}
+
+impl Default for SystemContext {
+    fn default() -> Self {
+        SystemContext {
+            registry: RegistryContext::process_default(),
+            tls_verify: None,
+            cert_dir: None,
+            extra_ca_pem: Vec::new(),
+            credentials: None,
+            credential_store: None,
+            retry_times: 0,
+            signature_storage: None,
+            observer: None,
+            fail_fast_when_rate_limited: false,
+            user_agent: None,
+            tag_listing: TagListing::default(),
+        }
+    }
 }
 
 /// Tags read from a registry at most, by default (over all pages of one

@@ -10,13 +10,15 @@
 //! exponential backoff and jitter while honouring `Retry-After`, renews a
 //! refused Bearer token once, and reports to the context's observer.
 //!
-//! Sessions are shared process-wide (keyed by host and everything in the
-//! context that changes what goes on the wire) and dropped after a few idle
-//! minutes, so a reconciler that copies tag after tag pings and logs in once.
+//! Sessions are shared through the context's
+//! [`RegistryContext`](crate::image::RegistryContext) (keyed by host and
+//! everything in the context that changes what goes on the wire) and dropped
+//! after a few idle minutes, so a reconciler that copies tag after tag pings
+//! and logs in once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -24,17 +26,16 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::auth::{self, CachedToken, Challenge, Scopes};
-use super::throttle::Throttle;
 use super::tls;
 pub use super::wire::{
     MAX_RETRY_WAIT, backoff, describe_connection_error, host_port, read_capped, registry_message,
     retry_after,
 };
 use super::wire::{display_repo, join_what, same_origin};
-use crate::image::{Auth, CredentialStore, Error, RequestObserver, Result, SystemContext};
+use crate::image::{
+    Auth, CredentialStore, Error, RegistryContext, RequestObserver, Result, SystemContext,
+};
 
-/// Idle sessions are dropped after this long.
-const SESSION_IDLE: Duration = Duration::from_secs(300);
 /// Error bodies are read up to this many bytes.
 const MAX_ERROR_BODY: usize = 16 << 10;
 
@@ -85,6 +86,8 @@ pub struct Session {
     /// The registry as references name it (`docker.io`), for credential lookup.
     pub registry: String,
     pub(super) shared: Arc<Shared>,
+    /// The cool-off per host is this context's.
+    hosts: Arc<RegistryContext>,
     retry_times: u32,
     observer: Option<Arc<dyn RequestObserver>>,
     fail_fast_when_rate_limited: bool,
@@ -106,18 +109,6 @@ pub(super) struct Shared {
     creds: Mutex<HashMap<String, Option<Auth>>>,
     pub(super) tokens: Mutex<HashMap<String, CachedToken>>,
     pub(super) token_fetch: tokio::sync::Mutex<()>,
-}
-
-type SessionKey = (String, String);
-
-struct CacheEntry {
-    shared: Arc<Shared>,
-    last_used: Instant,
-}
-
-fn sessions() -> &'static Mutex<HashMap<SessionKey, CacheEntry>> {
-    static S: OnceLock<Mutex<HashMap<SessionKey, CacheEntry>>> = OnceLock::new();
-    S.get_or_init(Default::default)
 }
 
 /// Everything in `ctx` that changes what a session sends; secrets only
@@ -208,33 +199,14 @@ impl Session {
             }
             other => other,
         };
-        let key = (host.to_string(), context_key(ctx, host));
-        let shared = {
-            let mut map = sessions().lock().expect("session cache poisoned");
-            let now = Instant::now();
-            map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
-            match map.get_mut(&key) {
-                Some(e) => {
-                    e.last_used = now;
-                    e.shared.clone()
-                }
-                None => {
-                    let shared = Arc::new(Shared::new(ctx, host)?);
-                    map.insert(
-                        key,
-                        CacheEntry {
-                            shared: shared.clone(),
-                            last_used: now,
-                        },
-                    );
-                    shared
-                }
-            }
-        };
+        let shared = ctx
+            .registry
+            .session(host, context_key(ctx, host), || Shared::new(ctx, host))?;
         Ok(Arc::new(Session {
             host: host.into(),
             registry: registry.into(),
             shared,
+            hosts: ctx.registry.clone(),
             retry_times: ctx.retry_times,
             observer: ctx.observer.clone(),
             fail_fast_when_rate_limited: ctx.fail_fast_when_rate_limited,
@@ -473,7 +445,7 @@ impl Session {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     self.observe(&host, method, status);
-                    throttle_note(&host, &resp);
+                    self.throttle_note(&host, &resp);
                     let transient = matches!(status, 408 | 429 | 500..=599);
                     if !transient || last {
                         return Ok(resp);
@@ -536,15 +508,24 @@ impl Session {
             r.as_ref().map_or(0, |r| r.status().as_u16()),
         );
         if let Ok(resp) = &r {
-            throttle_note(&host, resp);
+            self.throttle_note(&host, resp);
         }
         Ok(r)
     }
 
-    /// While `host` cools off after a 429 ([`Throttle`]): wait, or (with
+    /// Tell the context's throttle about a 429 (other answers go through `observe`).
+    fn throttle_note(&self, host: &str, resp: &Response) {
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            self.hosts
+                .throttle()
+                .rate_limited(host, retry_after(resp.headers()));
+        }
+    }
+
+    /// While `host` cools off after a 429 (the context's throttle): wait, or (with
     /// `fail_fast_when_rate_limited`) fail at once without sending anything.
     async fn wait_for_host(&self, op: &Op, host: &str) -> Result<()> {
-        let Some(wait) = Throttle::global().closed_for(host) else {
+        let Some(wait) = self.hosts.throttle().closed_for(host) else {
             return Ok(());
         };
         if !self.fail_fast_when_rate_limited {
@@ -571,7 +552,7 @@ impl Session {
 
     pub(super) fn observe(&self, host: &str, method: &Method, status: u16) {
         if status != 0 && status != 429 {
-            Throttle::global().answered(host);
+            self.hosts.throttle().answered(host);
         }
         if let Some(o) = &self.observer {
             o.request(host, method.as_str(), status);
@@ -607,7 +588,7 @@ impl Session {
         // Without a Retry-After, a 429 says how long the host's cool-off is.
         let retry_after = retry_after(resp.headers()).or_else(|| {
             (status == 429)
-                .then(|| Throttle::global().closed_for(&host_port(resp.url())))
+                .then(|| self.hosts.throttle().closed_for(&host_port(resp.url())))
                 .flatten()
         });
         // Always the registry's name, also for its token server or storage
@@ -622,12 +603,5 @@ impl Session {
             message: join_what(&op.what, &registry_message(&body)),
             retry_after,
         }
-    }
-}
-
-/// Tell the [`Throttle`] about a 429 (other answers go through `observe`).
-fn throttle_note(host: &str, resp: &Response) {
-    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
-        Throttle::global().rate_limited(host, retry_after(resp.headers()));
     }
 }

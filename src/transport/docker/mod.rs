@@ -10,7 +10,6 @@
 //! | [`auth`] | challenges, scopes, token responses and cache entries |
 //! | `token` | the Bearer flow of a session: cache, token server GET/POST |
 //! | `wire` | error bodies, bounded reads, `Retry-After`, backoff |
-//! | [`throttle`] | process-wide cool-off per host after a 429 |
 //! | [`tls`] | rustls configuration per containers-certs.d(5) |
 //! | `source` / `dest` | [`DockerSource`], [`DockerDestination`] |
 //! | `catalog` | `_catalog` and tag listing with `Link` pagination |
@@ -51,7 +50,8 @@ mod lookaside;
 mod page;
 mod signatures;
 mod source;
-pub mod throttle;
+/// The cool-off now lives in the registry context; the old path stays.
+pub use crate::image::registry_context::throttle;
 pub mod tls;
 mod token;
 mod wire;
