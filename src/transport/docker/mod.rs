@@ -6,7 +6,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`client`] | the per-registry [`client::Session`]: scheme probe, auth, retries, observer |
+//! | [`client`] | the per-registry [`client::Session`]: one file per concern (key, endpoint, credentials, send, throttle, errors) |
 //! | [`auth`] | challenges, scopes, token responses and cache entries |
 //! | `token` | the Bearer flow of a session: cache, token server GET/POST |
 //! | `wire` | error bodies, bounded reads, `Retry-After`, backoff |
