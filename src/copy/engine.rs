@@ -42,6 +42,11 @@ pub async fn run(
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
     let started = Instant::now();
+    // A store whose tags share one file takes one writer at a time.
+    let _writing = match dst_ref.write_lock() {
+        Some(key) => Some(dst_ctx.registry.lock_writes(&key).await),
+        None => None,
+    };
     // Each side's requests feed the blob windows of its registry context.
     let src_ctx = observed(src_ctx);
     let dst_ctx = observed(dst_ctx);

@@ -317,6 +317,23 @@ pub trait ImageReference: Send + Sync + fmt::Display + fmt::Debug {
         false
     }
 
+    /// Whether [`ImageReference::list_tags`] names the tags of a registry
+    /// repository this image is one version of, so that `inspect` shows them
+    /// as `RepoTags` (as skopeo does for registries only): true for registries.
+    fn lists_repository_tags(&self) -> bool {
+        false
+    }
+
+    /// Whether writes to this reference may overlap with other writes to
+    /// the same place: `None` when they may (a registry: every tag is a
+    /// manifest of its own); else a key naming the store every tag shares
+    /// (an OCI layout's `index.json`, an archive file), under which the copy
+    /// engine writes one image at a time per registry context. The default
+    /// is the cautious one: the reference itself.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+
     /// The same repository / layout with `tag` instead of this reference's tag.
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>>;
 

@@ -156,12 +156,9 @@ pub async fn mirror(
         ..CopyOptions::default()
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
-    // concurrent writers in one process would race on it, so copy one at a time.
-    let concurrency = if r.destination.reference.transport() == "docker" {
-        opts.tag_concurrency.max(1)
-    } else {
-        1
-    };
+    // the copy engine writes them one at a time (`ImageReference::write_lock`),
+    // whichever object or tag the copy is for.
+    let concurrency = opts.tag_concurrency.max(1);
     let copy_opts = &copy_opts;
     let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
         Box::pin(async move {
@@ -317,7 +314,7 @@ pub async fn inspect(
         info.name = crate::reference::name(&d);
         info.tag = d.tag().unwrap_or_default().to_string();
     }
-    if reference.transport() == "docker" {
+    if reference.lists_repository_tags() {
         info.repo_tags = reference
             .list_tags(ctx)
             .await

@@ -10,7 +10,9 @@
 //! - [`throttle`](RegistryContext::throttle): the cool-off per host after a
 //!   `429 Too Many Requests`;
 //! - [`limits`](RegistryContext::limits): the adaptive window of blob
-//!   transfers per host that every copy under this context shares.
+//!   transfers per host that every copy under this context shares;
+//! - [`lock_writes`](RegistryContext::lock_writes): one writer at a time per
+//!   local store whose tags share one file (an OCI layout's `index.json`).
 //!
 //! Two contexts share nothing: tests (and two controllers in one process)
 //! get their own by [`RegistryContext::new`]. Callers that do not care use
@@ -46,6 +48,7 @@ pub struct RegistryContext {
     sessions: Mutex<HashMap<SessionKey, CacheEntry>>,
     throttle: Throttle,
     limits: Arc<RegistryLimits>,
+    writes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// `(host, context key)`.
@@ -122,6 +125,20 @@ impl RegistryContext {
         Ok(value)
     }
 
+    /// Wait until nothing else under this context writes to the store `key`
+    /// names ([`ImageReference::write_lock`](crate::image::ImageReference::write_lock)),
+    /// then hold it until the guard drops. Not reentrant: a writer must not
+    /// ask for the same key again while it holds it.
+    pub async fn lock_writes(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut writes = self.writes.lock().expect("write locks poisoned");
+            // Keys no writer holds or waits for are forgotten.
+            writes.retain(|_, l| Arc::strong_count(l) > 1);
+            writes.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// Sessions held now (for tests and debugging).
     pub fn session_count(&self) -> usize {
         self.sessions.lock().expect("session cache poisoned").len()
@@ -164,6 +181,26 @@ mod tests {
             &RegistryContext::process_default(),
             &RegistryContext::process_default()
         ));
+    }
+
+    #[tokio::test]
+    async fn writes_to_one_store_wait_for_each_other() {
+        let a = RegistryContext::new();
+        let held = a.lock_writes("/layout").await;
+        // Another store is free; the same one waits.
+        drop(a.lock_writes("/other").await);
+        let same = a.lock_writes("/layout");
+        tokio::pin!(same);
+        assert!(
+            futures::poll!(same.as_mut()).is_pending(),
+            "a second writer to the same store did not wait"
+        );
+        drop(held);
+        drop(same.await);
+        assert!(
+            a.writes.lock().unwrap().len() <= 1,
+            "released keys are forgotten"
+        );
     }
 
     #[test]

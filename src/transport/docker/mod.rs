@@ -152,6 +152,15 @@ impl ImageReference for DockerReference {
         true
     }
 
+    fn lists_repository_tags(&self) -> bool {
+        true
+    }
+
+    /// Every tag is a manifest of its own: copies may write at once.
+    fn write_lock(&self) -> Option<String> {
+        None
+    }
+
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {
         if !reference::is_valid_tag(tag) {
             return Err(Error::Invalid(format!("invalid tag {tag:?}")));
