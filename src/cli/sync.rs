@@ -23,6 +23,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
+use tracing::Instrument;
 
 use super::{CliResult, GlobalArgs};
 use crate::api::v1alpha1::{CONDITION_READY, Condition, ImageInspection, ImageMirror, Time};
@@ -145,7 +146,11 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
                 if m.spec.suspend == Some(true) {
                     None
                 } else {
-                    let outcome = reconcile::reconcile_mirror(&m.spec, &secrets, env).await;
+                    let name = m.metadata.name.as_deref().unwrap_or_default();
+                    let span = reconcile::span(&kind, &secrets.namespace, name);
+                    let outcome = reconcile::reconcile_mirror(&m.spec, &secrets, env)
+                        .instrument(span)
+                        .await;
                     let st = status::mirror_status(
                         m.status.as_ref(),
                         Some(m.metadata.generation.unwrap_or(1)),
@@ -162,7 +167,11 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
                 if m.spec.suspend == Some(true) {
                     None
                 } else {
-                    let outcome = reconcile::reconcile_inspection(&m.spec, &secrets, env).await;
+                    let name = m.metadata.name.as_deref().unwrap_or_default();
+                    let span = reconcile::span(&kind, &secrets.namespace, name);
+                    let outcome = reconcile::reconcile_inspection(&m.spec, &secrets, env)
+                        .instrument(span)
+                        .await;
                     let st = status::inspection_status(
                         m.status.as_ref(),
                         Some(m.metadata.generation.unwrap_or(1)),

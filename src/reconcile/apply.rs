@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use tracing::Instrument;
 
 use super::plan::MirrorPlan;
 use super::resolve::{Endpoint, ResolvedInspection, ResolvedMirror};
@@ -161,8 +162,12 @@ pub async fn mirror(
     let concurrency = opts.tag_concurrency.max(1);
     let copy_opts = &copy_opts;
     let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
+        let span = tracing::info_span!("tag", tag = %tag);
         Box::pin(async move {
-            let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
+            let result = match mirror_tag(r, &tag, signatures, copy_opts)
+                .instrument(span)
+                .await
+            {
                 Ok((report, verified)) => TagResult::Copied { report, verified },
                 Err(e) => TagResult::Failed(e),
             };

@@ -49,6 +49,14 @@ pub struct Env {
     pub local_transports: LocalTransports,
 }
 
+/// The span every reconcile runs in, whichever driver runs it:
+/// `reconcile{kind, object="namespace/name"}`. The tag and copy spans nest
+/// in it, so that a warning deep inside a copy (a blob retried) says whose
+/// copy it is.
+pub fn span(kind: &str, namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!("reconcile", kind, object = %format_args!("{namespace}/{name}"))
+}
+
 /// `spec.interval` (or the default), checked.
 pub fn interval(spec: Option<&str>, default: Duration) -> Result<Duration, Error> {
     match spec {
