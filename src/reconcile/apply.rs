@@ -359,3 +359,6 @@ fn signature_status(r: SignatureReport) -> SignatureStatus {
         payload: r.payload,
     }
 }
+
+#[cfg(test)]
+mod tests;

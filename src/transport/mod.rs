@@ -13,6 +13,8 @@ pub mod archive;
 pub mod dir;
 pub mod docker;
 pub(crate) mod local;
+#[cfg(test)]
+pub(crate) mod mem;
 pub mod oci;
 
 use crate::image::{Error, ImageReference, Result};
