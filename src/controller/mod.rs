@@ -248,7 +248,11 @@ async fn controllers(
     let mirrors = build(
         api::<ImageMirror>(&client, ns),
         api::<PartialObjectMeta<Secret>>(&client, ns),
-        |m: &ImageMirror, secret: &str| secrets::mirror_secret_names(&m.spec).contains(&secret),
+        |m: &ImageMirror, secret: &str| {
+            secrets::mirror_secret_names(&m.spec)
+                .iter()
+                .any(|n| n == secret)
+        },
         cfg.clone(),
         shutdown.clone(),
     )
@@ -262,7 +266,9 @@ async fn controllers(
         api::<ImageInspection>(&client, ns),
         api::<PartialObjectMeta<Secret>>(&client, ns),
         |m: &ImageInspection, secret: &str| {
-            secrets::inspection_secret_names(&m.spec).contains(&secret)
+            secrets::inspection_secret_names(&m.spec)
+                .iter()
+                .any(|n| n == secret)
         },
         cfg,
         shutdown.clone(),

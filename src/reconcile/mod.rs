@@ -1,6 +1,8 @@
 //! The reconcilers, cluster-agnostic: a spec and the Secrets it names in, a
 //! status out. Steps as Stackable operators split them:
 //!
+//! 0. [`validate`]: the spec checked and parsed once ([`ValidMirror`],
+//!    [`ValidInspection`]; the drivers take the interval from it);
 //! 1. [`resolve`]: repositories → image references; Secrets → credentials,
 //!    CAs, keys (through [`SecretSource`], which the driver implements);
 //! 2. [`plan`]: which tags and platforms (pure);
@@ -16,6 +18,7 @@ pub mod plan;
 pub mod resolve;
 pub mod status;
 mod transports;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +27,11 @@ pub use apply::{ApplyOptions, InspectOutcome, MirrorOutcome, TagError, TagOutcom
 pub use error::{Error, ErrorKind};
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
 pub use transports::LocalTransports;
+pub use validate::{ValidInspection, ValidMirror};
 
-use crate::api::v1alpha1::{
-    ImageInspectionSpec, ImageMirrorSpec, SignaturePolicy, parse_go_duration,
-};
+use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, parse_go_duration};
 use crate::image::SystemContext;
 pub use crate::image::one_line;
-use crate::manifest::Platform;
 
 /// Re-sync period of an `ImageMirror` without `spec.interval`.
 pub const DEFAULT_MIRROR_INTERVAL: Duration = Duration::from_secs(3600);
@@ -67,17 +68,24 @@ pub fn interval(spec: Option<&str>, default: Duration) -> Result<Duration, Error
     }
 }
 
-/// One `ImageMirror` reconcile: resolve, plan, copy. `Err` for failures of
-/// the whole object; per-tag failures are in the outcome.
+/// One `ImageMirror` reconcile: validate, then [`reconcile_valid_mirror`].
 pub async fn reconcile_mirror(
     spec: &ImageMirrorSpec,
     secrets: &dyn SecretSource,
     env: &Env,
 ) -> Result<MirrorOutcome, Error> {
-    let selector = plan::Selector::new(&spec.tags)?;
-    plan::multi_arch(&spec.platforms)?;
-    interval(spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)?;
-    require_has_keys(spec)?;
+    reconcile_valid_mirror(&ValidMirror::new(spec)?, secrets, env).await
+}
+
+/// One `ImageMirror` reconcile of a validated spec: resolve, plan, copy.
+/// `Err` for failures of the whole object; per-tag failures are in the outcome.
+pub async fn reconcile_valid_mirror(
+    valid: &ValidMirror<'_>,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<MirrorOutcome, Error> {
+    let spec = valid.spec;
+    let selector = &valid.selector;
     let mut resolved =
         resolve::resolve_mirror(spec, secrets, &env.base, &env.local_transports).await?;
     let keep = selector.clone();
@@ -87,43 +95,33 @@ pub async fn reconcile_mirror(
     } else {
         None
     };
-    let plan = plan::plan_mirror(&selector, available.as_deref(), &spec.platforms)?;
+    let plan = plan::plan_mirror(selector, available.as_deref(), valid.multi_arch.clone())?;
     Ok(apply::mirror(
         &resolved,
         &plan,
         available.as_deref(),
-        spec.signatures.unwrap_or_default(),
+        valid.signatures,
         &env.apply,
     )
     .await)
 }
 
-/// `signatures: Require` means a signature that verifies against
-/// `spec.verification.keys`: without keys anyone's signature would do, so
-/// the spec is refused (the CRD schema cannot say it without CEL).
-fn require_has_keys(spec: &ImageMirrorSpec) -> Result<(), Error> {
-    let keys = spec.verification.as_ref().map_or(0, |v| v.keys.len());
-    if spec.signatures == Some(SignaturePolicy::Require) && keys == 0 {
-        return Err(Error::Spec(
-            "spec.verification.keys: required when spec.signatures is Require (list the public keys whose signatures count)".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// One `ImageInspection` reconcile: resolve, inspect.
+/// One `ImageInspection` reconcile: validate, then [`reconcile_valid_inspection`].
 pub async fn reconcile_inspection(
     spec: &ImageInspectionSpec,
     secrets: &dyn SecretSource,
     env: &Env,
 ) -> Result<InspectOutcome, Error> {
-    let platform = spec
-        .platform
-        .as_deref()
-        .map(|p| Platform::parse(p).map_err(|e| Error::Spec(format!("spec.platform: {e}"))))
-        .transpose()?;
-    interval(spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)?;
+    reconcile_valid_inspection(&ValidInspection::new(spec)?, secrets, env).await
+}
+
+/// One `ImageInspection` reconcile of a validated spec: resolve, inspect.
+pub async fn reconcile_valid_inspection(
+    valid: &ValidInspection<'_>,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<InspectOutcome, Error> {
     let resolved =
-        resolve::resolve_inspection(spec, secrets, &env.base, &env.local_transports).await?;
-    apply::inspect(&resolved, platform.as_ref()).await
+        resolve::resolve_inspection(valid.spec, secrets, &env.base, &env.local_transports).await?;
+    apply::inspect(&resolved, valid.platform.as_ref()).await
 }
