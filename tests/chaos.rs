@@ -26,6 +26,7 @@ use serde_json::json;
 use kubemirror::api::v1alpha1::ImageMirror;
 use support::cluster::Cluster;
 use support::controller_proc::ControllerProc;
+use support::eventually;
 use support::proxy::{Action, Gate, Proxy, Seen};
 use support::registry::Registry;
 use support::relay::Relay;
@@ -81,25 +82,6 @@ fn ready(m: &ImageMirror) -> Option<(String, String, String)> {
         .then(|| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Poll `f` (every 100 ms) until it returns `Some`; fail naming `what` after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Wait until mirror `name` is Ready with status `want` for its generation.
 async fn wait_ready(c: &Cluster, name: &str, want: &str, secs: u64, logs: &[&ControllerProc]) {
     let what = format!("{name} Ready={want}");
@@ -133,27 +115,8 @@ fn push(
     size: &str,
     seed: &str,
 ) -> String {
-    let layout = dir.join(format!("layout-{seed}"));
-    support::mkimage(
-        &layout,
-        &[
-            "--tag",
-            "t",
-            "--layers",
-            layers,
-            "--layer-size",
-            size,
-            "--seed",
-            seed,
-        ],
-    );
-    support::run(
-        support::skopeo()
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:t", layout.display()))
-            .arg(registry.image(repo_tag)),
-    );
-    digest_at(&registry.host, repo_tag).expect("pushed image has a digest")
+    let args = ["--layers", layers, "--layer-size", size, "--seed", seed];
+    support::push(registry, dir, repo_tag, &args)
 }
 
 /// The digest `host/repo:tag` names, or `None` when the tag does not exist.

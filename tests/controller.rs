@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube_emulator::Emulator;
 use serde_json::Value;
 use support::registry::Registry;
+use support::{eventually, skopeo_digest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -109,25 +110,6 @@ impl Cluster {
     }
 }
 
-/// Poll `f` until it returns `Some`, failing with `what` after `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
     obj["status"]["conditions"]
         .as_array()?
@@ -135,32 +117,10 @@ fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-fn push(src: &Registry, layout: &std::path::Path, tag: &str, seed: &str) {
-    support::mkimage(
-        layout,
-        &[
-            "--tag",
-            tag,
-            "--layers",
-            "1",
-            "--layer-size",
-            "2K",
-            "--seed",
-            seed,
-        ],
-    );
-    support::run(
-        support::skopeo()
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(src.image(&format!("team/app:{tag}"))),
-    );
-}
-
-fn skopeo_digest(args: &[&str]) -> String {
-    let out = support::run(support::skopeo().arg("inspect").args(args));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["Digest"].as_str().unwrap().to_string()
+/// A one-layer image as `team/app:TAG` in `src`.
+fn push(src: &Registry, dir: &std::path::Path, tag: &str, seed: &str) {
+    let args = ["--layers", "1", "--layer-size", "2K", "--seed", seed];
+    support::push(src, dir, &format!("team/app:{tag}"), &args);
 }
 
 /// The raw HTTP/1.0 response, or an empty string when nothing answers (yet).

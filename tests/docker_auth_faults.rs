@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use futures::TryStreamExt;
 use kubemirror::digest::VerifyingStream;
-use kubemirror::image::{Auth, BlobInfo, ErrorKind, ImageSource, ReuseHint, Secret, SystemContext};
+use kubemirror::image::{
+    Auth, BlobInfo, ErrorKind, ImageSource, RegistryContext, ReuseHint, Secret, SystemContext,
+};
 use kubemirror::manifest;
 use kubemirror::transport::parse_image_name;
 use support::copyloop::{self, Counter};
@@ -750,9 +752,14 @@ async fn a_429_cools_the_whole_host_off() {
     });
     let name = format!("docker://{}/t/app:v1", proxy.host);
     let counter = Counter::new();
+    // This test's own registry context: no other test's cool-off reaches it.
+    let hosts = RegistryContext::new();
     let first = parse_image_name(&name).unwrap();
     let err = first
-        .new_image_source(&ctx(&counter, 0))
+        .new_image_source(&SystemContext {
+            registry: hosts.clone(),
+            ..ctx(&counter, 0)
+        })
         .await
         .unwrap()
         .get_manifest(None)
@@ -768,6 +775,7 @@ async fn a_429_cools_the_whole_host_off() {
     // Other credentials: another session (the cool-off is the host's).
     let session = |user: &str, fail_fast: bool| {
         let ctx = SystemContext {
+            registry: hosts.clone(),
             credentials: Some(Auth::Basic {
                 username: user.into(),
                 password: Secret::new("pw".to_string()),
@@ -797,6 +805,24 @@ async fn a_429_cools_the_whole_host_off() {
     );
 
     // A waiting session is held until the cool-off ends, then succeeds.
+    // Another registry context (another CLI run or controller) knows of
+    // no cool-off: sent at once.
+    let other = SystemContext {
+        registry: RegistryContext::new(),
+        fail_fast_when_rate_limited: true,
+        ..ctx(&counter, 0)
+    };
+    parse_image_name(&name)
+        .unwrap()
+        .new_image_source(&other)
+        .await
+        .unwrap()
+        .get_manifest(None)
+        .await
+        .expect("another context is not cooling off");
+    assert_eq!(proxy.log().len(), sent + 1);
+    let sent = sent + 1;
+
     let t = Instant::now();
     session("third", false).await.unwrap();
     assert!(t.elapsed() >= cool_off / 2, "not held: {:?}", t.elapsed());

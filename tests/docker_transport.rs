@@ -52,11 +52,9 @@ fn skopeo_out(args: &[String]) -> Vec<u8> {
 }
 
 fn skopeo_digest(image: &str, flags: &[String]) -> String {
-    let mut args = vec!["inspect".to_string()];
-    args.extend_from_slice(flags);
-    args.push(image.into());
-    let v: serde_json::Value = serde_json::from_slice(&skopeo_out(&args)).unwrap();
-    v["Digest"].as_str().unwrap().to_string()
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.push(image);
+    support::skopeo_digest(&args)
 }
 
 fn skopeo_raw(image: &str, flags: &[String]) -> Vec<u8> {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 use support::registry::Registry;
+use support::skopeo_digest;
 
 /// Run `kubemirror sync -f FILE` from the repository root.
 fn sync(file: &Path) -> (bool, Vec<Value>, String) {
@@ -44,12 +45,6 @@ fn ready(doc: &Value) -> (String, String, String) {
         .expect("a Ready condition");
     let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
     (s("status"), s("reason"), s("message"))
-}
-
-fn skopeo_digest(args: &[&str]) -> String {
-    let out = support::run(support::skopeo().arg("inspect").args(args));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["Digest"].as_str().unwrap().to_string()
 }
 
 #[test]

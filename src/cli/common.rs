@@ -44,6 +44,10 @@ pub struct GlobalArgs {
     /// Accepted for skopeo compatibility: kubemirror keeps temporary files beside their destination
     #[arg(long, global = true, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
+    /// This run's registry context (sessions, 429 cool-off, blob windows),
+    /// shared by every side the command opens. Not a flag.
+    #[arg(skip = crate::image::RegistryContext::new())]
+    pub registry: Arc<crate::image::RegistryContext>,
 }
 
 impl GlobalArgs {
@@ -128,6 +132,7 @@ impl SideArgs {
             Some(Arc::new(AuthFiles::load(self.authfile.as_deref())?) as Arc<_>)
         };
         Ok(SystemContext {
+            registry: g.registry.clone(),
             tls_verify: self.tls_verify,
             cert_dir: self.cert_dir.clone(),
             credentials,

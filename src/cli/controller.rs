@@ -9,21 +9,21 @@ use tokio_util::sync::CancellationToken;
 use super::{CliResult, GlobalArgs};
 use crate::controller::leader::Timing;
 use crate::controller::shard::{MAX_SHARDS, ShardConfig};
-use crate::controller::{self, Config};
+use crate::controller::{self, Config, defaults};
 
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
     /// Address to serve Prometheus metrics on
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = defaults::METRICS_ADDR)]
     pub metrics_addr: String,
     /// Address to serve /healthz and /readyz on
-    #[arg(long, default_value = "0.0.0.0:8081")]
+    #[arg(long, default_value = defaults::HEALTH_ADDR)]
     pub health_addr: String,
     /// Hold a Lease so that only one replica reconciles at a time
     #[arg(long)]
     pub leader_elect: bool,
     /// Name of the leader-election Lease
-    #[arg(long, default_value = "kubemirror-controller")]
+    #[arg(long, default_value = defaults::LEASE_NAME)]
     pub lease_name: String,
     /// Namespace of the Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace)
     #[arg(long, env = "POD_NAMESPACE")]
@@ -46,15 +46,19 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub namespace: Option<String>,
     /// Reconciles run at once
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::CONCURRENCY)]
     pub concurrency: u16,
+    /// Blobs copied at once per image; also the most blob transfers at once
+    /// to one registry host over all of the controller's copies
+    #[arg(long, value_name = "N", default_value_t = defaults::JOBS)]
+    pub jobs: usize,
     /// Allow resources to use local transports (oci:, dir:, docker-archive:,
     /// oci-archive:) with paths under DIR (repeatable; default: docker:// only)
     #[arg(long = "allow-local-transports-under", value_name = "DIR")]
     pub allow_local_transports_under: Vec<std::path::PathBuf>,
     /// Tags read at most from one registry tag listing (past it the object
     /// fails with an error naming this limit)
-    #[arg(long, default_value_t = crate::image::DEFAULT_MAX_TAGS)]
+    #[arg(long, default_value_t = defaults::MAX_TAGS)]
     pub max_tags: usize,
     #[command(flatten)]
     pub sharding: ShardingArgs,
@@ -72,30 +76,12 @@ pub struct ShardingArgs {
 }
 
 pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
-    let parse = |flag: &str, v: &str| {
-        v.parse()
-            .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
-    };
-    let lease_timing = lease_timing(&args)?;
-    let sharding = sharding(&args.sharding)?;
+    let config = config(args)?;
     let (signature_storage, policy) = g.resource_signatures()?;
     let config = Config {
-        metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
-        health_addr: parse("health-addr", &args.health_addr)?,
-        leader_elect: args.leader_elect,
-        lease_name: args.lease_name,
-        lease_namespace: args.lease_namespace,
-        identity: args.identity,
-        lease_timing,
-        namespace: args.namespace,
-        concurrency: args.concurrency.max(1),
-        local_transports: crate::reconcile::LocalTransports::under(
-            &args.allow_local_transports_under,
-        )?,
-        max_tags: args.max_tags.max(1),
         signature_storage,
         policy,
-        sharding,
+        ..config
     };
     let client = kube::Client::try_default()
         .await
@@ -111,6 +97,37 @@ pub async fn run(args: ControllerArgs, g: &GlobalArgs) -> CliResult {
     });
     controller::run(client, config, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The controller's configuration from its flags (what needs no file or
+/// cluster: signature storage and policy are added by [`run`]).
+fn config(args: ControllerArgs) -> Result<Config, String> {
+    let parse = |flag: &str, v: &str| {
+        v.parse()
+            .map_err(|e| format!("--{flag} {v:?}: want HOST:PORT ({e})"))
+    };
+    if args.jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    Ok(Config {
+        metrics_addr: parse("metrics-addr", &args.metrics_addr)?,
+        health_addr: parse("health-addr", &args.health_addr)?,
+        leader_elect: args.leader_elect,
+        lease_timing: lease_timing(&args)?,
+        lease_name: args.lease_name,
+        lease_namespace: args.lease_namespace,
+        identity: args.identity,
+        namespace: args.namespace,
+        concurrency: args.concurrency.max(1),
+        jobs: args.jobs,
+        local_transports: crate::reconcile::LocalTransports::under(
+            &args.allow_local_transports_under,
+        )?,
+        max_tags: args.max_tags.max(1),
+        signature_storage: None,
+        policy: None,
+        sharding: sharding(&args.sharding)?,
+    })
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -162,5 +179,43 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("controller").chain(argv.iter().copied());
+        config(Cmd::try_parse_from(argv).map_err(|e| e.to_string())?.args)
+    }
+
+    /// Flags and `Config::default()` cannot drift apart: no flag given is
+    /// the default configuration.
+    #[test]
+    fn no_flags_is_the_default_config() {
+        // --lease-namespace falls back to $POD_NAMESPACE, which is the environment's.
+        let got = parse(&[]).unwrap();
+        let want = Config {
+            lease_namespace: got.lease_namespace.clone(),
+            ..Config::default()
+        };
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    }
+
+    #[test]
+    fn jobs_is_a_flag() {
+        assert_eq!(parse(&["--jobs", "9"]).unwrap().jobs, 9);
+        let e = parse(&["--jobs", "0"]).unwrap_err();
+        assert!(e.contains("--jobs must be at least 1"), "{e}");
     }
 }

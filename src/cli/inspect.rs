@@ -64,7 +64,7 @@ pub async fn run(args: InspectArgs, g: &GlobalArgs) -> CliResult {
     let mut info = image.inspect(None).await?;
     if let Some(d) = r.docker_reference() {
         info.name = crate::reference::name(&d);
-        if !args.no_tags && r.transport() == "docker" {
+        if !args.no_tags && r.lists_repository_tags() {
             info.repo_tags = r.list_tags(&ctx).await?;
         }
     }

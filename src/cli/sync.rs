@@ -25,6 +25,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
+use tracing::Instrument;
 
 use super::{CliResult, GlobalArgs};
 
@@ -54,6 +55,7 @@ pub async fn run(args: SyncArgs, g: &GlobalArgs) -> CliResult {
     let mut base = base_context(args.authfile.as_deref())?;
     let (storage, policy) = g.resource_signatures()?;
     base.signature_storage = storage.map(|d| d as Arc<dyn crate::image::SignatureStorageConfig>);
+    base.registry = g.registry.clone();
     let env = Env {
         base,
         // A user's own machine: every transport, as `copy` (see README).
@@ -181,7 +183,11 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
                         id: &id,
                         status: m.status.as_ref(),
                     };
-                    let outcome = reconcile::reconcile_mirror(&m.spec, input, &secrets, env).await;
+                    let name = m.metadata.name.as_deref().unwrap_or_default();
+                    let span = reconcile::span(&kind, &secrets.namespace, name);
+                    let outcome = reconcile::reconcile_mirror(&m.spec, input, &secrets, env)
+                        .instrument(span)
+                        .await;
                     let st = status::mirror_status(
                         m.status.as_ref(),
                         Some(m.metadata.generation.unwrap_or(1)),
@@ -201,7 +207,11 @@ pub async fn sync_documents(docs: Vec<Value>, env: &Env) -> Result<SyncResult, S
                 if m.spec.suspend == Some(true) {
                     None
                 } else {
-                    let outcome = reconcile::reconcile_inspection(&m.spec, &secrets, env).await;
+                    let name = m.metadata.name.as_deref().unwrap_or_default();
+                    let span = reconcile::span(&kind, &secrets.namespace, name);
+                    let outcome = reconcile::reconcile_inspection(&m.spec, &secrets, env)
+                        .instrument(span)
+                        .await;
                     let st = status::inspection_status(
                         m.status.as_ref(),
                         Some(m.metadata.generation.unwrap_or(1)),

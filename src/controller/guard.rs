@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use kube::Api;
 use kube::runtime::controller::Action;
+use tracing::Instrument;
 
 use super::{Context, Error, ObjectStatus, now, object_key, write_status};
 use crate::api::v1alpha1::{
@@ -59,7 +60,12 @@ where
     F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action, Error>>,
 {
-    let run = AssertUnwindSafe(reconcile(obj.clone(), ctx.clone())).catch_unwind();
+    let span = crate::reconcile::span(
+        &K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    );
+    let run = AssertUnwindSafe(reconcile(obj.clone(), ctx.clone()).instrument(span)).catch_unwind();
     let payload = match run.await {
         Ok(result) => return result,
         Err(payload) => payload,

@@ -21,7 +21,13 @@ pub async fn reconcile(obj: Arc<ImageInspection>, ctx: Arc<Context>) -> Result<A
     let (key, current, generation) = (&round.key, &round.current, round.generation);
     ctx.metrics.name_repository(&obj.spec.image);
     let started = Instant::now();
-    let outcome = reconcile::reconcile_inspection(&obj.spec, &round.secrets, &ctx.env).await;
+    let (outcome, interval) = match reconcile::ValidInspection::new(&obj.spec) {
+        Ok(valid) => (
+            reconcile::reconcile_valid_inspection(&valid, &round.secrets, &ctx.env).await,
+            valid.interval,
+        ),
+        Err(e) => (Err(e), DEFAULT_INSPECTION_INTERVAL),
+    };
     let seconds = started.elapsed().as_secs_f64();
     let new = status::inspection_status(current.as_ref(), generation, &outcome, &now());
     let old_digest = current
@@ -29,8 +35,6 @@ pub async fn reconcile(obj: Arc<ImageInspection>, ctx: Arc<Context>) -> Result<A
         .map(|s| s.digest.clone())
         .unwrap_or_default();
     round.write(&new, outcome.is_ok()).await?;
-    let interval = reconcile::interval(obj.spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)
-        .unwrap_or(DEFAULT_INSPECTION_INTERVAL);
     match outcome {
         Ok(o) => {
             if o.info.digest != old_digest {

@@ -39,7 +39,15 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
         id: &id,
         status: current.as_ref(),
     };
-    let outcome = reconcile::reconcile_mirror(&obj.spec, input, &round.secrets, &ctx.env).await;
+    // Validated once: the reconcile uses what was parsed, and the requeue
+    // its interval.
+    let (outcome, interval) = match reconcile::ValidMirror::new(&obj.spec) {
+        Ok(valid) => (
+            reconcile::reconcile_valid_mirror(&valid, input, &round.secrets, &ctx.env).await,
+            valid.interval,
+        ),
+        Err(e) => (Err(e), DEFAULT_MIRROR_INTERVAL),
+    };
     let seconds = started.elapsed().as_secs_f64();
     let new = status::mirror_status(
         current.as_ref(),
@@ -50,8 +58,6 @@ pub async fn reconcile(obj: Arc<ImageMirror>, ctx: Arc<Context>) -> Result<Actio
     );
     round.write(&new, outcome.is_ok()).await?;
 
-    let interval = reconcile::interval(obj.spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)
-        .unwrap_or(DEFAULT_MIRROR_INTERVAL);
     let m = &ctx.metrics;
     match outcome {
         Ok(o) => {

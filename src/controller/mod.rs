@@ -45,6 +45,21 @@ use crate::api::v1alpha1::{ImageInspection, ImageMirror};
 use crate::reconcile::{self, ErrorKind};
 use secrets::ApiSecrets;
 
+/// The defaults of the `kubemirror controller` flags, written once: the
+/// flags' `default_value`s and [`Config::default`] both name these (and a
+/// test in `cli::controller` checks that the flags parse to `Config::default()`).
+pub mod defaults {
+    pub const METRICS_ADDR: &str = "0.0.0.0:8080";
+    pub const HEALTH_ADDR: &str = "0.0.0.0:8081";
+    pub const LEASE_NAME: &str = "kubemirror-controller";
+    /// Reconciles at once, per kind.
+    pub const CONCURRENCY: u16 = 4;
+    /// Blobs copied at once per image, and the most transfers at once per
+    /// registry host over every copy of the controller.
+    pub const JOBS: usize = 4;
+    pub const MAX_TAGS: usize = crate::image::DEFAULT_MAX_TAGS;
+}
+
 /// How the controller runs (the `kubemirror controller` flags).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,6 +77,9 @@ pub struct Config {
     /// Watch one namespace only.
     pub namespace: Option<String>,
     pub concurrency: u16,
+    /// Blobs copied at once per image (`--jobs`); also the ceiling of each
+    /// registry host's window, shared by every copy of this controller.
+    pub jobs: usize,
     /// Where resources may use local transports (default: nowhere).
     pub local_transports: reconcile::LocalTransports,
     /// Tags read at most from one registry tag listing.
@@ -82,17 +100,18 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            metrics_addr: "0.0.0.0:8080".parse().expect("valid"),
-            health_addr: "0.0.0.0:8081".parse().expect("valid"),
+            metrics_addr: defaults::METRICS_ADDR.parse().expect("valid"),
+            health_addr: defaults::HEALTH_ADDR.parse().expect("valid"),
             leader_elect: false,
-            lease_name: "kubemirror-controller".into(),
+            lease_name: defaults::LEASE_NAME.into(),
             lease_namespace: None,
             identity: None,
             lease_timing: leader::Timing::default(),
             namespace: None,
-            concurrency: 4,
+            concurrency: defaults::CONCURRENCY,
+            jobs: defaults::JOBS,
             local_transports: Default::default(),
-            max_tags: crate::image::DEFAULT_MAX_TAGS,
+            max_tags: defaults::MAX_TAGS,
             signature_storage: None,
             policy: None,
             sharding: None,
@@ -132,6 +151,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = Arc::new(Metrics::new());
+    // One registry context for every reconcile of this controller (and only
+    // this one): sessions, 429 cool-off and blob windows per registry host.
+    let registry = crate::image::RegistryContext::new();
     let ready = Arc::new(AtomicBool::new(false));
     let http = http::serve(
         config.metrics_addr,
@@ -166,6 +188,7 @@ pub async fn run(
                         &identity,
                         metrics.clone(),
                         Some(shards),
+                        registry.clone(),
                         stop,
                     )
                 },
@@ -179,6 +202,7 @@ pub async fn run(
                     &identity,
                     metrics.clone(),
                     None,
+                    registry.clone(),
                     stop,
                 )
             })
@@ -191,6 +215,7 @@ pub async fn run(
                 &identity,
                 metrics.clone(),
                 None,
+                registry.clone(),
                 shutdown.clone(),
             )
             .await;
@@ -216,6 +241,7 @@ async fn controllers(
     identity: &str,
     metrics: Arc<Metrics>,
     shards: Option<Arc<shard::Shards>>,
+    registry: Arc<crate::image::RegistryContext>,
     shutdown: CancellationToken,
 ) {
     let reporter = Reporter {
@@ -224,6 +250,7 @@ async fn controllers(
     };
     let env = reconcile::Env {
         base: crate::image::SystemContext {
+            registry,
             observer: Some(Arc::new(metrics::MetricsObserver(metrics.clone()))),
             fail_fast_when_rate_limited: true,
             user_agent: Some(format!(
@@ -243,6 +270,7 @@ async fn controllers(
         local_transports: config.local_transports.clone(),
         dry_run: false,
         apply: reconcile::ApplyOptions {
+            jobs: config.jobs.max(1),
             policy: config.policy.clone(),
             ..Default::default()
         },
@@ -259,7 +287,11 @@ async fn controllers(
     let mirrors = build(
         api::<ImageMirror>(&client, ns),
         api::<PartialObjectMeta<Secret>>(&client, ns),
-        |m: &ImageMirror, secret: &str| secrets::mirror_secret_names(&m.spec).contains(&secret),
+        |m: &ImageMirror, secret: &str| {
+            secrets::mirror_secret_names(&m.spec)
+                .iter()
+                .any(|n| n == secret)
+        },
         cfg.clone(),
         shards.clone(),
         shutdown.clone(),
@@ -277,7 +309,9 @@ async fn controllers(
         api::<ImageInspection>(&client, ns),
         api::<PartialObjectMeta<Secret>>(&client, ns),
         |m: &ImageInspection, secret: &str| {
-            secrets::inspection_secret_names(&m.spec).contains(&secret)
+            secrets::inspection_secret_names(&m.spec)
+                .iter()
+                .any(|n| n == secret)
         },
         cfg,
         shards.clone(),

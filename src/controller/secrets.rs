@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec, VerificationSpec};
+use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec};
 use crate::reconcile::{SecretData, SecretSource};
 
 /// Secrets of one namespace through the API.
@@ -42,38 +42,96 @@ impl SecretSource for ApiSecrets {
     }
 }
 
-fn verification_names(v: Option<&VerificationSpec>) -> impl Iterator<Item = &str> {
-    v.into_iter().flat_map(|v| {
-        v.keys.iter().map(|k| k.secret_ref.name.as_str()).chain(
-            v.trusted_root_ref
-                .iter()
-                .filter(|r| r.kind == crate::api::v1alpha1::TrustedRootKind::Secret)
-                .map(|r| r.name.as_str()),
-        )
-    })
+/// Every Secret a spec names, derived from the spec types themselves: the
+/// `name` of every object under a key ending in `SecretRef` / `secretRef`
+/// (`credentialsSecretRef`, `caSecretRef`, `verification.keys[].secretRef`,
+/// …) and of every `…Ref` whose `kind` is `Secret` (`trustedRootRef`). A
+/// new `*SecretRef` field is found without an edit here, so it never loses
+/// the re-reconcile on a change of its Secret.
+pub fn secret_names<S: serde::Serialize>(spec: &S) -> Vec<String> {
+    fn walk(key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let name = map.get("name").and_then(|n| n.as_str());
+                let lower = key.to_ascii_lowercase();
+                let is_ref = lower.ends_with("secretref")
+                    || (lower.ends_with("ref")
+                        && map.get("kind").and_then(|k| k.as_str()) == Some("Secret"));
+                if let (true, Some(name)) = (is_ref, name)
+                    && !out.iter().any(|n| n == name)
+                {
+                    out.push(name.to_string());
+                }
+                for (k, v) in map {
+                    walk(k, v, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    walk(key, v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(spec) {
+        walk("", &v, &mut out);
+    }
+    out
 }
 
 /// Every Secret an `ImageMirror` names.
-pub fn mirror_secret_names(spec: &ImageMirrorSpec) -> Vec<&str> {
-    let sides = [&spec.source, &spec.destination];
-    sides
-        .iter()
-        .flat_map(|s| {
-            s.credentials_secret_ref
-                .iter()
-                .map(|r| r.name.as_str())
-                .chain(s.ca_secret_ref.iter().map(|r| r.name.as_str()))
-        })
-        .chain(verification_names(spec.verification.as_ref()))
-        .collect()
+pub fn mirror_secret_names(spec: &ImageMirrorSpec) -> Vec<String> {
+    secret_names(spec)
 }
 
 /// Every Secret an `ImageInspection` names.
-pub fn inspection_secret_names(spec: &ImageInspectionSpec) -> Vec<&str> {
-    spec.credentials_secret_ref
-        .iter()
-        .map(|r| r.name.as_str())
-        .chain(spec.ca_secret_ref.iter().map(|r| r.name.as_str()))
-        .chain(verification_names(spec.verification.as_ref()))
-        .collect()
+pub fn inspection_secret_names(spec: &ImageInspectionSpec) -> Vec<String> {
+    secret_names(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_ref_of_a_spec_is_found() {
+        let spec: ImageMirrorSpec = serde_json::from_value(serde_json::json!({
+            "source": {"repository": "a.io/x", "credentialsSecretRef": {"name": "src-pull"},
+                       "caSecretRef": {"name": "src-ca", "key": "ca.crt"}},
+            "destination": {"repository": "b.io/x", "credentialsSecretRef": {"name": "dst-push"}},
+            "tags": {"names": ["v1"]},
+            "verification": {"keys": [
+                {"type": "Sigstore", "secretRef": {"name": "cosign-pub", "key": "cosign.pub"}},
+                {"type": "GPG", "secretRef": {"name": "src-pull", "key": "k"}}
+            ]}
+        }))
+        .unwrap();
+        let mut names = mirror_secret_names(&spec);
+        names.sort();
+        assert_eq!(names, ["cosign-pub", "dst-push", "src-ca", "src-pull"]);
+        let spec: ImageInspectionSpec = serde_json::from_value(serde_json::json!({
+            "image": "a.io/x:v1", "credentialsSecretRef": {"name": "pull"},
+            "caSecretRef": {"name": "ca", "key": "ca.crt"}
+        }))
+        .unwrap();
+        let mut names = inspection_secret_names(&spec);
+        names.sort();
+        assert_eq!(names, ["ca", "pull"]);
+    }
+
+    /// Fields added later are found by their shape, with no edit here.
+    #[test]
+    fn new_secret_ref_fields_need_no_edit() {
+        let spec = serde_json::json!({
+            "someNewSecretRef": {"name": "new"},
+            "verification": {"trustedRootRef": {"kind": "Secret", "name": "root", "key": "k"}},
+            "otherRef": {"kind": "ConfigMap", "name": "not-a-secret"},
+            "name": "not-a-ref"
+        });
+        let mut names = secret_names(&spec);
+        names.sort();
+        assert_eq!(names, ["new", "root"]);
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use super::Progress;
-use super::limiter::Window;
+use crate::image::registry_context::Window;
 use crate::image::{Blob, BlobInfo, Error, ImageDestination, ImageSource, ReuseHint, Reused};
 
 /// Counters of what the mover did.

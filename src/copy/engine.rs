@@ -11,13 +11,12 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::blobs::{BlobMover, Counters};
 use super::compress::{self, LayerCompression};
-use super::limiter::{RegistryLimits, Tee};
 use super::plan::{self, Selection};
 use super::{CopyOptions, CopyReport, Outline, OutlineImage, SignaturePolicy};
 use crate::digest::Digest;
 use crate::image::{
     BlobInfo, Error, ImageDestination, ImageReference, ImageSource, RequestObserver, ReuseHint,
-    Signature, SystemContext,
+    Signature, SystemContext, registry_context::Tee,
 };
 use crate::manifest::{self, Manifest, Parsed};
 use crate::reference;
@@ -44,9 +43,14 @@ pub async fn run(
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
     let started = Instant::now();
-    let limits = RegistryLimits::global();
-    let src_ctx = observed(src_ctx, &limits);
-    let dst_ctx = observed(dst_ctx, &limits);
+    // A store whose tags share one file takes one writer at a time.
+    let _writing = match dst_ref.write_lock() {
+        Some(key) => Some(dst_ctx.registry.lock_writes(&key).await),
+        None => None,
+    };
+    // Each side's requests feed the blob windows of its registry context.
+    let src_ctx = observed(src_ctx);
+    let dst_ctx = observed(dst_ctx);
     let (src, dst) = tokio::try_join!(
         src_ref.new_image_source(&src_ctx),
         dst_ref.new_image_destination(&dst_ctx)
@@ -172,11 +176,14 @@ pub async fn run(
     }
 
     let mut windows = Vec::new();
-    for r in [src_ref.docker_reference(), dst_ref.docker_reference()]
-        .into_iter()
-        .flatten()
-    {
-        windows.push(limits.window(reference::endpoint(&r), options.jobs));
+    for (r, ctx) in [
+        (src_ref.docker_reference(), &src_ctx),
+        (dst_ref.docker_reference(), &dst_ctx),
+    ] {
+        if let Some(r) = r {
+            let limits = ctx.registry.limits();
+            windows.push(limits.window(reference::endpoint(&r), options.jobs));
+        }
     }
     let mover = BlobMover {
         src: blob_src,
@@ -471,10 +478,10 @@ fn outline(
     }
 }
 
-/// The context with the registry windows observing its requests.
-fn observed(ctx: &SystemContext, limits: &Arc<RegistryLimits>) -> SystemContext {
+/// The context with its registry context's windows observing its requests.
+fn observed(ctx: &SystemContext) -> SystemContext {
     let mut ctx = ctx.clone();
-    let limits: Arc<dyn RequestObserver> = limits.clone();
+    let limits: Arc<dyn RequestObserver> = ctx.registry.limits().clone();
     ctx.observer = Some(match ctx.observer.take() {
         Some(o) => Arc::new(Tee(o, limits)),
         None => limits,

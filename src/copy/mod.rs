@@ -14,8 +14,11 @@
 mod blobs;
 pub mod compress;
 mod engine;
-pub mod limiter;
 pub mod plan;
+
+/// The per-host blob windows now live in the registry context; the old
+/// path stays for callers that named it.
+pub use crate::image::registry_context::windows as limiter;
 
 pub use plan::ManifestFormat;
 #[cfg(test)]
@@ -23,6 +26,8 @@ mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tracing::Instrument;
 
 use crate::digest::Digest;
 use crate::image::{Error, ImageReference, SystemContext};
@@ -223,7 +228,21 @@ pub async fn copy_image(
     dst_ctx: &SystemContext,
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
-    engine::run(src, src_ctx, dst, dst_ctx, options).await
+    engine::run(src, src_ctx, dst, dst_ctx, options)
+        .instrument(span(src, dst))
+        .await
+}
+
+/// The span of one copy: `copy{source, destination, registry}`, the
+/// registry being the destination's host (else the source's; empty between
+/// local layouts), so that a retried blob names the copy and the registry.
+fn span(src: &dyn ImageReference, dst: &dyn ImageReference) -> tracing::Span {
+    let registry = dst
+        .docker_reference()
+        .or_else(|| src.docker_reference())
+        .map(|r| crate::reference::endpoint(&r).to_string())
+        .unwrap_or_default();
+    tracing::info_span!("copy", source = %src, destination = %dst, registry)
 }
 
 /// [`copy_image`] as a boxed future: for the engine's own recursive calls
@@ -235,7 +254,7 @@ pub(crate) fn copy_image_boxed<'a>(
     dst_ctx: &'a SystemContext,
     options: &'a CopyOptions,
 ) -> futures::future::BoxFuture<'a, Result<CopyReport, Error>> {
-    Box::pin(engine::run(src, src_ctx, dst, dst_ctx, options))
+    Box::pin(engine::run(src, src_ctx, dst, dst_ctx, options).instrument(span(src, dst)))
 }
 
 /// The copy future can run on a spawned task (the controller's reconciles).

@@ -1,263 +1,17 @@
-//! Engine tests over an in-memory transport: the faults and counts real
-//! registries cannot be made to show on demand (a source that lies about a
-//! blob, in-flight transfer counts, requests made). Real-registry copies are
-//! in `tests/`.
+//! Engine tests over the in-memory transport (`transport::mem`): the
+//! faults and counts real registries cannot be made to show on demand (a
+//! source that lies about a blob, in-flight transfer counts, requests made).
+//! Real-registry copies are in `tests/`.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
 
 use super::*;
-use crate::digest::{self, VerifyingStream};
-use crate::image::{
-    Blob, BlobInfo, ImageDestination, ImageSource, Result, ReuseHint, Reused, Signature,
-};
+use crate::image::Signature;
 use crate::manifest::{self, Manifest};
-use crate::reference::Reference;
-
-/// A store shared by source and destination sides.
-#[derive(Default)]
-struct Store {
-    blobs: Mutex<HashMap<String, Bytes>>,
-    manifests: Mutex<HashMap<String, Manifest>>,
-    tags: Mutex<HashMap<String, String>>,
-    sigs: Mutex<HashMap<String, Vec<Signature>>>,
-    /// Blobs served with wrong bytes.
-    lie_about: Mutex<Option<String>>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    puts: AtomicUsize,
-    gets: AtomicUsize,
-}
-
-#[derive(Clone)]
-struct Mem {
-    store: Arc<Store>,
-    tag: String,
-}
-
-impl fmt::Debug for Mem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mem:{}", self.tag)
-    }
-}
-impl fmt::Display for Mem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mem:{}", self.tag)
-    }
-}
-
-#[async_trait]
-impl ImageReference for Mem {
-    fn transport(&self) -> &'static str {
-        "mem"
-    }
-    fn docker_reference(&self) -> Option<Reference> {
-        None
-    }
-    fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {
-        Ok(Box::new(Mem {
-            store: self.store.clone(),
-            tag: tag.into(),
-        }))
-    }
-    async fn new_image_source(&self, _: &SystemContext) -> Result<Box<dyn ImageSource>> {
-        Ok(Box::new(self.clone()))
-    }
-    async fn new_image_destination(&self, _: &SystemContext) -> Result<Box<dyn ImageDestination>> {
-        Ok(Box::new(self.clone()))
-    }
-}
-
-#[async_trait]
-impl ImageSource for Mem {
-    fn reference(&self) -> &dyn ImageReference {
-        self
-    }
-    async fn get_manifest(&self, instance: Option<&Digest>) -> Result<Manifest> {
-        let key = match instance {
-            Some(d) => d.to_string(),
-            None => self
-                .store
-                .tags
-                .lock()
-                .unwrap()
-                .get(&self.tag)
-                .cloned()
-                .ok_or_else(|| Error::not_found("mem", "tag"))?,
-        };
-        self.store
-            .manifests
-            .lock()
-            .unwrap()
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Error::not_found("mem", key))
-    }
-    async fn get_blob(&self, info: &BlobInfo) -> Result<Blob> {
-        self.store.gets.fetch_add(1, Ordering::SeqCst);
-        let mut data = self
-            .store
-            .blobs
-            .lock()
-            .unwrap()
-            .get(info.digest.as_ref())
-            .cloned()
-            .ok_or_else(|| Error::not_found("mem", "blob"))?;
-        if self.store.lie_about.lock().unwrap().as_deref() == Some(info.digest.as_ref()) {
-            data = Bytes::from(vec![b'x'; data.len()]);
-        }
-        let size = Some(data.len() as u64);
-        let chunks: Vec<Result<Bytes>> = data
-            .chunks(3)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        Ok(Blob {
-            stream: Box::pin(futures::stream::iter(chunks)),
-            size,
-        })
-    }
-    async fn get_signatures(&self, instance: Option<&Digest>) -> Result<Vec<Signature>> {
-        let d = match instance {
-            Some(d) => d.clone(),
-            None => self.get_manifest(None).await?.digest(),
-        };
-        Ok(self
-            .store
-            .sigs
-            .lock()
-            .unwrap()
-            .get(d.as_ref())
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-#[async_trait]
-impl ImageDestination for Mem {
-    fn reference(&self) -> String {
-        self.to_string()
-    }
-    fn supports_signatures(&self) -> bool {
-        true
-    }
-    async fn existing_manifest_digest(&self) -> Result<Option<Digest>> {
-        Ok(self
-            .store
-            .tags
-            .lock()
-            .unwrap()
-            .get(&self.tag)
-            .map(|d| d.parse().unwrap()))
-    }
-    async fn try_reusing_blob(&self, info: &BlobInfo, _: &ReuseHint) -> Result<Option<Reused>> {
-        Ok(self
-            .store
-            .blobs
-            .lock()
-            .unwrap()
-            .contains_key(info.digest.as_ref())
-            .then_some(Reused::Present))
-    }
-    async fn put_blob(&self, info: &BlobInfo, blob: Blob) -> Result<()> {
-        let now = self.store.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.store.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::task::yield_now().await;
-        let chunks: std::result::Result<Vec<Bytes>, Error> =
-            VerifyingStream::new(blob.stream, info.digest.clone(), info.size)
-                .try_collect()
-                .await;
-        self.store.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let data = chunks?.concat();
-        self.store.puts.fetch_add(1, Ordering::SeqCst);
-        self.store
-            .blobs
-            .lock()
-            .unwrap()
-            .insert(info.digest.to_string(), data.into());
-        Ok(())
-    }
-    async fn put_manifest(&self, m: &Manifest, instance: Option<&Digest>) -> Result<()> {
-        let d = m.digest().to_string();
-        self.store
-            .manifests
-            .lock()
-            .unwrap()
-            .insert(d.clone(), m.clone());
-        if instance.is_none() {
-            self.store.tags.lock().unwrap().insert(self.tag.clone(), d);
-        }
-        Ok(())
-    }
-    async fn put_signatures(&self, sigs: &[Signature], instance: &Digest) -> Result<()> {
-        self.store
-            .sigs
-            .lock()
-            .unwrap()
-            .insert(instance.to_string(), sigs.to_vec());
-        Ok(())
-    }
-    async fn commit(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
-fn add_blob(s: &Store, data: &[u8]) -> (String, usize) {
-    let d = digest::sha256(data).to_string();
-    s.blobs
-        .lock()
-        .unwrap()
-        .insert(d.clone(), Bytes::copy_from_slice(data));
-    (d, data.len())
-}
-
-/// An image with `layers` distinct layers plus one shared layer; returns its manifest digest.
-fn add_image(s: &Store, seed: &str, layers: usize, arch: &str) -> (String, usize) {
-    let (cd, cs) = add_blob(
-        s,
-        format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).as_bytes(),
-    );
-    let mut ls = vec![add_blob(s, b"shared layer bytes")];
-    for i in 0..layers {
-        ls.push(add_blob(s, format!("{seed}-layer-{i}").as_bytes()));
-    }
-    let layers_json: Vec<String> = ls
-        .iter()
-        .map(|(d, n)| {
-            format!(
-                r#"{{"mediaType":"{}","digest":"{d}","size":{n}}}"#,
-                manifest::OCI_LAYER_GZIP
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{cd}","size":{cs}}},"layers":[{}]}}"#,
-        manifest::OCI_MANIFEST,
-        manifest::OCI_CONFIG,
-        layers_json.join(",")
-    );
-    let m = Manifest::new(Bytes::from(body), None).unwrap();
-    let d = m.digest().to_string();
-    let n = m.bytes.len();
-    s.manifests.lock().unwrap().insert(d.clone(), m);
-    (d, n)
-}
-
-fn tag(s: &Store, tag: &str, digest: &str) {
-    s.tags.lock().unwrap().insert(tag.into(), digest.into());
-}
-
-fn mem(store: &Arc<Store>, tag: &str) -> Mem {
-    Mem {
-        store: store.clone(),
-        tag: tag.into(),
-    }
-}
+use crate::transport::mem::{Mem, Store, add_image, mem, tag};
 
 async fn copy(src: &Mem, dst: &Mem, opts: &CopyOptions) -> std::result::Result<CopyReport, Error> {
     copy_image(
@@ -403,4 +157,43 @@ async fn signatures_are_copied_or_dropped() {
         .unwrap();
     assert_eq!(r.signatures_copied, 0);
     assert!(dst2.sigs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn writes_to_a_store_sharing_one_file_take_turns() {
+    // Two copies into one store at once, one blob at a time each: they
+    // overlap unless the store asks for one writer at a time.
+    for (lock, overlap) in [(None, 2), (Some("/layout".to_string()), 1)] {
+        let src = Arc::new(Store::default());
+        let (a, _) = add_image(&src, "a", 3, "amd64");
+        let (b, _) = add_image(&src, "b", 3, "amd64");
+        tag(&src, "a", &a);
+        tag(&src, "b", &b);
+        let dst = Arc::new(Store {
+            write_lock: lock.clone(),
+            ..Default::default()
+        });
+        let opts = CopyOptions {
+            jobs: 1,
+            ..Default::default()
+        };
+        let ctx = SystemContext {
+            registry: crate::image::RegistryContext::new(),
+            ..Default::default()
+        };
+        let (one, two) = (mem(&src, "a"), mem(&src, "b"));
+        let (to_one, to_two) = (mem(&dst, "a"), mem(&dst, "b"));
+        let (x, y) = tokio::join!(
+            copy_image(&one, &ctx, &to_one, &ctx, &opts),
+            copy_image(&two, &ctx, &to_two, &ctx, &opts)
+        );
+        x.unwrap();
+        y.unwrap();
+        assert_eq!(dst.tags.lock().unwrap().len(), 2);
+        assert_eq!(
+            dst.max_in_flight.load(Ordering::SeqCst),
+            overlap,
+            "write lock {lock:?}"
+        );
+    }
 }

@@ -35,8 +35,10 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 
-    #[error("unknown transport {0:?}: use docker://, oci:, dir:, docker-archive: or oci-archive:")]
-    UnknownTransport(String),
+    /// An unknown transport name, and the known ones as a user writes them
+    /// (`docker://, oci:, …`: built from `transport::TRANSPORTS`).
+    #[error("unknown transport {0:?}: use {1}")]
+    UnknownTransport(String, String),
 
     #[error("invalid image name {input:?}: {reason}")]
     InvalidName { input: String, reason: String },
@@ -139,7 +141,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Reference(_)
-            | Error::UnknownTransport(_)
+            | Error::UnknownTransport(..)
             | Error::InvalidName { .. }
             | Error::Invalid(_) => ErrorKind::Invalid,
             Error::Manifest { source, .. } => match source {

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod inspect;
+pub mod registry_context;
 
 mod cached;
 
@@ -33,6 +34,7 @@ use oci_spec::image::Descriptor;
 pub use cached::Image;
 pub use error::{Error, ErrorKind, Result, one_line};
 pub use inspect::{ImageInspectInfo, InspectLayer};
+pub use registry_context::RegistryContext;
 
 use crate::digest::Digest;
 pub use crate::manifest::Manifest;
@@ -206,8 +208,13 @@ pub trait RequestObserver: Send + Sync {
 
 /// Options for opening sources and destinations (containers/image's
 /// `SystemContext`). One per side of a copy.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SystemContext {
+    /// Sessions, 429 cool-off and blob windows per registry host, shared by
+    /// every context the CLI run or controller makes ([`RegistryContext`]).
+    /// The default is the process-wide [`RegistryContext::process_default`],
+    /// for callers that do not care.
+    pub registry: Arc<RegistryContext>,
     /// `Some(false)`: skip TLS verification and allow plain HTTP.
     pub tls_verify: Option<bool>,
     /// containers-certs.d(5) directory: `*.crt` CAs, `*.cert`/`*.key` client pairs.
@@ -233,6 +240,25 @@ pub struct SystemContext {
     pub user_agent: Option<String>,
     /// How registry tag listings are bounded and filtered.
     pub tag_listing: TagListing,
+}
+
+impl Default for SystemContext {
+    fn default() -> Self {
+        SystemContext {
+            registry: RegistryContext::process_default(),
+            tls_verify: None,
+            cert_dir: None,
+            extra_ca_pem: Vec::new(),
+            credentials: None,
+            credential_store: None,
+            retry_times: 0,
+            signature_storage: None,
+            observer: None,
+            fail_fast_when_rate_limited: false,
+            user_agent: None,
+            tag_listing: TagListing::default(),
+        }
+    }
 }
 
 /// Tags read from a registry at most, by default (over all pages of one
@@ -289,6 +315,23 @@ pub trait ImageReference: Send + Sync + fmt::Display + fmt::Debug {
     /// them: true for registries.
     fn stores_attachments(&self) -> bool {
         false
+    }
+
+    /// Whether [`ImageReference::list_tags`] names the tags of a registry
+    /// repository this image is one version of, so that `inspect` shows them
+    /// as `RepoTags` (as skopeo does for registries only): true for registries.
+    fn lists_repository_tags(&self) -> bool {
+        false
+    }
+
+    /// Whether writes to this reference may overlap with other writes to
+    /// the same place: `None` when they may (a registry: every tag is a
+    /// manifest of its own); else a key naming the store every tag shares
+    /// (an OCI layout's `index.json`, an archive file), under which the copy
+    /// engine writes one image at a time per registry context. The default
+    /// is the cautious one: the reference itself.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.to_string())
     }
 
     /// The same repository / layout with `tag` instead of this reference's tag.

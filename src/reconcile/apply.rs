@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use tracing::Instrument;
 
 use super::plan::MirrorPlan;
 use super::resolve::{Endpoint, ResolvedInspection, ResolvedMirror};
@@ -178,14 +179,12 @@ pub async fn mirror(
         ..CopyOptions::default()
     };
     // Local layouts keep every tag in one file (`index.json`, an archive):
-    // concurrent writers in one process would race on it, so copy one at a time.
-    let concurrency = if r.destination.reference.transport() == "docker" {
-        opts.tag_concurrency.max(1)
-    } else {
-        1
-    };
+    // the copy engine writes them one at a time (`ImageReference::write_lock`),
+    // whichever object or tag the copy is for.
+    let concurrency = opts.tag_concurrency.max(1);
     let copy_opts = &copy_opts;
     let one = |tag: String| -> BoxFuture<'_, TagOutcome> {
+        let span = tracing::info_span!("tag", tag = %tag);
         Box::pin(async move {
             let expected = drift.expected.get(&tag);
             if drift.keep
@@ -209,7 +208,10 @@ pub async fn mirror(
                     }
                 }
             }
-            let result = match mirror_tag(r, &tag, signatures, copy_opts).await {
+            let result = match mirror_tag(r, &tag, signatures, copy_opts)
+                .instrument(span)
+                .await
+            {
                 Ok((report, verified)) => TagResult::Copied { report, verified },
                 Err(e) => TagResult::Failed(e),
             };
@@ -402,7 +404,7 @@ pub async fn inspect(
         info.name = crate::reference::name(&d);
         info.tag = d.tag().unwrap_or_default().to_string();
     }
-    if reference.transport() == "docker" {
+    if reference.lists_repository_tags() {
         info.repo_tags = reference
             .list_tags(ctx)
             .await
@@ -450,3 +452,6 @@ fn signature_status(r: SignatureReport) -> SignatureStatus {
         payload: r.payload,
     }
 }
+
+#[cfg(test)]
+mod tests;

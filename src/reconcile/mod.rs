@@ -1,6 +1,8 @@
 //! The reconcilers, cluster-agnostic: a spec and the Secrets it names in, a
 //! status out. Steps as Stackable operators split them:
 //!
+//! 0. [`validate`]: the spec checked and parsed once ([`ValidMirror`],
+//!    [`ValidInspection`]; the drivers take the interval from it);
 //! 1. [`resolve`]: repositories → image references; Secrets → credentials,
 //!    CAs, keys (through [`SecretSource`], which the driver implements);
 //! 2. [`plan`]: which tags and platforms (pure);
@@ -18,6 +20,7 @@ pub mod record;
 pub mod resolve;
 pub mod status;
 mod transports;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +32,14 @@ pub use error::{Error, ErrorKind};
 pub use prune::PruneOutcome;
 pub use resolve::{SecretData, SecretSource, StaticSecrets};
 pub use transports::LocalTransports;
+pub use validate::{ValidInspection, ValidMirror};
 
 use crate::api::v1alpha1::{
     DeletionPolicy, DriftPolicy, ImageInspectionSpec, ImageMirrorSpec, ImageMirrorStatus,
-    SignaturePolicy, parse_go_duration,
+    parse_go_duration,
 };
 use crate::image::SystemContext;
 pub use crate::image::one_line;
-use crate::manifest::Platform;
 
 /// Re-sync period of an `ImageMirror` without `spec.interval`.
 pub const DEFAULT_MIRROR_INTERVAL: Duration = Duration::from_secs(3600);
@@ -67,6 +70,14 @@ pub struct MirrorInput<'a> {
     pub status: Option<&'a ImageMirrorStatus>,
 }
 
+/// The span every reconcile runs in, whichever driver runs it:
+/// `reconcile{kind, object="namespace/name"}`. The tag and copy spans nest
+/// in it, so that a warning deep inside a copy (a blob retried) says whose
+/// copy it is.
+pub fn span(kind: &str, namespace: &str, name: &str) -> tracing::Span {
+    tracing::info_span!("reconcile", kind, object = %format_args!("{namespace}/{name}"))
+}
+
 /// `spec.interval` (or the default), checked.
 pub fn interval(spec: Option<&str>, default: Duration) -> Result<Duration, Error> {
     match spec {
@@ -86,18 +97,27 @@ pub fn keeps_record(spec: &ImageMirrorSpec) -> bool {
         || spec.drift_policy == Some(DriftPolicy::Keep)
 }
 
-/// One `ImageMirror` reconcile: resolve, plan, copy, prune. `Err` for
-/// failures of the whole object; per-tag failures are in the outcome.
+/// One `ImageMirror` reconcile: validate, then [`reconcile_valid_mirror`].
 pub async fn reconcile_mirror(
     spec: &ImageMirrorSpec,
     input: MirrorInput<'_>,
     secrets: &dyn SecretSource,
     env: &Env,
 ) -> Result<MirrorOutcome, Error> {
-    let selector = plan::Selector::new(&spec.tags)?;
-    plan::multi_arch(&spec.platforms)?;
-    interval(spec.interval.as_deref(), DEFAULT_MIRROR_INTERVAL)?;
-    require_has_keys(spec)?;
+    reconcile_valid_mirror(&ValidMirror::new(spec)?, input, secrets, env).await
+}
+
+/// One `ImageMirror` reconcile of a validated spec: resolve, plan, copy,
+/// prune. `Err` for failures of the whole object; per-tag failures are in
+/// the outcome.
+pub async fn reconcile_valid_mirror(
+    valid: &ValidMirror<'_>,
+    input: MirrorInput<'_>,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<MirrorOutcome, Error> {
+    let spec = valid.spec;
+    let selector = &valid.selector;
     let mut resolved =
         resolve::resolve_mirror(spec, secrets, &env.base, &env.local_transports).await?;
     let prune = spec.prune == Some(true);
@@ -110,7 +130,7 @@ pub async fn reconcile_mirror(
     } else {
         None
     };
-    let mut plan = plan::plan_mirror(&selector, available.as_deref(), &spec.platforms)?;
+    let mut plan = plan::plan_mirror(selector, available.as_deref(), valid.multi_arch.clone())?;
     // Another mirror's record (a source that is itself a mirror) is not an image.
     plan.tags.retain(|t| !record::is_record_tag(t));
     let dest = &resolved.destination;
@@ -164,7 +184,7 @@ pub async fn reconcile_mirror(
         &resolved,
         &plan,
         available.as_deref(),
-        spec.signatures.unwrap_or_default(),
+        valid.signatures,
         &drift,
         &env.apply,
     )
@@ -263,36 +283,22 @@ pub async fn cleanup_mirror(
     Ok(p)
 }
 
-/// `signatures: Require` means a signature that verifies against
-/// `spec.verification` (keys or keyless identities): without them anyone's
-/// signature would do, so the spec is refused (the CRD schema cannot say it
-/// without CEL).
-fn require_has_keys(spec: &ImageMirrorSpec) -> Result<(), Error> {
-    let keys = spec
-        .verification
-        .as_ref()
-        .map_or(0, |v| v.keys.len() + v.keyless.len());
-    if spec.signatures == Some(SignaturePolicy::Require) && keys == 0 {
-        return Err(Error::Spec(
-            "spec.verification.keys: required when spec.signatures is Require (list the public keys or keyless identities whose signatures count)".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// One `ImageInspection` reconcile: resolve, inspect.
+/// One `ImageInspection` reconcile: validate, then [`reconcile_valid_inspection`].
 pub async fn reconcile_inspection(
     spec: &ImageInspectionSpec,
     secrets: &dyn SecretSource,
     env: &Env,
 ) -> Result<InspectOutcome, Error> {
-    let platform = spec
-        .platform
-        .as_deref()
-        .map(|p| Platform::parse(p).map_err(|e| Error::Spec(format!("spec.platform: {e}"))))
-        .transpose()?;
-    interval(spec.interval.as_deref(), DEFAULT_INSPECTION_INTERVAL)?;
+    reconcile_valid_inspection(&ValidInspection::new(spec)?, secrets, env).await
+}
+
+/// One `ImageInspection` reconcile of a validated spec: resolve, inspect.
+pub async fn reconcile_valid_inspection(
+    valid: &ValidInspection<'_>,
+    secrets: &dyn SecretSource,
+    env: &Env,
+) -> Result<InspectOutcome, Error> {
     let resolved =
-        resolve::resolve_inspection(spec, secrets, &env.base, &env.local_transports).await?;
-    apply::inspect(&resolved, platform.as_ref()).await
+        resolve::resolve_inspection(valid.spec, secrets, &env.base, &env.local_transports).await?;
+    apply::inspect(&resolved, valid.platform.as_ref()).await
 }

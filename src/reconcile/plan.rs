@@ -160,9 +160,8 @@ impl Selector {
 pub fn plan_mirror(
     selector: &Selector,
     available: Option<&[String]>,
-    platforms: &[String],
+    multi_arch: MultiArch,
 ) -> Result<MirrorPlan, Error> {
-    let multi_arch = multi_arch(platforms)?;
     let (tags, missing) = selector.select(available);
     Ok(MirrorPlan {
         tags,

@@ -10,4 +10,6 @@ mod helm;
 mod rbac;
 mod render;
 mod static_checks;
+#[path = "../support/mod.rs"]
+mod support;
 mod template;

@@ -138,13 +138,7 @@ spec:
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::free_port;
 
 /// `GET path` on 127.0.0.1:port: (status, body), or None when nothing answers.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

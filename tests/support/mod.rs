@@ -2,13 +2,14 @@
 //! loopback ports, fixtures written by `../shared/bench/mkimage.py`, and the
 //! real skopeo. Every helper panics with a message that says what is missing
 //! (a test that cannot run its real parts fails; it never skips).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod cluster;
 pub mod controller_proc;
 pub mod copyloop;
 pub mod cosign;
 pub mod hostile;
+pub mod images;
 pub mod proxy;
 pub mod referrers;
 pub mod registry;
@@ -17,6 +18,10 @@ pub mod scale;
 pub mod scale_out;
 pub mod test_sigstore;
 pub mod token;
+pub mod wait;
+
+pub use images::{push, skopeo_digest};
+pub use wait::eventually;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -85,6 +85,11 @@ impl ImageReference for OciArchiveReference {
         NAME
     }
 
+    /// Every write to an OCI archive rewrites its one index: one at a time, by path.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.resolved.display().to_string())
+    }
+
     fn docker_reference(&self) -> Option<Reference> {
         None
     }

@@ -127,6 +127,11 @@ impl ImageReference for DirReference {
         NAME
     }
 
+    /// Every write to a directory rewrites its one index: one at a time, by path.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.resolved.display().to_string())
+    }
+
     fn docker_reference(&self) -> Option<Reference> {
         None
     }

@@ -6,11 +6,10 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`client`] | the per-registry [`client::Session`]: scheme probe, auth, retries, observer |
+//! | [`client`] | the per-registry [`client::Session`]: one file per concern (key, endpoint, credentials, send, throttle, errors) |
 //! | [`auth`] | challenges, scopes, token responses and cache entries |
 //! | `token` | the Bearer flow of a session: cache, token server GET/POST |
 //! | `wire` | error bodies, bounded reads, `Retry-After`, backoff |
-//! | [`throttle`] | process-wide cool-off per host after a 429 |
 //! | [`tls`] | rustls configuration per containers-certs.d(5) |
 //! | `source` / `dest` | [`DockerSource`], [`DockerDestination`] |
 //! | `catalog` | `_catalog` and tag listing with `Link` pagination |
@@ -52,7 +51,8 @@ mod page;
 mod referrers;
 mod signatures;
 mod source;
-pub mod throttle;
+/// The cool-off now lives in the registry context; the old path stays.
+pub use crate::image::registry_context::throttle;
 pub mod tls;
 mod token;
 mod wire;
@@ -152,6 +152,15 @@ impl ImageReference for DockerReference {
 
     fn stores_attachments(&self) -> bool {
         true
+    }
+
+    fn lists_repository_tags(&self) -> bool {
+        true
+    }
+
+    /// Every tag is a manifest of its own: copies may write at once.
+    fn write_lock(&self) -> Option<String> {
+        None
     }
 
     fn with_tag(&self, tag: &str) -> Result<Box<dyn ImageReference>> {

@@ -179,6 +179,11 @@ impl ImageReference for OciReference {
         NAME
     }
 
+    /// Every write to an OCI layout rewrites its one index: one at a time, by path.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.resolved.display().to_string())
+    }
+
     /// OCI layouts do not name a docker reference (as containers/image).
     fn docker_reference(&self) -> Option<Reference> {
         None

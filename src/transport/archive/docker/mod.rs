@@ -161,6 +161,11 @@ impl ImageReference for DockerArchiveReference {
         NAME
     }
 
+    /// Every write to a docker archive rewrites its one index: one at a time, by path.
+    fn write_lock(&self) -> Option<String> {
+        Some(self.resolved.display().to_string())
+    }
+
     fn docker_reference(&self) -> Option<Reference> {
         match &self.selector {
             Selector::Tag(r) => Some(r.clone()),

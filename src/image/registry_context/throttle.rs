@@ -1,7 +1,8 @@
-//! Process-wide cool-off per registry host after `429 Too Many Requests`.
+//! Cool-off per registry host after `429 Too Many Requests`, one per
+//! [`RegistryContext`](super::RegistryContext) (so per CLI run or controller).
 //!
 //! One object's backoff does not protect a registry from a thousand objects:
-//! once a host answers 429, every request of this process to it waits (the
+//! once a host answers 429, every request under the context to it waits (the
 //! CLI) or fails at once without being sent (the controller, which requeues
 //! the object for when the host opens again, instead of holding a reconcile
 //! slot). The host stays closed for its `Retry-After`, or else for 1 s
@@ -10,7 +11,7 @@
 //! few requests per cool-off, however many images and objects are queued.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The longest cool-off without a `Retry-After`.
@@ -33,12 +34,6 @@ struct CoolOff {
 }
 
 impl Throttle {
-    /// The one shared by every session of this process.
-    pub fn global() -> &'static Throttle {
-        static T: OnceLock<Throttle> = OnceLock::new();
-        T.get_or_init(Throttle::default)
-    }
-
     /// `host` answered 429 (with `retry_after` if it sent one).
     pub fn rate_limited(&self, host: &str, retry_after: Option<Duration>) {
         let mut hosts = self.hosts.lock().expect("throttle lock");

@@ -2,9 +2,11 @@
 //! window): every registry host has a window of blob transfers that may run
 //! at once. A 429 or 503 answer halves it (never below 1); each success grows
 //! it by `1/window`, so it climbs back by about one per window's worth of
-//! successes, up to the `--jobs` ceiling. The window is fed by the transports'
-//! [`RequestObserver`], so it sees throttling even when the transport's own
-//! retry then succeeded.
+//! successes, up to its ceiling: the largest `--jobs` any copy under the
+//! [`RegistryContext`](super::RegistryContext) asked for (a later copy asking
+//! for more raises it; the first copy does not fix it). The window is fed by
+//! the transports' [`RequestObserver`], so it sees throttling even when the
+//! transport's own retry then succeeded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,13 +89,29 @@ impl Window {
         }
     }
 
-    /// A success: grow additively.
-    pub fn increase(&self) {
+    /// The most transfers the window may grow to.
+    pub fn ceiling(&self) -> usize {
+        self.state.lock().expect("window lock").ceiling
+    }
+
+    /// Let the window grow to `ceiling` (never lowers it). A window that was
+    /// not throttled (at its old ceiling) opens to the new one at once; a
+    /// throttled one climbs back additively as before.
+    pub fn raise_ceiling(&self, ceiling: usize) {
         let mut s = self.state.lock().expect("window lock");
-        if s.size >= s.ceiling as f64 {
+        if ceiling <= s.ceiling {
             return;
         }
-        s.size = (s.size + 1.0 / s.size).min(s.ceiling as f64);
+        let open = s.size >= s.ceiling as f64;
+        s.ceiling = ceiling;
+        if open {
+            s.size = ceiling as f64;
+            self.grow_to_size(&mut s);
+        }
+    }
+
+    /// Mint or un-debt permits until the effective count is `floor(size)`.
+    fn grow_to_size(&self, s: &mut WindowState) {
         let target = s.size.floor() as usize;
         let effective = s.permits - s.debt.min(s.permits);
         if target > effective {
@@ -105,6 +123,16 @@ impl Window {
             s.permits += mint;
             self.semaphore.add_permits(mint);
         }
+    }
+
+    /// A success: grow additively.
+    pub fn increase(&self) {
+        let mut s = self.state.lock().expect("window lock");
+        if s.size >= s.ceiling as f64 {
+            return;
+        }
+        s.size = (s.size + 1.0 / s.size).min(s.ceiling as f64);
+        self.grow_to_size(&mut s);
     }
 
     fn release(&self, permit: OwnedSemaphorePermit) {
@@ -133,29 +161,25 @@ impl Drop for Permit {
     }
 }
 
-/// Windows by registry host, shared by every copy in the process.
+/// Windows by registry host, shared by every copy under one registry context.
 #[derive(Debug, Default)]
 pub struct RegistryLimits {
     windows: Mutex<HashMap<String, Arc<Window>>>,
 }
 
 impl RegistryLimits {
-    /// The process-wide instance.
-    pub fn global() -> Arc<RegistryLimits> {
-        static GLOBAL: std::sync::OnceLock<Arc<RegistryLimits>> = std::sync::OnceLock::new();
-        GLOBAL
-            .get_or_init(|| Arc::new(RegistryLimits::default()))
-            .clone()
-    }
-
-    /// The window for `host`, created with `ceiling` slots.
+    /// The window for `host`, created with `ceiling` slots, or with its
+    /// ceiling raised to `ceiling` when it was lower.
     pub fn window(&self, host: &str, ceiling: usize) -> Arc<Window> {
-        self.windows
+        let w = self
+            .windows
             .lock()
             .expect("limits lock")
             .entry(host.to_string())
             .or_insert_with(|| Arc::new(Window::new(ceiling)))
-            .clone()
+            .clone();
+        w.raise_ceiling(ceiling);
+        w
     }
 
     fn existing(&self, host: &str) -> Option<Arc<Window>> {
@@ -208,6 +232,27 @@ mod tests {
         assert_eq!(w.size(), 8, "never above the ceiling");
         // Unknown hosts are ignored.
         limits.request("other", "GET", 429);
+    }
+
+    #[tokio::test]
+    async fn a_later_copy_raises_the_ceiling() {
+        let limits = RegistryLimits::default();
+        let w = limits.window("h", 2);
+        assert_eq!((w.size(), w.ceiling()), (2, 2));
+        // A smaller ask does not lower it; a larger one raises it at once.
+        assert_eq!(limits.window("h", 1).size(), 2);
+        let w = limits.window("h", 6);
+        assert_eq!((w.size(), w.ceiling()), (6, 6));
+        assert_eq!(w.semaphore.available_permits(), 6);
+        // A throttled window gets the higher ceiling but climbs back to it.
+        limits.request("h", "PUT", 429);
+        assert_eq!(w.size(), 3);
+        limits.window("h", 10);
+        assert_eq!((w.size(), w.ceiling()), (3, 10));
+        for _ in 0..500 {
+            limits.request("h", "PUT", 201);
+        }
+        assert_eq!(w.size(), 10);
     }
 
     #[tokio::test]
