@@ -1,4 +1,5 @@
-//! Tar archives: `docker-archive:` and `oci-archive:` sources over arbitrary
+//! Tar archives: `docker-archive:` (plain, or compressed with gzip, xz or
+//! zstd) and `oci-archive:` sources over arbitrary
 //! bytes (index the tar, read manifest.json / index.json, the config).
 #![no_main]
 use kubemirror::image::{Image, SystemContext};

@@ -363,7 +363,14 @@ mod tests {
         let de = LayerCompression::Decompress;
         assert_eq!(de.wanted(Some(Algorithm::Gzip)), Some(None));
         assert_eq!(de.wanted(None), None);
-        assert_eq!(classify(manifest::DOCKER_FOREIGN_LAYER_GZIP), None);
+        for passes in [
+            manifest::DOCKER_FOREIGN_LAYER_GZIP,
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
+            "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+        ] {
+            assert_eq!(classify(passes), None, "{passes}");
+        }
         assert_eq!(media_type(Family::Docker, Some(Algorithm::Zstd)), None);
         assert!(Algorithm::parse("zstd:chunked").is_err());
     }
