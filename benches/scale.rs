@@ -50,7 +50,10 @@ fn main() {
         repos: 8,
         tags: 4,
         concurrency: 16,
-        controller_bin: env!("CARGO_BIN_EXE_kubemirror").into(),
+        // `KUBEMIRROR_BIN=PATH` runs another build as the controller.
+        controller_bin: std::env::var_os("KUBEMIRROR_BIN")
+            .map(Into::into)
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_kubemirror").into()),
         interval_secs: Some(10),
         deadline: Duration::from_secs(900),
         latency: Duration::ZERO,

@@ -446,7 +446,7 @@ where
             .default_backoff()
             .boxed(),
     };
-    let trigger = events.reflect(writer).applied_objects().predicate_filter(
+    let trigger = applied_after_init(events.reflect(writer)).predicate_filter(
         move |o: &K| spec_or_request(o, shards.as_deref()),
         // Long enough that an object quiet for its whole interval is
         // still known (an evicted one would reconcile once more).
@@ -471,6 +471,38 @@ where
             },
         )
         .graceful_shutdown_on(shutdown.cancelled_owned())
+}
+
+/// The objects a watch applies, as `applied_objects()`, except that a
+/// (re-)list's objects come out only once the list is complete: the
+/// reflector swaps its store in at the list's end, and the controller looks
+/// each triggered object up in that store, so an object triggered earlier —
+/// one of a shard just taken, while the watch restarts with the new
+/// selector — would not be found and its reconcile would be lost.
+fn applied_after_init<K, S>(events: S) -> impl futures::Stream<Item = Result<K, watcher::Error>>
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let mut listed: Vec<K> = Vec::new();
+    events.flat_map(move |e| {
+        let out: Vec<Result<K, watcher::Error>> = match e {
+            Ok(watcher::Event::Apply(o)) => vec![Ok(o)],
+            Ok(watcher::Event::Init) => {
+                listed.clear();
+                Vec::new()
+            }
+            Ok(watcher::Event::InitApply(o)) => {
+                listed.push(o);
+                Vec::new()
+            }
+            Ok(watcher::Event::InitDone) => {
+                std::mem::take(&mut listed).into_iter().map(Ok).collect()
+            }
+            Ok(watcher::Event::Delete(_)) => Vec::new(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(out)
+    })
 }
 
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
