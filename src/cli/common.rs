@@ -105,6 +105,99 @@ impl GlobalArgs {
     }
 }
 
+/// The source side's registry flags (`--src-…`) as skopeo spells them, shared
+/// by `copy` and skopeo-style `sync` (flattened into both).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SrcFlags {
+    /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub src_tls_verify: Option<bool>,
+    /// Use certificates at PATH (*.crt, *.cert, *.key) for the source registry
+    #[arg(long, value_name = "PATH")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// Use USERNAME[:PASSWORD] at the source
+    #[arg(long, alias = "screds", value_name = "USERNAME[:PASSWORD]")]
+    pub src_creds: Option<String>,
+    /// Username at the source (with --src-password)
+    #[arg(long, value_name = "USERNAME")]
+    pub src_username: Option<String>,
+    /// Password at the source (with --src-username)
+    #[arg(long, value_name = "PASSWORD")]
+    pub src_password: Option<String>,
+    /// Access the source registry anonymously
+    #[arg(long)]
+    pub src_no_creds: bool,
+    /// Authentication file for the source (overrides --authfile)
+    #[arg(long, value_name = "PATH")]
+    pub src_authfile: Option<PathBuf>,
+}
+
+/// The destination side's registry flags (`--dest-…`), as [`SrcFlags`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DestFlags {
+    /// Require HTTPS and verify certificates at the destination (false also allows plain HTTP)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub dest_tls_verify: Option<bool>,
+    /// Use certificates at PATH (*.crt, *.cert, *.key) for the destination registry
+    #[arg(long, value_name = "PATH")]
+    pub dest_cert_dir: Option<PathBuf>,
+    /// Use USERNAME[:PASSWORD] at the destination
+    #[arg(long, alias = "dcreds", value_name = "USERNAME[:PASSWORD]")]
+    pub dest_creds: Option<String>,
+    /// Username at the destination (with --dest-password)
+    #[arg(long, value_name = "USERNAME")]
+    pub dest_username: Option<String>,
+    /// Password at the destination (with --dest-username)
+    #[arg(long, value_name = "PASSWORD")]
+    pub dest_password: Option<String>,
+    /// Access the destination registry anonymously
+    #[arg(long)]
+    pub dest_no_creds: bool,
+    /// Authentication file for the destination (overrides --authfile)
+    #[arg(long, value_name = "PATH")]
+    pub dest_authfile: Option<PathBuf>,
+}
+
+/// One side's registry flags with the `--src-`/`--dest-` prefix undone.
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    pub tls_verify: Option<bool>,
+    pub cert_dir: Option<PathBuf>,
+    pub creds: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub no_creds: bool,
+    pub authfile: Option<PathBuf>,
+}
+
+impl SrcFlags {
+    pub fn side(&self) -> Side {
+        Side {
+            tls_verify: self.src_tls_verify,
+            cert_dir: self.src_cert_dir.clone(),
+            creds: self.src_creds.clone(),
+            username: self.src_username.clone(),
+            password: self.src_password.clone(),
+            no_creds: self.src_no_creds,
+            authfile: self.src_authfile.clone(),
+        }
+    }
+}
+
+impl DestFlags {
+    pub fn side(&self) -> Side {
+        Side {
+            tls_verify: self.dest_tls_verify,
+            cert_dir: self.dest_cert_dir.clone(),
+            creds: self.dest_creds.clone(),
+            username: self.dest_username.clone(),
+            password: self.dest_password.clone(),
+            no_creds: self.dest_no_creds,
+            authfile: self.dest_authfile.clone(),
+        }
+    }
+}
+
 /// TLS, credentials and retry flags of one side, after prefixing was undone.
 #[derive(Debug, Clone, Default)]
 pub struct SideArgs {

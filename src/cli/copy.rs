@@ -21,18 +21,6 @@ use crate::copy::{self, CopyOptions, ManifestFormat, MultiArch, SignaturePolicy,
 use crate::manifest::Platform;
 use crate::transport;
 
-/// One side's registry flags (`--src-…` or `--dest-…`).
-#[derive(Debug, Clone, Default)]
-struct Side {
-    tls_verify: Option<bool>,
-    cert_dir: Option<PathBuf>,
-    creds: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    no_creds: bool,
-    authfile: Option<PathBuf>,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct CopyArgs {
     /// Copy every image of a multi-platform index (same as --multi-arch=all)
@@ -94,49 +82,10 @@ pub struct CopyArgs {
     #[arg(long, value_name = "REFERENCE")]
     pub sign_identity: Option<String>,
 
-    /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    pub src_tls_verify: Option<bool>,
-    /// Use certificates at PATH (*.crt, *.cert, *.key) for the source registry
-    #[arg(long, value_name = "PATH")]
-    pub src_cert_dir: Option<PathBuf>,
-    /// Use USERNAME[:PASSWORD] at the source
-    #[arg(long, alias = "screds", value_name = "USERNAME[:PASSWORD]")]
-    pub src_creds: Option<String>,
-    /// Username at the source (with --src-password)
-    #[arg(long, value_name = "USERNAME")]
-    pub src_username: Option<String>,
-    /// Password at the source (with --src-username)
-    #[arg(long, value_name = "PASSWORD")]
-    pub src_password: Option<String>,
-    /// Access the source registry anonymously
-    #[arg(long)]
-    pub src_no_creds: bool,
-    /// Authentication file for the source (overrides --authfile)
-    #[arg(long, value_name = "PATH")]
-    pub src_authfile: Option<PathBuf>,
-
-    /// Require HTTPS and verify certificates at the destination (false also allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    pub dest_tls_verify: Option<bool>,
-    /// Use certificates at PATH (*.crt, *.cert, *.key) for the destination registry
-    #[arg(long, value_name = "PATH")]
-    pub dest_cert_dir: Option<PathBuf>,
-    /// Use USERNAME[:PASSWORD] at the destination
-    #[arg(long, alias = "dcreds", value_name = "USERNAME[:PASSWORD]")]
-    pub dest_creds: Option<String>,
-    /// Username at the destination (with --dest-password)
-    #[arg(long, value_name = "USERNAME")]
-    pub dest_username: Option<String>,
-    /// Password at the destination (with --dest-username)
-    #[arg(long, value_name = "PASSWORD")]
-    pub dest_password: Option<String>,
-    /// Access the destination registry anonymously
-    #[arg(long)]
-    pub dest_no_creds: bool,
-    /// Authentication file for the destination (overrides --authfile)
-    #[arg(long, value_name = "PATH")]
-    pub dest_authfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub src_flags: common::SrcFlags,
+    #[command(flatten)]
+    pub dest_flags: common::DestFlags,
     /// Accepted: kubemirror compresses layers only when asked (--dest-compress), so uncompressed layers stay uncompressed in oci:
     #[arg(long)]
     pub dest_oci_accept_uncompressed_layers: bool,
@@ -281,25 +230,9 @@ impl CopyArgs {
 
     fn side(&self, src: bool) -> Result<SideArgs, String> {
         let s = if src {
-            Side {
-                tls_verify: self.src_tls_verify,
-                cert_dir: self.src_cert_dir.clone(),
-                creds: self.src_creds.clone(),
-                username: self.src_username.clone(),
-                password: self.src_password.clone(),
-                no_creds: self.src_no_creds,
-                authfile: self.src_authfile.clone(),
-            }
+            self.src_flags.side()
         } else {
-            Side {
-                tls_verify: self.dest_tls_verify,
-                cert_dir: self.dest_cert_dir.clone(),
-                creds: self.dest_creds.clone(),
-                username: self.dest_username.clone(),
-                password: self.dest_password.clone(),
-                no_creds: self.dest_no_creds,
-                authfile: self.dest_authfile.clone(),
-            }
+            self.dest_flags.side()
         };
         Ok(SideArgs {
             // The side's own flag wins over the deprecated shared one, as in skopeo.

@@ -22,8 +22,6 @@ mod yaml;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::ArgAction;
-
 use super::common::{self, REGISTRY_TOKEN, SideArgs, not_supported};
 use super::copy::{manifest_format, signers};
 use super::progress::Display;
@@ -80,49 +78,10 @@ pub struct SkopeoSyncArgs {
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
 
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    /// Require HTTPS and verify certificates at the source (false also allows plain HTTP)
-    pub src_tls_verify: Option<bool>,
-    /// Use certificates at PATH (*.crt, *.cert, *.key) for the source registry
-    #[arg(long, value_name = "PATH")]
-    pub src_cert_dir: Option<PathBuf>,
-    /// Use USERNAME[:PASSWORD] at the source
-    #[arg(long, alias = "screds", value_name = "USERNAME[:PASSWORD]")]
-    pub src_creds: Option<String>,
-    /// Username at the source (with --src-password)
-    #[arg(long, value_name = "USERNAME")]
-    pub src_username: Option<String>,
-    /// Password at the source (with --src-username)
-    #[arg(long, value_name = "PASSWORD")]
-    pub src_password: Option<String>,
-    /// Access the source registry anonymously
-    #[arg(long)]
-    pub src_no_creds: bool,
-    /// Authentication file for the source (overrides --authfile)
-    #[arg(long, value_name = "PATH")]
-    pub src_authfile: Option<PathBuf>,
-
-    /// Require HTTPS and verify certificates at the destination (false also allows plain HTTP)
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
-    pub dest_tls_verify: Option<bool>,
-    /// Use certificates at PATH (*.crt, *.cert, *.key) for the destination registry
-    #[arg(long, value_name = "PATH")]
-    pub dest_cert_dir: Option<PathBuf>,
-    /// Use USERNAME[:PASSWORD] at the destination
-    #[arg(long, alias = "dcreds", value_name = "USERNAME[:PASSWORD]")]
-    pub dest_creds: Option<String>,
-    /// Username at the destination (with --dest-password)
-    #[arg(long, value_name = "USERNAME")]
-    pub dest_username: Option<String>,
-    /// Password at the destination (with --dest-username)
-    #[arg(long, value_name = "PASSWORD")]
-    pub dest_password: Option<String>,
-    /// Access the destination registry anonymously
-    #[arg(long)]
-    pub dest_no_creds: bool,
-    /// Authentication file for the destination (overrides --authfile)
-    #[arg(long, value_name = "PATH")]
-    pub dest_authfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub src_flags: common::SrcFlags,
+    #[command(flatten)]
+    pub dest_flags: common::DestFlags,
 
     #[arg(long, hide = true, value_name = "TOKEN")]
     pub src_registry_token: Option<String>,
@@ -192,39 +151,27 @@ impl SkopeoSyncArgs {
     }
 
     fn side(&self, src: bool) -> Result<SideArgs, String> {
-        let (tls, cert, creds, user, pass, no, auth, token, flag) = if src {
+        let (s, token, flag) = if src {
             (
-                self.src_tls_verify,
-                &self.src_cert_dir,
-                &self.src_creds,
-                &self.src_username,
-                &self.src_password,
-                self.src_no_creds,
-                &self.src_authfile,
+                self.src_flags.side(),
                 &self.src_registry_token,
                 "--src-registry-token",
             )
         } else {
             (
-                self.dest_tls_verify,
-                &self.dest_cert_dir,
-                &self.dest_creds,
-                &self.dest_username,
-                &self.dest_password,
-                self.dest_no_creds,
-                &self.dest_authfile,
+                self.dest_flags.side(),
                 &self.dest_registry_token,
                 "--dest-registry-token",
             )
         };
         not_supported(flag, token.is_some(), REGISTRY_TOKEN)?;
         Ok(SideArgs {
-            tls_verify: tls,
-            cert_dir: cert.clone(),
-            creds: common::creds(creds, user, pass, no)?,
-            authfile: auth.clone().or_else(|| self.authfile.clone()),
+            tls_verify: s.tls_verify,
+            cert_dir: s.cert_dir,
+            creds: common::creds(&s.creds, &s.username, &s.password, s.no_creds)?,
+            authfile: s.authfile.or_else(|| self.authfile.clone()),
             retry_times: self.retry_times,
-            no_creds: no,
+            no_creds: s.no_creds,
         })
     }
 }
