@@ -3,11 +3,11 @@
 //! (one with Basic auth behind TLS, its credentials and CA in Secrets).
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use kube_emulator::Emulator;
 use serde_json::Value;
+use support::kubectl::Out;
 use support::registry::Registry;
 use support::{eventually, skopeo_digest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,13 +21,6 @@ struct Cluster {
     dir: tempfile::TempDir,
 }
 
-#[derive(Debug)]
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
 impl Cluster {
     async fn start() -> Cluster {
         let emu = Emulator::start("127.0.0.1:0")
@@ -39,30 +32,14 @@ impl Cluster {
     }
 
     async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
-        let mut child = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.dir.path().join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kubectl is installed");
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
-        drop(input);
-        let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-            .await
-            .expect("kubectl timed out")
-            .unwrap();
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
+        let dir = self.dir.path();
+        support::kubectl::run(
+            &dir.join("kubeconfig"),
+            Some(&dir.join("cache")),
+            args,
+            stdin,
+        )
+        .await
     }
 
     async fn kubectl(&self, args: &[&str]) -> Out {

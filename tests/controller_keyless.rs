@@ -26,27 +26,8 @@ const WORKFLOW: &str =
     "https://git.test.example/org/app/.github/workflows/release.yml@refs/tags/v1.0.0";
 
 async fn kubectl(kubeconfig: &Path, args: &[&str], input: &str) -> (bool, String, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("kubectl timed out")
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = support::kubectl::run(kubeconfig, None, args, input).await;
+    (out.ok, out.stdout, out.stderr)
 }
 
 /// `kubectl get KIND NAME -o json` in `mirrors`, polled until `done` holds.

@@ -25,27 +25,8 @@ const EXAMPLE_KEY: &str = "    -----BEGIN PUBLIC KEY-----
 
 /// `kubectl ARGS` (stdin from `input`): (success, stdout, stderr).
 async fn kubectl(kubeconfig: &Path, args: &[&str], input: &str) -> (bool, String, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("kubectl timed out")
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = support::kubectl::run(kubeconfig, None, args, input).await;
+    (out.ok, out.stdout, out.stderr)
 }
 
 /// An example file with the placeholder key and registry replaced.

@@ -6,12 +6,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::kubectl::Out;
 use support::registry::{Registry, RegistryOptions};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use kubemirror::api::v1alpha1::crds_yaml;
@@ -20,13 +19,6 @@ use kubemirror::controller::{self, Config};
 struct Cluster {
     emu: kube_emulator::Emulator,
     dir: tempfile::TempDir,
-}
-
-#[derive(Debug)]
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
 }
 
 impl Cluster {
@@ -51,30 +43,14 @@ impl Cluster {
     }
 
     async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
-        let mut child = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.dir.path().join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kubectl is installed");
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
-        drop(input);
-        let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-            .await
-            .expect("kubectl timed out")
-            .unwrap();
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
+        let dir = self.dir.path();
+        support::kubectl::run(
+            &dir.join("kubeconfig"),
+            Some(&dir.join("cache")),
+            args,
+            stdin,
+        )
+        .await
     }
 
     async fn kubectl(&self, args: &[&str]) -> Out {

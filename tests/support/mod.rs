@@ -10,6 +10,7 @@ pub mod copyloop;
 pub mod cosign;
 pub mod hostile;
 pub mod images;
+pub mod kubectl;
 pub mod proxy;
 pub mod referrers;
 pub mod registry;
