@@ -7,40 +7,11 @@ mod support;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
+use support::cmd::{err, km, ok, run, sk};
 use support::registry::Registry;
-
-fn km() -> Command {
-    let mut c = support::kubemirror();
-    c.arg("--insecure-policy");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    assert!(!o.status.success(), "succeeded");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn sk(args: &[&str]) -> String {
-    let mut c = support::skopeo();
-    c.args(args);
-    ok(&run(c))
-}
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap()

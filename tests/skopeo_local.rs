@@ -7,37 +7,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn km() -> Command {
-    let mut c = support::kubemirror();
-    c.arg("--insecure-policy");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    assert!(!o.status.success(), "succeeded");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn sk(args: &[&str]) -> String {
-    let mut c = support::skopeo();
-    c.args(args);
-    ok(&run(c))
-}
+use std::process::Command;
+use support::cmd::{err, km, ok, run, sk};
 
 fn kmo(args: &[&str]) -> String {
     let mut c = km();

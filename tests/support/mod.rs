@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;
+pub mod cmd;
 pub mod controller_proc;
 pub mod copyloop;
 pub mod cosign;
