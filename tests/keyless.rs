@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
+use support::cmd::{err, ok};
 use support::registry::Registry;
 use support::test_sigstore::{EMAIL, ISSUER, LeafSpec, T0, TestSigstore};
 use support::{cosign, kubemirror};
@@ -16,20 +17,6 @@ fn km(args: &[&str]) -> Output {
     let mut c = kubemirror();
     c.args(args);
     c.output().expect("run kubemirror")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Push an image and its keyless signature made with `annotate`; returns the image reference.

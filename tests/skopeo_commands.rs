@@ -6,11 +6,8 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use support::cmd::{err, ok, run};
 use support::registry::{Registry, RegistryOptions};
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run")
-}
 
 fn km(args: &[&str]) -> Output {
     let mut c = support::kubemirror();
@@ -22,20 +19,6 @@ fn sk(args: &[&str]) -> Output {
     let mut c = support::skopeo();
     c.args(args);
     run(c)
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn push(src: &str, reg: &Registry, repo: &str) -> String {

@@ -10,17 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::cmd::{err, km, run};
 use support::registry::Registry;
-
-fn km() -> Command {
-    let mut c = support::kubemirror();
-    c.arg("--insecure-policy");
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run")
-}
 
 fn ok(o: &Output) -> (String, String) {
     assert!(
@@ -32,15 +23,6 @@ fn ok(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn err(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "succeeded: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Every file under `root`: relative path → bytes.

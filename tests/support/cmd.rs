@@ -28,7 +28,11 @@ pub fn ok(o: &Output) -> String {
 
 /// The stderr of a run that must have failed.
 pub fn err(o: &Output) -> String {
-    assert!(!o.status.success(), "succeeded");
+    assert!(
+        !o.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
