@@ -621,37 +621,7 @@ async fn our_simple_signatures_satisfy_gpg_and_skopeo() {
 /// A GnuPG key made at a faked past time (`gpg --faked-system-time`), with
 /// `expire` (`never`, `1d`, ...).
 fn key_made_on(time: &str, uid: &str, expire: &str) -> Gpg {
-    let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
-    std::fs::set_permissions(
-        home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let mut g = Gpg {
-        home,
-        fpr: String::new(),
-    };
-    run(g.cmd().args([
-        "--faked-system-time",
-        time,
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        uid,
-        "ed25519",
-        "sign",
-        expire,
-    ]));
-    let out = run(g.cmd().args(["--list-keys", "--with-colons"]));
-    g.fpr = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_string())
-        })
-        .unwrap();
-    g
+    Gpg::generate(uid, "ed25519", expire, Some(time))
 }
 
 /// `dir:OUT` holding the fixture with one simple signature that gpg made

@@ -31,6 +31,12 @@ pub struct Gpg {
 
 impl Gpg {
     pub fn new(uid: &str, algo: &str) -> Self {
+        Self::generate(uid, algo, "never", None)
+    }
+
+    /// A key of `algo` for `uid` expiring after `expire` (`never`, `1d`, ...),
+    /// made at `faked_time` (`gpg --faked-system-time`) when given.
+    pub fn generate(uid: &str, algo: &str, expire: &str, faked_time: Option<&str>) -> Self {
         let home = tempfile::Builder::new().prefix("gpg").tempdir().unwrap();
         std::fs::set_permissions(
             home.path(),
@@ -41,14 +47,18 @@ impl Gpg {
             home,
             fpr: String::new(),
         };
-        run(g.cmd().args([
+        let mut c = g.cmd();
+        if let Some(time) = faked_time {
+            c.args(["--faked-system-time", time]);
+        }
+        run(c.args([
             "--passphrase",
             "",
             "--quick-gen-key",
             uid,
             algo,
             "sign",
-            "never",
+            expire,
         ]));
         let out = run(g.cmd().args(["--list-keys", "--with-colons"]));
         g.fpr = String::from_utf8(out.stdout)
