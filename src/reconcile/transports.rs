@@ -1,5 +1,5 @@
 //! Which transports a reconcile may use. The controller serves tenants: a
-//! resource naming `oci:`, `dir:`, `docker-archive:` or `oci-archive:`
+//! resource naming `oci:`, `dir:`, `docker-archive:`, `oci-archive:` or `sif:`
 //! reaches the controller's own filesystem (it could write under
 //! `$HOME/.config/containers/certs.d/` and hijack TLS for every tenant, or
 //! read the head of any file into its status). So the controller accepts
@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use super::Error;
 
 /// The local transports (everything but `docker`).
-const LOCAL: &[&str] = &["oci", "dir", "docker-archive", "oci-archive"];
+const LOCAL: &[&str] = &["oci", "dir", "docker-archive", "oci-archive", "sif"];
 
 /// Where local transports may point.
 #[derive(Clone, Debug)]
@@ -61,8 +61,8 @@ impl LocalTransports {
                 "{field}: the {transport}: transport is not allowed in the cluster; use a docker:// repository (an administrator can allow local transports under listed directories: --allow-local-transports-under, chart value localTransports.allowedDirs)"
             )));
         }
-        // `dir:` takes the whole rest as its path; the others stop at the first colon.
-        let path = if transport == "dir" {
+        // `dir:` and `sif:` take the whole rest as their path; the others stop at the first colon.
+        let path = if transport == "dir" || transport == "sif" {
             within
         } else {
             within.split(':').next().unwrap_or_default()
@@ -128,6 +128,7 @@ mod tests {
             "dir:/tmp/x",
             "docker-archive:/proc/self/environ",
             "oci-archive:/tmp/a.tar",
+            "sif:/etc/shadow",
         ] {
             let e = none.check("spec.image", input).unwrap_err();
             assert!(e.is_spec_error());
@@ -153,6 +154,7 @@ mod tests {
             format!("oci:{a}/new/layout"),
             format!("dir:{a}/sub"),
             format!("docker-archive:{a}/x.tar:name:tag"),
+            format!("sif:{a}/sub/app.sif"),
         ] {
             policy.check("f", &ok).unwrap();
         }
@@ -163,6 +165,8 @@ mod tests {
             ("oci:/tmp/elsewhere".to_string(), "outside"),
             ("oci:relative/path".to_string(), "absolute"),
             ("docker-archive:/proc/self/environ".to_string(), "outside"),
+            (format!("sif:{a}/../x.sif"), "\"..\""),
+            ("sif:/etc/shadow".to_string(), "outside"),
         ] {
             let e = policy.check("f", &bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");

@@ -8,6 +8,7 @@
 //! | directory | `dir:PATH` | [`dir`] |
 //! | docker archive | `docker-archive:PATH[:NAME:TAG]` | [`archive::docker`] |
 //! | OCI archive | `oci-archive:PATH[:REF]` | [`archive::oci`] |
+//! | SIF file (read-only) | `sif:PATH` | [`sif`] |
 
 pub mod archive;
 pub mod dir;
@@ -16,6 +17,7 @@ pub(crate) mod local;
 #[cfg(test)]
 pub(crate) mod mem;
 pub mod oci;
+pub mod sif;
 
 use crate::image::{Error, ImageReference, Result};
 
@@ -30,6 +32,7 @@ pub const TRANSPORTS: &[(&str, ParseFn)] = &[
     ("dir", dir::parse_reference),
     ("docker-archive", archive::docker::parse_reference),
     ("oci-archive", archive::oci::parse_reference),
+    ("sif", sif::parse_reference),
 ];
 
 /// Parse `TRANSPORT:REFERENCE` (`docker://` keeps its slashes).
@@ -48,7 +51,7 @@ pub fn parse_image_name(input: &str) -> Result<Box<dyn ImageReference>> {
 }
 
 /// The transports as a user writes them: `docker://, oci:, dir:,
-/// docker-archive: or oci-archive:`.
+/// docker-archive:, oci-archive: or sif:`.
 pub fn known_transports() -> String {
     let names: Vec<String> = TRANSPORTS
         .iter()
@@ -87,7 +90,7 @@ mod tests {
         // Every transport is named, from the one list.
         assert!(
             e.to_string()
-                .ends_with("use docker://, oci:, dir:, docker-archive: or oci-archive:"),
+                .ends_with("use docker://, oci:, dir:, docker-archive:, oci-archive: or sif:"),
             "{e}"
         );
         let e = parse_image_name("alpine").unwrap_err();
