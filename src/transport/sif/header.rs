@@ -177,10 +177,10 @@ pub fn parse_descriptors(
 
 /// The one descriptor `pick` accepts: "object not found" or "multiple
 /// objects found" otherwise (sif's messages, which skopeo shows).
-pub fn find_one<'a>(
-    descriptors: &'a [Descriptor],
+pub fn find_one(
+    descriptors: &[Descriptor],
     pick: impl Fn(&Descriptor) -> bool,
-) -> Result<Option<&'a Descriptor>, String> {
+) -> Result<Option<&Descriptor>, String> {
     let mut found = descriptors.iter().filter(|d| pick(d));
     let first = found.next();
     if first.is_some() && found.next().is_some() {
