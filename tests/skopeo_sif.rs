@@ -485,6 +485,14 @@ fn bad_input_is_one_line_errors() {
         *x = 0x5a;
     }
     check(&write("garbage.sif", &b), "reading the squashfs partition");
+    // A squashfs superblock whose table offsets lie (bytes_used past the
+    // partition): backhand's own log lines must not reach stderr.
+    let mut b = bytes.clone();
+    b[off + 40..off + 48].copy_from_slice(&u64::MAX.to_le_bytes());
+    check(
+        &write("lying.sif", &b),
+        "corrupted or invalid squashfs image",
+    );
     // No primary system partition (a plain system partition only).
     let sys = make_sif(tmp.path(), &root, "sys", "gzip", None, "1");
     check(

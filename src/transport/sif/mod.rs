@@ -252,12 +252,18 @@ fn convert(path: &Path) -> Result<Converted> {
             mtime: now,
         });
     let section = squash::Section::new(file, root.offset, root.size);
-    let layer = squash::write_layer(
-        section,
-        std::io::BufWriter::with_capacity(1 << 16, out),
-        inject,
-    )
-    .map_err(corrupt)?;
+    // backhand also logs what it finds wrong (tracing, ERROR level); the
+    // error it returns is what the user gets, on one line, so its events
+    // are not shown (this runs on a blocking thread of its own).
+    let layer =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            squash::write_layer(
+                section,
+                std::io::BufWriter::with_capacity(1 << 16, out),
+                inject,
+            )
+        })
+        .map_err(corrupt)?;
     Ok(Converted {
         header: h,
         arch: header::go_arch(&part.arch),
