@@ -104,6 +104,48 @@ impl Digester {
     }
 }
 
+/// A writer that hashes (sha256) and counts what it passes on, for blobs
+/// written to disk whose digest is known only once they are written (a
+/// recompressed layer, a layer built from a SIF file).
+pub struct HashingWriter<W> {
+    inner: W,
+    digester: Digester,
+    written: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            digester: Digester::sha256(),
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Flush the inner writer; the digest and size of everything written.
+    pub fn finish(mut self) -> std::io::Result<(Digest, u64)> {
+        self.inner.flush()?;
+        Ok((self.digester.finish(), self.written))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digester.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Check `data` against `expected`.
 pub fn verify_bytes(expected: &Digest, data: &[u8]) -> Result<(), DigestError> {
     let mut d = Digester::for_digest(expected);

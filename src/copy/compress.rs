@@ -17,7 +17,7 @@
 //! v2s2` asks for Docker, which is refused.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
-use crate::digest::{Digest, Digester, VerifyingStream};
+use crate::digest::{Digest, HashingWriter, VerifyingStream};
 use crate::image::{Blob, BlobInfo, Error, ImageReference, ImageSource, Signature};
 use crate::manifest::{self, Manifest};
 
@@ -238,11 +238,7 @@ async fn transcode(
     let loc2 = loc.clone();
     let out = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         let (file, path) = file.into_parts();
-        let mut sink = Hashing {
-            inner: std::io::BufWriter::with_capacity(1 << 16, file),
-            digester: Digester::sha256(),
-            n: 0,
-        };
+        let mut sink = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 16, file));
         let mut decoded: Box<dyn Read + '_> = match from {
             None => Box::new(&mut bridge),
             Some(Algorithm::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(&mut bridge)),
@@ -273,31 +269,12 @@ async fn transcode(
         // source must still be read for its digest to be checked.
         drop(decoded);
         std::io::copy(&mut bridge, &mut std::io::sink()).map_err(io)?;
-        sink.inner.flush().map_err(io)?;
-        Ok((sink.digester.finish(), sink.n, path))
+        let (digest, n) = sink.finish().map_err(io)?;
+        Ok((digest, n, path))
     })
     .await
     .map_err(|e| Error::Invalid(format!("{loc}: recompression task failed: {e}")))??;
     Ok(out)
-}
-
-/// A writer that hashes and counts what it writes.
-struct Hashing<W> {
-    inner: W,
-    digester: Digester,
-    n: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.digester.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// The source of a copy with some layers recompressed: staged blobs are
@@ -339,6 +316,7 @@ impl ImageSource for StagedSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn what_each_mode_does_to_each_layer() {

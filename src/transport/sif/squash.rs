@@ -35,7 +35,7 @@ use backhand::{
     kind::{Kind, LE_V4_0},
 };
 
-use crate::digest::{Digest, Digester};
+use crate::digest::{Digest, HashingWriter};
 
 /// The largest layer written (uncompressed): a small squashfs of sparse
 /// files could otherwise claim terabytes.
@@ -198,11 +198,7 @@ where
     let kind = Kind::new_v4_with_const(&CODECS, LE_V4_0);
     let fs = FilesystemReader::from_reader_with_offset_and_kind(BufReader::new(squashfs), 0, kind)
         .map_err(|e| format!("reading the squashfs partition: {}", one_line(&e)))?;
-    let mut tar = tar::Builder::new(Counting {
-        inner: out,
-        digester: Digester::sha256(),
-        n: 0,
-    });
+    let mut tar = tar::Builder::new(HashingWriter::new(out));
     let mut names = std::collections::HashSet::new();
     let mut linked: std::collections::HashMap<LinkKey, String> = Default::default();
     for node in fs.files() {
@@ -239,7 +235,7 @@ where
                     linked.insert(key, rel.clone());
                 }
                 let size = f.file_len() as u64;
-                if tar.get_ref().n.saturating_add(size) > MAX_LAYER_BYTES {
+                if tar.get_ref().written().saturating_add(size) > MAX_LAYER_BYTES {
                     return Err(too_large());
                 }
                 h.set_entry_type(tar::EntryType::Regular);
@@ -269,7 +265,7 @@ where
             }
             InnerNode::Socket => continue,
         }
-        if tar.get_ref().n > MAX_LAYER_BYTES {
+        if tar.get_ref().written() > MAX_LAYER_BYTES {
             return Err(too_large());
         }
         names.insert(rel);
@@ -306,16 +302,11 @@ where
         )
         .map_err(io)?;
     }
-    let mut out = tar
+    let (digest, size) = tar
         .into_inner()
+        .and_then(HashingWriter::finish)
         .map_err(|e| format!("writing the layer: {}", one_line(&e)))?;
-    out.inner
-        .flush()
-        .map_err(|e| format!("writing the layer: {}", one_line(&e)))?;
-    Ok(Layer {
-        digest: out.digester.finish(),
-        size: out.n,
-    })
+    Ok(Layer { digest, size })
 }
 
 /// What identifies a hard-linked file's inode: data location, size, metadata.
@@ -427,25 +418,6 @@ impl<R: Read> Read for Exact<R> {
         }
         self.left -= n as u64;
         Ok(n)
-    }
-}
-
-/// A writer that hashes and counts what passes through.
-struct Counting<W> {
-    inner: W,
-    digester: Digester,
-    n: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.digester.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
