@@ -130,7 +130,15 @@ impl Referrers<'_> {
                 continue;
             }
             // The transport checks the bytes against the digest asked for.
-            let m = self.src.get_manifest(Some(&e.digest)).await?;
+            let m = match self.src.get_manifest(Some(&e.digest)).await {
+                Ok(m) => m,
+                // A referrers tag still listing a deleted artifact.
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    tracing::warn!(referrer = %e.digest, %subject, "listed as a referrer but absent: not copied");
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             if subject_of(&m).as_ref() != Some(subject) {
                 tracing::warn!(referrer = %e.digest, %subject, "listed as a referrer of another image (or not an image manifest): not copied");
                 continue;
@@ -247,7 +255,7 @@ impl Referrers<'_> {
             }
         };
         let m = Manifest::new(bytes, Some(manifest::OCI_INDEX))
-            .map_err(|e| Error::manifest(&self.dst.reference(), e))?;
+            .map_err(|e| Error::manifest(self.dst.reference(), e))?;
         let to = self.dst_ref.with_tag(&tag)?;
         let dst = to.new_image_destination(self.dst_ctx).await?;
         dst.put_manifest(&m, None).await?;
@@ -275,6 +283,17 @@ impl Referrers<'_> {
         }
         Ok(())
     }
+}
+
+/// The digests a referrers index (the API's answer or a referrers tag)
+/// lists: at most [`MAX_MERGED`], each descriptor checked as a copy checks
+/// it. The parser's entry point for fuzzing.
+pub fn listed_digests(index: &[u8]) -> Result<Vec<Digest>, Error> {
+    let v = parse_index(index, "referrers index")?;
+    Ok(entries(&v, MAX_MERGED, "referrers index")?
+        .into_iter()
+        .map(|e| e.digest)
+        .collect())
 }
 
 /// The manifest tagged `tag` beside `image`; `None` when absent.

@@ -107,10 +107,12 @@ impl ReferrersApi {
     }
 }
 
-/// Pushes OCI 1.1 artifacts to a plain-HTTP registry (through `curl`, as a
-/// tool that speaks the distribution API directly would).
+/// Pushes OCI 1.1 artifacts to a registry (through `curl`, as a tool that
+/// speaks the distribution API directly would).
 pub struct Pusher {
     base: String,
+    /// The CA to trust, over TLS.
+    ca: Option<std::path::PathBuf>,
 }
 
 /// `application/vnd.oci.image.manifest.v1+json`.
@@ -123,6 +125,15 @@ impl Pusher {
     pub fn plain(host: &str) -> Pusher {
         Pusher {
             base: format!("http://{host}"),
+            ca: None,
+        }
+    }
+
+    /// For the registry at `host` over TLS, trusting `ca` (a PEM file).
+    pub fn tls(host: &str, ca: &std::path::Path) -> Pusher {
+        Pusher {
+            base: format!("https://{host}"),
+            ca: Some(ca.to_path_buf()),
         }
     }
 
@@ -131,6 +142,9 @@ impl Pusher {
         let dir = tempfile::tempdir().unwrap();
         let mut c = std::process::Command::new("curl");
         c.args(["-s", "-D", "-", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(ca) = &self.ca {
+            c.arg("--cacert").arg(ca);
+        }
         if let Some(b) = body {
             let f = dir.path().join("body");
             std::fs::write(&f, b).unwrap();

@@ -386,7 +386,7 @@ impl ImageDestination for DockerDestination {
     }
 
     async fn put_referrer(&self, manifest: &Manifest) -> Result<bool> {
-        self.put_manifest_answered(manifest, &manifest.digest().to_string())
+        self.put_manifest_answered(manifest, manifest.digest().as_ref())
             .await
     }
 
