@@ -299,7 +299,7 @@ fn by_name<'a>(doc: &'a Value, tag: &str) -> &'a Value {
 /// Cosign signatures live in the image's repository (`sha256-<hex>.sig`):
 /// resources find, verify and copy them with no lookaside and no
 /// registries.d. A mirror writes the attachments (`.sig`, `.att`, `.sbom`,
-/// the referrers tag) byte for byte, refuses a tag signed only by an
+/// the referrers tag, new at the destination) byte for byte, refuses a tag signed only by an
 /// untrusted key, and `Require` without keys is refused.
 #[test]
 fn cosign_attachments_need_no_configuration() {
@@ -321,7 +321,7 @@ fn cosign_attachments_need_no_configuration() {
         format!("sha256-{hex}.sbom"),
         format!("sha256-{hex}"),
     ];
-    for (i, tag) in attached[1..].iter().enumerate() {
+    for (i, tag) in attached[1..3].iter().enumerate() {
         cosign::push_image(
             h,
             &format!("team/app:{tag}"),
@@ -329,6 +329,11 @@ fn cosign_attachments_need_no_configuration() {
             tmp.path(),
         );
     }
+    // The referrers tag lists an SBOM whose `subject` is the image.
+    let subject = cosign::raw_manifest(h, "team/app:1.0.0");
+    let pusher = support::referrers::Pusher::plain(h);
+    let sbom = pusher.attach("team/app", &subject, "application/spdx+json", b"{}");
+    pusher.referrers_tag("team/app", &subject, &[&sbom]);
 
     let key_ref = serde_json::json!({"keys": [{"type": "Sigstore", "secretRef": {"name": "cosign-pub", "key": "cosign.pub"}}]});
     let mirror = |name: &str, to: &str, tags: serde_json::Value, extra: serde_json::Value| {

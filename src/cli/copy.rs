@@ -65,7 +65,7 @@ pub struct CopyArgs {
     /// Copy even when the destination already holds the same manifest
     #[arg(long)]
     pub no_incremental: bool,
-    /// Also copy the artifacts attached by tag (cosign .sig/.att/.sbom, OCI referrers tag), registry to registry
+    /// Also copy the attached artifacts, registry to registry: cosign .sig/.att/.sbom tags, and OCI 1.1 referrers (the destination's referrers tag merged)
     #[arg(long)]
     pub copy_attachments: bool,
 

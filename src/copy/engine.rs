@@ -76,10 +76,16 @@ pub async fn run(
         if existing.as_ref() == Some(&src_digest) {
             // Attachments may have come since (only looked for when the
             // caller listed the source's tags: otherwise a no-op stays free).
-            let attachments_copied = if options.source_tags.is_some() {
-                copy_attachments(src_ref, &src_ctx, dst_ref, &dst_ctx, &src_digest, options).await?
+            let (attachments_copied, referrers_copied) = if options.source_tags.is_some() {
+                let sides = (src_ref, &src_ctx, dst_ref, &dst_ctx);
+                let a =
+                    copy_attachments(src_ref, &src_ctx, dst_ref, &dst_ctx, &src_digest, options)
+                        .await?;
+                let r = copy_referrers(sides, src.as_ref(), dst.as_ref(), &[&src_digest], options)
+                    .await?;
+                (a, r)
             } else {
-                0
+                (0, 0)
             };
             if let Some(p) = &options.progress {
                 p.up_to_date(options.signatures == SignaturePolicy::Copy);
@@ -87,8 +93,9 @@ pub async fn run(
             return Ok(CopyReport {
                 source_digest: src_digest.to_string(),
                 destination_digest: src_digest.to_string(),
-                up_to_date: attachments_copied == 0,
+                up_to_date: attachments_copied + referrers_copied == 0,
                 attachments_copied,
+                referrers_copied,
                 duration: started.elapsed(),
                 destination_before,
                 ..Default::default()
@@ -244,6 +251,16 @@ pub async fn run(
     } else {
         0
     };
+    let referrers_copied = if attachments_follow {
+        // The top level and each index entry written (their digests are the source's).
+        let subjects: Vec<&Digest> = std::iter::once(&top_out.source_digest)
+            .chain(instances.iter().map(|i| &i.source_digest))
+            .collect();
+        let sides = (src_ref, &src_ctx, dst_ref, &dst_ctx);
+        copy_referrers(sides, src.as_ref(), dst.as_ref(), &subjects, options).await?
+    } else {
+        0
+    };
     dst.put_manifest(&top_out.manifest, None).await?;
     dst.commit().await?;
 
@@ -259,6 +276,7 @@ pub async fn run(
         manifests_written: instances.len() as u64 + 1,
         signatures_copied,
         attachments_copied,
+        referrers_copied,
         duration: started.elapsed(),
         destination_before,
     })
@@ -560,8 +578,8 @@ async fn copy_attachments(
     if !attachments_apply(src_ref, dst_ref, options) {
         return Ok(0);
     }
-    let mut tags = signature::attachment_tags(digest).to_vec();
-    tags.push(format!("{}-{}", digest.algorithm(), digest.digest()));
+    // The referrers tag `sha256-<hex>` is merged, not copied: see [`copy_referrers`].
+    let tags = signature::attachment_tags(digest).to_vec();
     let inner = CopyOptions {
         multi_arch: super::MultiArch::All,
         signatures: SignaturePolicy::Drop,
@@ -599,6 +617,37 @@ async fn copy_attachments(
         }
     }
     Ok(written)
+}
+
+/// Copy the OCI 1.1 referrers of `subjects` (see [`super::referrers`]),
+/// when attachments travel; returns how many manifests were written.
+async fn copy_referrers(
+    (src_ref, src_ctx, dst_ref, dst_ctx): (
+        &dyn ImageReference,
+        &SystemContext,
+        &dyn ImageReference,
+        &SystemContext,
+    ),
+    src: &dyn ImageSource,
+    dst: &dyn ImageDestination,
+    subjects: &[&Digest],
+    options: &CopyOptions,
+) -> Result<u64, Error> {
+    if !attachments_apply(src_ref, dst_ref, options) {
+        return Ok(0);
+    }
+    let subjects: Vec<Digest> = subjects.iter().map(|d| (*d).clone()).collect();
+    super::referrers::Referrers {
+        src,
+        dst,
+        src_ref,
+        src_ctx,
+        dst_ref,
+        dst_ctx,
+        source_tags: options.source_tags.as_deref(),
+    }
+    .copy(&subjects)
+    .await
 }
 
 /// Whether attached artifacts are copied (both sides keep them, as

@@ -15,6 +15,7 @@ mod blobs;
 pub mod compress;
 mod engine;
 pub mod plan;
+pub mod referrers;
 
 /// The per-host blob windows now live in the registry context; the old
 /// path stays for callers that named it.
@@ -120,11 +121,12 @@ pub struct CopyOptions {
     /// The trust policy the source must satisfy before anything is written
     /// (`--policy`); `None` accepts anything.
     pub policy: Option<Arc<crate::signature::Policy>>,
-    /// Also copy, byte for byte, the artifacts attached to the image by tag
-    /// in the same repository: cosign's `sha256-<hex>.sig` / `.att` / `.sbom`
-    /// and the OCI 1.1 referrers fallback tag `sha256-<hex>` (registry to
+    /// Also copy the artifacts attached to the image in the same
+    /// repository: by tag, byte for byte, cosign's `sha256-<hex>.sig` /
+    /// `.att` / `.sbom`; and its OCI 1.1 referrers, the destination's
+    /// referrers tag `sha256-<hex>` merged (see [`referrers`]). Registry to
     /// registry only; `--copy-attachments`, and `ImageMirror` with
-    /// `signatures: Copy | Require`).
+    /// `signatures: Copy | Require`.
     pub attachments: bool,
     /// The source repository's tags, when the caller has listed them anyway
     /// (an `ImageMirror` selecting by pattern, semver or latest). With
@@ -208,8 +210,11 @@ pub struct CopyReport {
     pub blobs_mounted: u64,
     pub manifests_written: u64,
     pub signatures_copied: u64,
-    /// Attached artifacts (signatures, attestations, SBOMs, referrers) copied.
+    /// Artifacts attached by tag (cosign's `.sig`, `.att`, `.sbom`) copied.
     pub attachments_copied: u64,
+    /// OCI 1.1 referrer manifests (signatures, attestations, SBOMs whose
+    /// `subject` is the image) copied (see [`referrers`]).
+    pub referrers_copied: u64,
     #[serde(skip)]
     pub duration: Duration,
     /// What the destination tag named before the copy, when the copy

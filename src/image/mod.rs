@@ -490,6 +490,16 @@ pub trait ImageDestination: Send + Sync {
     /// engine writes instances first and the top level last.
     async fn put_manifest(&self, manifest: &Manifest, instance: Option<&Digest>) -> Result<()>;
 
+    /// Store, by its digest, a manifest that names a `subject` (an OCI 1.1
+    /// referrer). True when the store indexed the subject itself (a
+    /// registry answering `OCI-Subject`), so that no referrers tag needs
+    /// updating; the default stores it as an instance and answers false.
+    async fn put_referrer(&self, manifest: &Manifest) -> Result<bool> {
+        self.put_manifest(manifest, Some(&manifest.digest()))
+            .await?;
+        Ok(false)
+    }
+
     /// Store signatures for the top-level image or one instance (by digest).
     async fn put_signatures(&self, signatures: &[Signature], instance: &Digest) -> Result<()> {
         if signatures.is_empty() {

@@ -264,6 +264,7 @@ pub fn mirror_status(
                 let unchanged = previous(&t.tag).filter(|p| {
                     // Nothing written: the entry of the copy that wrote it stays.
                     (report.up_to_date || (report.bytes_copied == 0 && report.blobs_copied == 0))
+                        && report.referrers_copied == 0
                         && p.error.is_empty()
                         && !p.drifted
                         && t.drifted.is_none()
@@ -282,6 +283,7 @@ pub fn mirror_status(
                         blobs_copied: report.blobs_copied as i64,
                         blobs_skipped: report.blobs_skipped as i64 + report.blobs_mounted as i64,
                         signatures: report.signatures_copied as i64,
+                        referrers: report.referrers_copied as i64,
                         verified: *verified,
                         error: String::new(),
                         drifted: false,

@@ -10,8 +10,8 @@
 //! [`Signature::Sigstore`] with the bundle's media type and JSON as payload,
 //! for [`super::verify`] to judge.
 //!
-//! Not here (yet): keeping a destination's fallback index merged when
-//! copying (the copy engine copies the referrers tag as it is).
+//! Copying referrers (every artifact type, not only bundles) and merging a
+//! destination's referrers tag is the copy engine's: `crate::copy::referrers`.
 
 use futures::TryStreamExt as _;
 

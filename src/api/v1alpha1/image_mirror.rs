@@ -239,6 +239,10 @@ pub struct TagStatus {
     /// Signatures copied.
     #[serde(default)]
     pub signatures: i64,
+    /// OCI 1.1 referrers (signatures, attestations, SBOMs naming the image
+    /// as `subject`) copied with it; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub referrers: i64,
     /// With `spec.verification`: whether a trusted key signed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
@@ -274,4 +278,8 @@ pub struct TagSummary {
     pub selected: i64,
     pub synced: i64,
     pub failed: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

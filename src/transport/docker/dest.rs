@@ -62,6 +62,19 @@ impl DockerDestination {
     /// Store a manifest under any tag or digest of this repository (e.g. a
     /// sigstore attachment `sha256-<hex>.sig`).
     pub async fn put_manifest_by(&self, manifest: &Manifest, tag_or_digest: &str) -> Result<()> {
+        self.put_manifest_answered(manifest, tag_or_digest)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::put_manifest_by`], returning whether the registry answered
+    /// with an `OCI-Subject` header (it indexed the manifest's `subject` for
+    /// its referrers API, OCI distribution-spec 1.1).
+    async fn put_manifest_answered(
+        &self,
+        manifest: &Manifest,
+        tag_or_digest: &str,
+    ) -> Result<bool> {
         if let Ok(want) = digest::parse(tag_or_digest)
             && manifest.digest() != want
         {
@@ -100,7 +113,7 @@ impl DockerDestination {
                 ),
             ));
         }
-        Ok(())
+        Ok(resp.headers().contains_key("oci-subject"))
     }
 
     /// `POST /blobs/uploads/` (optionally a mount): the answer, unread.
@@ -370,6 +383,11 @@ impl ImageDestination for DockerDestination {
             None => self.reference.manifest_ref(),
         };
         self.put_manifest_by(manifest, &reference).await
+    }
+
+    async fn put_referrer(&self, manifest: &Manifest) -> Result<bool> {
+        self.put_manifest_answered(manifest, manifest.digest().as_ref())
+            .await
     }
 
     async fn commit(&self) -> Result<()> {

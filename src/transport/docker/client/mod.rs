@@ -114,6 +114,9 @@ pub(in crate::transport::docker) struct Shared {
     creds: Mutex<HashMap<String, Option<Auth>>>,
     pub(in crate::transport::docker) tokens: Mutex<HashMap<String, CachedToken>>,
     pub(in crate::transport::docker) token_fetch: tokio::sync::Mutex<()>,
+    /// What the registry's answers said of the OCI 1.1 referrers API (see
+    /// `referrers::list`); the first request is sent alone.
+    pub(in crate::transport::docker) referrers_api: super::referrers::ApiState,
 }
 
 impl Shared {
@@ -147,6 +150,7 @@ impl Shared {
             creds: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             token_fetch: tokio::sync::Mutex::new(()),
+            referrers_api: Default::default(),
         })
     }
 }
