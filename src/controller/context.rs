@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource};
 
 use super::Error;
 use super::metrics::Metrics;
+use super::recorder::Recorder;
 use crate::reconcile::{self, ErrorKind};
 
 /// The field manager of every status write.

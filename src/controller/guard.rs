@@ -120,9 +120,10 @@ async fn mark_stalled<K: Guarded>(obj: &K, ctx: &Context, message: &str) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use super::super::recorder::Recorder;
     use super::*;
     use kube::api::PostParams;
-    use kube::runtime::events::{Recorder, Reporter};
+    use kube::runtime::events::Reporter;
 
     fn buggy() -> Result<Action, Error> {
         panic!("injected bug in a reconcile")

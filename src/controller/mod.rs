@@ -11,6 +11,7 @@
 //! `error_policy` follows the error's kind: spec errors wait for a change,
 //! 429s wait for `Retry-After`, transient errors back off per object.
 
+mod cache;
 mod context;
 mod finalizer;
 mod guard;
@@ -19,6 +20,7 @@ mod inspection;
 pub mod leader;
 pub mod metrics;
 mod mirror;
+mod recorder;
 mod secrets;
 pub mod shard;
 
@@ -31,7 +33,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -277,7 +279,7 @@ async fn controllers(
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        Recorder::new(client.clone(), reporter),
+        recorder::Recorder::new(client.clone(), reporter),
         metrics,
         env,
     ));
@@ -446,7 +448,9 @@ where
             .default_backoff()
             .boxed(),
     };
-    let trigger = applied_after_init(events.reflect(writer)).predicate_filter(
+    // Only what reconciles read enters the cache (`cache::slim`).
+    let events = events.modify(cache::slim::<K>).reflect(writer);
+    let trigger = cache::applied_after_init(events, store.clone()).predicate_filter(
         move |o: &K| spec_or_request(o, shards.as_deref()),
         // Long enough that an object quiet for its whole interval is
         // still known (an evicted one would reconcile once more).
@@ -471,38 +475,6 @@ where
             },
         )
         .graceful_shutdown_on(shutdown.cancelled_owned())
-}
-
-/// The objects a watch applies, as `applied_objects()`, except that a
-/// (re-)list's objects come out only once the list is complete: the
-/// reflector swaps its store in at the list's end, and the controller looks
-/// each triggered object up in that store, so an object triggered earlier —
-/// one of a shard just taken, while the watch restarts with the new
-/// selector — would not be found and its reconcile would be lost.
-fn applied_after_init<K, S>(events: S) -> impl futures::Stream<Item = Result<K, watcher::Error>>
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-{
-    let mut listed: Vec<K> = Vec::new();
-    events.flat_map(move |e| {
-        let out: Vec<Result<K, watcher::Error>> = match e {
-            Ok(watcher::Event::Apply(o)) => vec![Ok(o)],
-            Ok(watcher::Event::Init) => {
-                listed.clear();
-                Vec::new()
-            }
-            Ok(watcher::Event::InitApply(o)) => {
-                listed.push(o);
-                Vec::new()
-            }
-            Ok(watcher::Event::InitDone) => {
-                std::mem::take(&mut listed).into_iter().map(Ok).collect()
-            }
-            Ok(watcher::Event::Delete(_)) => Vec::new(),
-            Err(e) => vec![Err(e)],
-        };
-        futures::stream::iter(out)
-    })
 }
 
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
