@@ -129,10 +129,17 @@ pub fn parse_list(tls: &[u8]) -> Result<Vec<Sct>, KeylessError> {
     Ok(out)
 }
 
-/// The SCTs a certificate embeds and its precertificate TBS (the
-/// TBSCertificate without the SCT extension, DER). `Ok(None)` when the
-/// certificate embeds no SCT.
-pub fn embedded(leaf_der: &[u8]) -> Result<Option<(Vec<Sct>, Vec<u8>)>, KeylessError> {
+/// The SCTs a certificate embeds, and what they sign.
+#[derive(Clone, Debug)]
+pub struct Embedded {
+    pub scts: Vec<Sct>,
+    /// The precertificate's TBS: the TBSCertificate without the SCT
+    /// extension, DER.
+    pub tbs: Vec<u8>,
+}
+
+/// The SCTs a certificate embeds; `Ok(None)` when it embeds none.
+pub fn embedded(leaf_der: &[u8]) -> Result<Option<Embedded>, KeylessError> {
     let cert = Certificate::from_der(leaf_der)
         .map_err(|e| KeylessError::Malformed(format!("certificate: not X.509 DER: {e}")))?;
     let mut tbs = cert.tbs_certificate;
@@ -155,7 +162,7 @@ pub fn embedded(leaf_der: &[u8]) -> Result<Option<(Vec<Sct>, Vec<u8>)>, KeylessE
     let tbs = tbs
         .to_der()
         .map_err(|e| KeylessError::Malformed(format!("certificate: re-encoding: {e}")))?;
-    Ok(Some((scts, tbs)))
+    Ok(Some(Embedded { scts, tbs }))
 }
 
 /// The bytes a log signs for a precertificate SCT (RFC 6962 §3.2).
@@ -213,7 +220,7 @@ fn check_one(
 /// is `issuer_spki`, embeds at least one SCT that verifies with a key of
 /// `ctlogs`. The error says why each SCT failed.
 pub fn verify(leaf_der: &[u8], issuer_spki: &[u8], ctlogs: &[LogKey]) -> Result<(), KeylessError> {
-    let Some((scts, tbs)) = embedded(leaf_der)? else {
+    let Some(Embedded { scts, tbs }) = embedded(leaf_der)? else {
         return Err(KeylessError::Sct(
             "no valid SCT: the certificate embeds no signed certificate timestamp (extension 1.3.6.1.4.1.11129.2.4.2)".into(),
         ));
