@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::attach::Target;
 use support::cluster::Cluster;
 use support::controller_proc::ControllerProc;
 use support::cosign;
@@ -358,6 +359,159 @@ spec:
         !log.iter().any(|r| r.path == tag),
         "the referrers tag was read: {log:?}"
     );
+    ctl.assert_running();
+    ctl.kill();
+}
+
+/// `trustedRootRef` of kind ConfigMap, through
+/// `examples/mirror-keyless-private-root.yaml`: Stalled (Ready=False) while
+/// the ConfigMap is missing, then missing its key; verified once it is
+/// created with the command the example gives; a change to the ConfigMap
+/// (another Sigstore's root) re-verifies at once, well before the
+/// object's interval (1h): the metadata watch triggers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_trust_root_is_read_and_watched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::tls();
+    let h = reg.host.clone();
+    let s = TestSigstore::new();
+    let ours = LeafSpec {
+        subject: WORKFLOW.into(),
+        issuer: ISSUER.into(),
+        ..Default::default()
+    };
+    let signed = push_signed(&s, &h, "1.0.0", "41", &ours, tmp.path());
+
+    let cluster = Cluster::start().await;
+    let kc = cluster.kubeconfig.clone();
+    let ca = reg.cert_dir().join("ca.crt");
+    let mut ctl = ControllerProc::start_with_env(
+        &kc,
+        tmp.path(),
+        "keyless-configmap",
+        &[],
+        &[("SSL_CERT_FILE", ca.as_path())],
+    );
+    let text = std::fs::read_to_string(
+        support::repo_root().join("examples/mirror-keyless-private-root.yaml"),
+    )
+    .unwrap();
+    assert!(text.contains(EXAMPLE_HOST) && text.contains(EXAMPLE_SUBJECT));
+    let ours_re =
+        r"^https://git\.test\.example/org/app/\.github/workflows/release\.yml@refs/tags/v";
+    let example = text
+        .replace(EXAMPLE_HOST, &h)
+        .replace(EXAMPLE_ISSUER, ISSUER)
+        .replace(EXAMPLE_SUBJECT, ours_re);
+    let (ok, _, err) = kubectl(&kc, &["apply", "-f", "-"], &example).await;
+    assert!(ok, "{err}");
+    let stalled_with = |why: &'static str| {
+        move |o: &Value| {
+            let conds = o["status"]["conditions"].as_array().cloned();
+            conds.is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "Stalled"
+                        && c["status"] == "True"
+                        && c["message"].as_str().is_some_and(|m| m.contains(why))
+                }) && c
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "False")
+            })
+        }
+    };
+    wait_for(
+        &kc,
+        "imageinspection",
+        "private-root",
+        &ctl,
+        stalled_with("ConfigMap \"sigstore-root\" named by spec.verification.trustedRootRef not found in namespace \"mirrors\""),
+    )
+    .await;
+
+    let configmap = |name: &str, file: &Path| {
+        let kc = kc.clone();
+        let arg = format!("--from-file={name}={}", file.display());
+        async move {
+            // create --dry-run | apply: creates it, or replaces its data.
+            let (ok, yaml, err) = kubectl(
+                &kc,
+                &[
+                    "-n",
+                    "mirrors",
+                    "create",
+                    "configmap",
+                    "sigstore-root",
+                    &arg,
+                    "--dry-run=client",
+                    "-o",
+                    "yaml",
+                ],
+                "",
+            )
+            .await;
+            assert!(ok, "{err}");
+            let (ok, _, err) = kubectl(&kc, &["apply", "-f", "-"], &yaml).await;
+            assert!(ok, "{err}");
+        }
+    };
+    let root = tmp.path().join("trusted_root.json");
+    std::fs::write(&root, s.trusted_root_json()).unwrap();
+    // A ConfigMap without the key the object names.
+    configmap("root.json", &root).await;
+    wait_for(
+        &kc,
+        "imageinspection",
+        "private-root",
+        &ctl,
+        stalled_with("no key \"trusted_root.json\" (keys: root.json)"),
+    )
+    .await;
+    // The command the example's comment gives (its data replacing the above).
+    let (ok, _, err) = kubectl(
+        &kc,
+        &["-n", "mirrors", "delete", "configmap", "sigstore-root"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl(
+        &kc,
+        &[
+            "-n",
+            "mirrors",
+            "create",
+            "configmap",
+            "sigstore-root",
+            &format!("--from-file={}", root.display()),
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let verified = |want: bool| move |o: &Value| o["status"]["signatures"][0]["verified"] == want;
+    let o = wait_for(&kc, "imageinspection", "private-root", &ctl, verified(true)).await;
+    let sig = &o["status"]["signatures"][0];
+    assert_eq!(sig["keyId"], WORKFLOW, "{o:#}");
+    assert_eq!(sig["manifestDigest"], signed.as_str());
+
+    // Another Sigstore's root in the ConfigMap: re-verified, refused.
+    let other = TestSigstore::with_rekor_seed(9);
+    let other_root = tmp.path().join("other").join("trusted_root.json");
+    std::fs::create_dir(other_root.parent().unwrap()).unwrap();
+    std::fs::write(&other_root, other.trusted_root_json()).unwrap();
+    configmap("trusted_root.json", &other_root).await;
+    let o = wait_for(
+        &kc,
+        "imageinspection",
+        "private-root",
+        &ctl,
+        verified(false),
+    )
+    .await;
+    let reason = o["status"]["signatures"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("does not know"), "{o:#}");
     ctl.assert_running();
     ctl.kill();
 }

@@ -8,9 +8,10 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
+use support::attach::Target;
 use support::cmd::{err, ok};
 use support::registry::Registry;
-use support::test_sigstore::{EMAIL, ISSUER, LeafSpec, T0, TestSigstore};
+use support::test_sigstore::{Curve, EMAIL, ISSUER, LeafSpec, SctSpec, T0, TestSigstore};
 use support::{cosign, kubemirror};
 
 fn km(args: &[&str]) -> Output {
@@ -350,6 +351,150 @@ fn verify_blob_checks_bundles_of_every_version() {
     *v.pointer_mut(cp).unwrap() = forged.into();
     let e = err(&verify(&write("forged.json", &v), &[]));
     assert!(e.contains("checkpoint"), "{e}");
+}
+
+/// Embedded SCTs through `verify-blob`: the test trust root lists a CT log,
+/// so a leaf whose SCT is tampered with, is of an unknown log, or is
+/// missing is refused, saying so; a P-384 leaf (ECDSA P-384 over SHA-384)
+/// verifies, by file, and is refused with a clear message by digest.
+#[test]
+fn verify_blob_checks_scts_and_p384_leaves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = TestSigstore::new();
+    std::fs::write(dir.join("artifact"), b"release artifact\n").unwrap();
+    std::fs::write(dir.join("root.json"), s.trusted_root_json()).unwrap();
+    let p = |n: &str| dir.join(n).display().to_string();
+    let verify = |spec: LeafSpec, name: &str, artifact: &str| {
+        let leaf = s.leaf(&spec);
+        let b = s.bundle(
+            &leaf,
+            b"release artifact\n",
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
+            false,
+            false,
+            true,
+        );
+        std::fs::write(dir.join(name), serde_json::to_vec(&b).unwrap()).unwrap();
+        km(&[
+            "verify-blob",
+            "--bundle",
+            &p(name),
+            "--trusted-root",
+            &p("root.json"),
+            "--certificate-identity",
+            EMAIL,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            artifact,
+        ])
+    };
+    let a = p("artifact");
+    ok(&verify(LeafSpec::default(), "good.json", &a));
+    for (sct, why) in [
+        (
+            SctSpec::Tampered,
+            "signature does not verify with its CT log's key",
+        ),
+        (SctSpec::UnknownLog, "its CT log is not in the trust root"),
+        (SctSpec::Missing, "embeds no signed certificate timestamp"),
+    ] {
+        let spec = LeafSpec {
+            sct,
+            ..Default::default()
+        };
+        let e = err(&verify(spec, &format!("{sct:?}.json"), &a));
+        assert!(
+            e.contains("no valid SCT") && e.contains(why),
+            "{sct:?}: {e}"
+        );
+    }
+    let p384 = || LeafSpec {
+        curve: Curve::P384,
+        ..Default::default()
+    };
+    let o = verify(p384(), "p384.json", &a);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Verified OK"));
+    let sha = kubemirror::digest::sha256(b"release artifact\n").to_string();
+    let e = err(&verify(p384(), "p384-digest.json", &sha));
+    assert!(e.contains("give the artifact's file"), "{e}");
+    // A P-256 leaf by digest still verifies.
+    ok(&verify(LeafSpec::default(), "p256-digest.json", &sha));
+}
+
+/// `copy --policy` with `sigstoreSigned.fulcio`: a Sigstore bundle attached
+/// as an OCI referrer (cosign 3's way, with the referrers tag) counts as
+/// the image's signature, as it does for the controller; a bundle of
+/// another identity, or no signature at all, is refused.
+#[test]
+fn copy_policy_fulcio_counts_referrer_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    let reg = Registry::plain();
+    let s = TestSigstore::new();
+    let pol = policy(&reg, tmp.path(), "good", (&s, EMAIL, &s.rekor_pem()));
+    let attach = |repo: &str, seed: &str, spec: Option<LeafSpec>| {
+        let digest = cosign::push_image(&reg.host, &format!("{repo}:v1"), seed, tmp.path());
+        let manifest = cosign::raw_manifest(&reg.host, &format!("{repo}:v1"));
+        if let Some(spec) = spec {
+            let leaf = s.leaf(&spec);
+            let b = s.bundle(
+                &leaf,
+                &manifest,
+                "application/vnd.dev.sigstore.bundle.v0.3+json",
+                false,
+                false,
+                true,
+            );
+            Target::plain(&reg.host).attach_bundle(
+                repo,
+                &digest,
+                &manifest,
+                &serde_json::to_vec(&b).unwrap(),
+                true,
+            );
+        }
+        reg.image(&format!("{repo}:v1"))
+    };
+    let copy = |image: &str, to: &str| {
+        km(&[
+            "--policy",
+            &pol,
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            image,
+            &format!("dir:{t}/{to}"),
+        ])
+    };
+    let good = attach("keyless/bundled", "21", Some(LeafSpec::default()));
+    ok(&copy(&good, "good"));
+    assert!(Path::new(&format!("{t}/good/manifest.json")).exists());
+    // A P-384 signer's bundle (it signs the manifest's SHA-384).
+    let p384 = attach(
+        "keyless/p384",
+        "22",
+        Some(LeafSpec {
+            curve: Curve::P384,
+            ..Default::default()
+        }),
+    );
+    ok(&copy(&p384, "p384"));
+    let stranger = attach(
+        "keyless/stranger",
+        "23",
+        Some(LeafSpec {
+            subject: "someone@else.example".into(),
+            ..Default::default()
+        }),
+    );
+    let e = err(&copy(&stranger, "stranger"));
+    assert!(e.contains("matches no trusted subject"), "{e}");
+    assert!(!Path::new(&format!("{t}/stranger/manifest.json")).exists());
+    let unsigned = attach("keyless/unsigned", "24", None);
+    let e = err(&copy(&unsigned, "unsigned"));
+    assert!(e.contains("no sigstore signature exists"), "{e}");
 }
 
 /// `--key`: a bundle signed with a key pair, its hashedrekord entry logged.

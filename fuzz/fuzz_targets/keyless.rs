@@ -1,19 +1,24 @@
 //! Keyless Sigstore inputs: Sigstore bundles (v0.1–v0.3), trusted roots,
 //! Fulcio certificates (Fulcio's extensions, SAN), PEM certificate lists,
-//! cosign's `dev.sigstore.cosign/bundle` annotation, checkpoints and
-//! inclusion proofs (through bundle verification against the embedded
+//! cosign's `dev.sigstore.cosign/bundle` annotation, embedded SCT lists
+//! (TLS-encoded, and in a certificate), checkpoints and inclusion proofs (through bundle verification against the embedded
 //! public-good root).
 #![no_main]
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kubemirror::signature::keyless::bundle::{Artifact, Bundle, Signer};
-use kubemirror::signature::keyless::{self, IdentityRule, KeylessTrust, TrustedRoot, cert, keys};
+use kubemirror::signature::keyless::{
+    self, IdentityRule, KeylessTrust, TrustedRoot, cert, keys, sct,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = TrustedRoot::from_json(data);
     let _ = cert::parse_leaf(data);
+    let _ = sct::parse_list(data);
+    let _ = sct::embedded(data);
+    let _ = sct::verify(data, data, &TrustedRoot::public_good().ctlogs);
     let _ = keys::pem_certificates(data, 4);
     let _ = keys::VerifyKey::from_pem_or_der(data);
     let trust = KeylessTrust {

@@ -11,10 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
-
 use super::{CliResult, GlobalArgs};
-use crate::signature::keyless::bundle::{Artifact, Bundle, MAX_BUNDLE, Signer};
+use crate::signature::keyless::bundle::{Artifact, Bundle, Digests, Hasher, MAX_BUNDLE, Signer};
 use crate::signature::keyless::keys::VerifyKey;
 use crate::signature::keyless::{IdentityRule, KeylessTrust, TrustedRoot};
 
@@ -65,8 +63,14 @@ fn read_limited(path: &PathBuf, max: usize, what: &str) -> Result<Vec<u8>, Strin
     std::fs::read(path).map_err(|e| format!("reading {what} {}: {e}", path.display()))
 }
 
-/// The SHA-256 of ARTIFACT: parsed from `sha256:HEX`, else the file hashed as a stream.
-fn artifact_digest(artifact: &str) -> Result<[u8; 32], String> {
+/// ARTIFACT's digest(s): parsed from `sha256:HEX`, else the file hashed
+/// as a stream (SHA-256, SHA-384 and SHA-512, in one pass).
+enum ArtifactDigest {
+    Sha256([u8; 32]),
+    File(Digests),
+}
+
+fn artifact_digest(artifact: &str) -> Result<ArtifactDigest, String> {
     if let Some(hex) = artifact.strip_prefix("sha256:") {
         let bytes = hex::decode(hex)
             .ok()
@@ -74,12 +78,12 @@ fn artifact_digest(artifact: &str) -> Result<[u8; 32], String> {
             .ok_or_else(|| format!("{artifact:?}: want sha256: and 64 hex digits"))?;
         let mut out = [0u8; 32];
         out.copy_from_slice(&bytes);
-        return Ok(out);
+        return Ok(ArtifactDigest::Sha256(out));
     }
     let mut f = std::fs::File::open(artifact).map_err(|e| format!("reading {artifact}: {e}"))?;
-    let mut h = Sha256::new();
+    let mut h = Hasher::default();
     std::io::copy(&mut f, &mut h).map_err(|e| format!("reading {artifact}: {e}"))?;
-    Ok(h.finalize().into())
+    Ok(ArtifactDigest::File(h.finish()))
 }
 
 pub async fn run(args: VerifyBlobArgs, _g: &GlobalArgs) -> CliResult {
@@ -96,7 +100,10 @@ pub async fn run(args: VerifyBlobArgs, _g: &GlobalArgs) -> CliResult {
     let bundle = Bundle::parse(&bundle_bytes)
         .map_err(|e| format!("--bundle {}: {e}", args.bundle.display()))?;
     let digest = artifact_digest(&args.artifact)?;
-    let artifact = Artifact::Sha256(&digest);
+    let artifact = match &digest {
+        ArtifactDigest::Sha256(d) => Artifact::Sha256(d),
+        ArtifactDigest::File(d) => Artifact::Digests(d),
+    };
     let identity_given = args.certificate_identity.is_some()
         || args.certificate_identity_regexp.is_some()
         || args.certificate_oidc_issuer.is_some()

@@ -100,6 +100,7 @@ pub async fn finalize(obj: &ImageMirror, ctx: &Context) -> Result<Action, Error>
         .ok_or_else(|| Error::NoNamespace(key.clone()))?;
     let secrets = ApiSecrets {
         api: Api::namespaced(ctx.client.clone(), &ns),
+        config_maps: Api::namespaced(ctx.client.clone(), &ns),
         namespace: ns.clone(),
     };
     let id = mirror_id(obj);

@@ -3,9 +3,10 @@
 //! HTTP server (`/metrics`, `/healthz`, `/readyz`) and optional leader
 //! election on a Lease. [`run`] joins them and returns on shutdown.
 //!
-//! Per object: Secrets are read by name from its namespace (Secrets are
-//! watched by metadata only, so the data of a Secret no object names never
-//! reaches the controller; a change to a Secret it names re-triggers it), status is written by server-side apply of
+//! Per object: Secrets (and `trustedRootRef` ConfigMaps) are read by name
+//! from its namespace (they are watched by metadata only, so the data of
+//! one no object names never reaches the controller; a change to one it
+//! names re-triggers it), status is written by server-side apply of
 //! `{apiVersion, kind, status}` under [`FIELD_MANAGER`] and only when it
 //! changed beyond timestamps, requeue follows `spec.interval`, and
 //! `error_policy` follows the error's kind: spec errors wait for a change,
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
@@ -288,11 +289,17 @@ async fn controllers(
 
     let mirrors = build(
         api::<ImageMirror>(&client, ns),
-        api::<PartialObjectMeta<Secret>>(&client, ns),
-        |m: &ImageMirror, secret: &str| {
-            secrets::mirror_secret_names(&m.spec)
-                .iter()
-                .any(|n| n == secret)
+        Named {
+            secrets: api::<PartialObjectMeta<Secret>>(&client, ns),
+            config_maps: api::<PartialObjectMeta<ConfigMap>>(&client, ns),
+            names_secret: |m: &ImageMirror, secret: &str| {
+                secrets::mirror_secret_names(&m.spec)
+                    .iter()
+                    .any(|n| n == secret)
+            },
+            names_config_map: |m: &ImageMirror, name: &str| {
+                secrets::config_map_names(&m.spec).iter().any(|n| n == name)
+            },
         },
         cfg.clone(),
         shards.clone(),
@@ -309,11 +316,17 @@ async fn controllers(
     .for_each(log_result);
     let inspections = build(
         api::<ImageInspection>(&client, ns),
-        api::<PartialObjectMeta<Secret>>(&client, ns),
-        |m: &ImageInspection, secret: &str| {
-            secrets::inspection_secret_names(&m.spec)
-                .iter()
-                .any(|n| n == secret)
+        Named {
+            secrets: api::<PartialObjectMeta<Secret>>(&client, ns),
+            config_maps: api::<PartialObjectMeta<ConfigMap>>(&client, ns),
+            names_secret: |m: &ImageInspection, secret: &str| {
+                secrets::inspection_secret_names(&m.spec)
+                    .iter()
+                    .any(|n| n == secret)
+            },
+            names_config_map: |m: &ImageInspection, name: &str| {
+                secrets::config_map_names(&m.spec).iter().any(|n| n == name)
+            },
         },
         cfg,
         shards.clone(),
@@ -421,13 +434,21 @@ fn spec_or_request<K: kube::Resource>(obj: &K, shards: Option<&shard::Shards>) -
     Some(h.finish())
 }
 
+/// The Secrets and ConfigMaps objects of kind `K` name, watched by
+/// metadata only, and which objects name which.
+struct Named<K> {
+    secrets: Api<PartialObjectMeta<Secret>>,
+    config_maps: Api<PartialObjectMeta<ConfigMap>>,
+    names_secret: fn(&K, &str) -> bool,
+    names_config_map: fn(&K, &str) -> bool,
+}
+
 /// A controller for `K` that reconciles when its spec changes or a
 /// reconcile is requested (not on status writes), on requeues (`interval`,
-/// backoff), and when a Secret an object names changes.
+/// backoff), and when a Secret or ConfigMap an object names changes.
 fn build<K>(
     api: Api<K>,
-    secrets: Api<PartialObjectMeta<Secret>>,
-    names_secret: fn(&K, &str) -> bool,
+    named: Named<K>,
     cfg: controller::Config,
     shards: Option<Arc<shard::Shards>>,
     shutdown: CancellationToken,
@@ -456,22 +477,44 @@ where
         // still known (an evicted one would reconcile once more).
         PredicateConfig::default().ttl(std::time::Duration::from_secs(7 * 24 * 3600)),
     );
-    // Secrets are watched by metadata only (a PartialObjectMetadata watch):
-    // the controller never receives the data of Secrets no object names; a
-    // reconcile reads the ones its object names, by name.
+    // Secrets and ConfigMaps are watched by metadata only (a
+    // PartialObjectMetadata watch, no cache: each event maps to the objects
+    // naming it): the controller never receives the data of Secrets or
+    // ConfigMaps no object names, and holds no copy of the cluster's
+    // ConfigMaps (issue 19's memory goal); a reconcile reads the ones its
+    // object names, by name.
+    let Named {
+        secrets,
+        config_maps,
+        names_secret,
+        names_config_map,
+    } = named;
+    let cm_store = store.clone();
+    let naming = move |store: &reflector::Store<K>,
+                       ns: Option<String>,
+                       name: &str,
+                       names: fn(&K, &str) -> bool| {
+        store
+            .state()
+            .into_iter()
+            .filter(|o| o.namespace() == ns && names(o, name))
+            .map(|o| ObjectRef::from_obj(&*o))
+            .collect::<Vec<_>>()
+    };
     Controller::for_stream(trigger, store.clone())
         .with_config(cfg)
         .watches(
             secrets,
             watcher::Config::default(),
             move |secret: PartialObjectMeta<Secret>| {
-                let (ns, name) = (secret.namespace(), secret.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|o| o.namespace() == ns && names_secret(o, &name))
-                    .map(|o| ObjectRef::from_obj(&*o))
-                    .collect::<Vec<_>>()
+                naming(&store, secret.namespace(), &secret.name_any(), names_secret)
+            },
+        )
+        .watches(
+            config_maps,
+            watcher::Config::default(),
+            move |cm: PartialObjectMeta<ConfigMap>| {
+                naming(&cm_store, cm.namespace(), &cm.name_any(), names_config_map)
             },
         )
         .graceful_shutdown_on(shutdown.cancelled_owned())
@@ -602,6 +645,7 @@ where
             current,
             secrets: ApiSecrets {
                 api: Api::namespaced(ctx.client.clone(), &ns),
+                config_maps: Api::namespaced(ctx.client.clone(), &ns),
                 namespace: ns,
             },
         }))

@@ -1,8 +1,12 @@
-//! Secrets for the reconcilers, read from the API in the object's namespace,
-//! and the reverse map the Secret watch uses (which objects name a Secret).
+//! Secrets (and the ConfigMaps of `trustedRootRef`) for the reconcilers,
+//! read from the API in the object's namespace by name, and the reverse
+//! maps the metadata-only watches use (which objects name a Secret, a
+//! ConfigMap).
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
 use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec};
@@ -11,6 +15,7 @@ use crate::reconcile::{SecretData, SecretSource};
 /// Secrets of one namespace through the API.
 pub struct ApiSecrets {
     pub api: Api<Secret>,
+    pub config_maps: Api<ConfigMap>,
     pub namespace: String,
 }
 
@@ -40,6 +45,26 @@ impl SecretSource for ApiSecrets {
             }
         }))
     }
+
+    async fn config_map(&self, name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        let c = self
+            .config_maps
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(c.map(|c| {
+            let mut data: BTreeMap<String, Vec<u8>> = c
+                .binary_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            for (k, v) in c.data.unwrap_or_default() {
+                data.insert(k, v.into_bytes());
+            }
+            data
+        }))
+    }
 }
 
 /// Every Secret a spec names, derived from the spec types themselves: the
@@ -49,26 +74,36 @@ impl SecretSource for ApiSecrets {
 /// new `*SecretRef` field is found without an edit here, so it never loses
 /// the re-reconcile on a change of its Secret.
 pub fn secret_names<S: serde::Serialize>(spec: &S) -> Vec<String> {
-    fn walk(key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    ref_names(spec, "Secret")
+}
+
+/// Every ConfigMap a spec names: every `…Ref` whose `kind` is `ConfigMap`
+/// (`trustedRootRef`).
+pub fn config_map_names<S: serde::Serialize>(spec: &S) -> Vec<String> {
+    ref_names(spec, "ConfigMap")
+}
+
+fn ref_names<S: serde::Serialize>(spec: &S, kind: &str) -> Vec<String> {
+    fn walk(kind: &str, key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
             serde_json::Value::Object(map) => {
                 let name = map.get("name").and_then(|n| n.as_str());
                 let lower = key.to_ascii_lowercase();
-                let is_ref = lower.ends_with("secretref")
+                let is_ref = (kind == "Secret" && lower.ends_with("secretref"))
                     || (lower.ends_with("ref")
-                        && map.get("kind").and_then(|k| k.as_str()) == Some("Secret"));
+                        && map.get("kind").and_then(|k| k.as_str()) == Some(kind));
                 if let (true, Some(name)) = (is_ref, name)
                     && !out.iter().any(|n| n == name)
                 {
                     out.push(name.to_string());
                 }
                 for (k, v) in map {
-                    walk(k, v, out);
+                    walk(kind, k, v, out);
                 }
             }
             serde_json::Value::Array(items) => {
                 for v in items {
-                    walk(key, v, out);
+                    walk(kind, key, v, out);
                 }
             }
             _ => {}
@@ -76,7 +111,7 @@ pub fn secret_names<S: serde::Serialize>(spec: &S) -> Vec<String> {
     }
     let mut out = Vec::new();
     if let Ok(v) = serde_json::to_value(spec) {
-        walk("", &v, &mut out);
+        walk(kind, "", &v, &mut out);
     }
     out
 }
@@ -133,5 +168,6 @@ mod tests {
         let mut names = secret_names(&spec);
         names.sort();
         assert_eq!(names, ["new", "root"]);
+        assert_eq!(config_map_names(&spec), ["not-a-secret"]);
     }
 }

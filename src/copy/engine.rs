@@ -113,7 +113,11 @@ pub async fn run(
         .as_ref()
         .filter(|p| p.needs_signatures(src_ref))
     {
-        let sigs = signature::read(src.as_ref(), Target::TopLevel(&top_digest)).await?;
+        let mut sigs = signature::read(src.as_ref(), Target::TopLevel(&top_digest)).await?;
+        // Keyless policies count Sigstore bundles attached as referrers.
+        if policy.wants_bundles(src_ref) && src_ref.stores_attachments() {
+            sigs.extend(signature::referrers::read_bundles(src_ref, &src_ctx, &top_digest).await?);
+        }
         policy
             .evaluate_image(src_ref, &top.bytes, &sigs)
             .map_err(|e| Error::Signature(rejected(&e)))?;

@@ -42,6 +42,28 @@ pub enum Error {
         message: String,
     },
 
+    /// A ConfigMap the spec names (`trustedRootRef` of kind ConfigMap) does not exist.
+    #[error(
+        "ConfigMap {name:?} named by {field} not found in namespace {namespace:?}: create it or fix the name"
+    )]
+    ConfigMapNotFound {
+        field: String,
+        name: String,
+        namespace: String,
+    },
+
+    /// A ConfigMap exists but does not hold what the spec needs.
+    #[error("ConfigMap {name:?} named by {field}: {message}")]
+    InvalidConfigMap {
+        field: String,
+        name: String,
+        message: String,
+    },
+
+    /// Reading a ConfigMap failed (the API server, not the ConfigMap).
+    #[error("reading ConfigMap {name:?}: {message}")]
+    ConfigMapLookup { name: String, message: String },
+
     /// Reading a Secret failed (the API server, not the Secret).
     #[error("reading Secret {name:?}: {message}")]
     SecretLookup { name: String, message: String },
@@ -65,10 +87,12 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Spec(_) | Error::SecretNotFound { .. } | Error::InvalidSecret { .. } => {
-                ErrorKind::Spec
-            }
-            Error::SecretLookup { .. } => ErrorKind::Transient,
+            Error::Spec(_)
+            | Error::SecretNotFound { .. }
+            | Error::InvalidSecret { .. }
+            | Error::ConfigMapNotFound { .. }
+            | Error::InvalidConfigMap { .. } => ErrorKind::Spec,
+            Error::SecretLookup { .. } | Error::ConfigMapLookup { .. } => ErrorKind::Transient,
             Error::Image { source, .. } => match source.kind() {
                 image::ErrorKind::Invalid => ErrorKind::Spec,
                 image::ErrorKind::RateLimited => ErrorKind::RateLimited(source.retry_after()),
@@ -88,6 +112,9 @@ impl Error {
             Error::SecretNotFound { .. } => "SecretNotFound",
             Error::InvalidSecret { .. } => "InvalidSecret",
             Error::SecretLookup { .. } => "SecretLookupFailed",
+            Error::ConfigMapNotFound { .. } => "ConfigMapNotFound",
+            Error::InvalidConfigMap { .. } => "InvalidConfigMap",
+            Error::ConfigMapLookup { .. } => "ConfigMapLookupFailed",
             Error::Image { source, .. } => match source.kind() {
                 image::ErrorKind::Invalid => "InvalidSpec",
                 image::ErrorKind::Unauthorized => "Unauthorized",

@@ -53,6 +53,12 @@ pub trait SecretSource: Send + Sync {
     /// The Secret `name`, or `None` when it does not exist. `Err` is for
     /// failures to ask (the API server is down), not for a missing Secret.
     async fn get(&self, name: &str) -> Result<Option<SecretData>, String>;
+    /// The data (`data` and `binaryData`) of the ConfigMap `name` in the
+    /// same namespace, or `None` when it does not exist; `Err` as for
+    /// [`Self::get`]. Sources without ConfigMaps (`sync`'s documents) have none.
+    async fn config_map(&self, _name: &str) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        Ok(None)
+    }
 }
 
 /// Secrets held in memory (`sync`'s Secret documents, tests).
@@ -313,24 +319,34 @@ async fn resolve_keyless(
         None => TrustedRoot::public_good().clone(),
         Some(r) => {
             let field = "spec.verification.trustedRootRef".to_string();
-            if r.kind == TrustedRootKind::ConfigMap {
-                return Err(Error::Spec(format!(
-                    "{field}: kind ConfigMap is not supported yet: put trusted_root.json in a Secret (kind: Secret)"
-                )));
-            }
-            let data = fetch_key(
-                secrets,
-                &field,
-                &SecretKeyRef {
+            let data = match r.kind {
+                TrustedRootKind::Secret => {
+                    fetch_key(
+                        secrets,
+                        &field,
+                        &SecretKeyRef {
+                            name: r.name.clone(),
+                            key: r.key.clone(),
+                        },
+                    )
+                    .await?
+                }
+                TrustedRootKind::ConfigMap => {
+                    fetch_config_map_key(secrets, &field, &r.name, &r.key).await?
+                }
+            };
+            let message = |e| format!("key {:?} is not a Sigstore trusted_root.json: {e}", r.key);
+            TrustedRoot::from_json(&data).map_err(|e| match r.kind {
+                TrustedRootKind::Secret => Error::InvalidSecret {
+                    field: field.clone(),
                     name: r.name.clone(),
-                    key: r.key.clone(),
+                    message: message(e),
                 },
-            )
-            .await?;
-            TrustedRoot::from_json(&data).map_err(|e| Error::InvalidSecret {
-                field,
-                name: r.name.clone(),
-                message: format!("key {:?} is not a Sigstore trusted_root.json: {e}", r.key),
+                TrustedRootKind::ConfigMap => Error::InvalidConfigMap {
+                    field: field.clone(),
+                    name: r.name.clone(),
+                    message: message(e),
+                },
             })?
         }
     };
@@ -353,6 +369,40 @@ async fn fetch(secrets: &dyn SecretSource, field: &str, name: &str) -> Result<Se
             message,
         }),
     }
+}
+
+/// The key `key` of the ConfigMap `name` (a `trusted_root.json` is public:
+/// it may be held in a ConfigMap).
+async fn fetch_config_map_key(
+    secrets: &dyn SecretSource,
+    field: &str,
+    name: &str,
+    key: &str,
+) -> Result<Vec<u8>, Error> {
+    let mut data = match secrets.config_map(name).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return Err(Error::ConfigMapNotFound {
+                field: field.to_string(),
+                name: name.to_string(),
+                namespace: secrets.namespace().to_string(),
+            });
+        }
+        Err(message) => {
+            return Err(Error::ConfigMapLookup {
+                name: name.to_string(),
+                message,
+            });
+        }
+    };
+    data.remove(key).ok_or_else(|| Error::InvalidConfigMap {
+        field: field.to_string(),
+        name: name.to_string(),
+        message: format!(
+            "no key {key:?} (keys: {})",
+            data.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 async fn fetch_key(

@@ -424,6 +424,22 @@ impl Policy {
             .all(|r| matches!(r, Requirement::InsecureAcceptAnything))
     }
 
+    /// Whether a requirement for `image` trusts keyless Sigstore
+    /// signatures (`sigstoreSigned` with `fulcio`): then the Sigstore
+    /// bundles attached to the image as OCI referrers are signatures too
+    /// (read them with [`super::referrers::read_bundles`]).
+    pub fn wants_bundles(&self, image: &dyn ImageReference) -> bool {
+        self.requirements_for_image(image).iter().any(|r| {
+            matches!(
+                r,
+                Requirement::SigstoreSigned {
+                    keyless: Some(_),
+                    ..
+                }
+            )
+        })
+    }
+
     /// Judge any transport's image (the copy engine's call, before writing).
     pub fn evaluate_image(
         &self,

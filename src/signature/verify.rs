@@ -238,11 +238,16 @@ fn examine_bundle(bundle: &[u8], keys: &TrustedKeys, subject: &Subject<'_>) -> S
                 subject.manifest_digest
             ));
         };
+        // The manifest's bytes when known (a P-384 signer's bundle needs
+        // them: it signs their SHA-384), else its SHA-256.
+        let artifact = match subject.manifest {
+            Some(m) if digest::sha256(m) == *subject.manifest_digest => {
+                keyless::bundle::Artifact::Bytes(m)
+            }
+            _ => keyless::bundle::Artifact::Sha256(&sha),
+        };
         let v = b
-            .verify(
-                keyless::bundle::Artifact::Sha256(&sha),
-                keyless::bundle::Signer::Keyless(trust),
-            )
+            .verify(artifact, keyless::bundle::Signer::Keyless(trust))
             .map_err(|e| format!("Sigstore bundle: {e}"))?;
         r.manifest_digest = subject.manifest_digest.to_string();
         r.key_id = v.subject;

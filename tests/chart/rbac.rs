@@ -41,6 +41,12 @@ const UNUSED_OK: &[(&str, &str, &str, &str)] = &[
         "get",
         "as for imagemirrors",
     ),
+    (
+        "",
+        "configmaps",
+        "get",
+        "read only for an object whose trustedRootRef is of kind ConfigMap (tests/controller_keyless.rs reads one); the objects here name Secrets",
+    ),
 ];
 
 /// Granted for sharded mode only (`replicaCount > 1`), so unused by a

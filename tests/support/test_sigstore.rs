@@ -6,7 +6,11 @@
 //! `dev.sigstore.cosign/*` annotations of a keyless signature, and bundles
 //! v0.1–v0.3 (message signatures and DSSE).
 //!
-//! Standalone (rcgen, p256, sha2, base64, serde_json, time, jiff, hex): the unit tests
+//! Leaves embed an SCT of a test CT log, signed over the precertificate
+//! (RFC 6962), or a broken or missing one ([`SctSpec`]); their key is P-256
+//! or P-384 ([`Curve`]).
+//!
+//! Standalone (rcgen, p256, p384, sha2, base64, serde_json, time, jiff, hex): the unit tests
 //! include it with `#[path]`, the integration tests through `support`, so
 //! nothing of kubemirror's own makes what kubemirror then verifies.
 #![allow(dead_code)]
@@ -48,6 +52,28 @@ pub enum IssuerExt {
     None,
 }
 
+/// The embedded SCT of a leaf certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SctSpec {
+    /// Signed by the test CT log over the precertificate.
+    Valid,
+    /// Signed, then its timestamp changed.
+    Tampered,
+    /// Signed by a CT log the trust root does not list.
+    UnknownLog,
+    /// No SCT extension.
+    Missing,
+}
+
+/// The curve of a leaf's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    /// ECDSA P-256, signing with SHA-256 (Fulcio's usual leaves).
+    P256,
+    /// ECDSA P-384, signing with SHA-384.
+    P384,
+}
+
 /// What a leaf certificate says.
 #[derive(Clone, Debug)]
 pub struct LeafSpec {
@@ -58,6 +84,8 @@ pub struct LeafSpec {
     pub not_before: i64,
     pub not_after: i64,
     pub code_signing: bool,
+    pub sct: SctSpec,
+    pub curve: Curve,
 }
 
 impl Default for LeafSpec {
@@ -69,22 +97,98 @@ impl Default for LeafSpec {
             not_before: T0,
             not_after: T0 + 600,
             code_signing: true,
+            sct: SctSpec::Valid,
+            curve: Curve::P256,
         }
     }
+}
+
+/// A leaf's private key.
+#[derive(Clone, Debug)]
+pub enum LeafKey {
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
 }
 
 /// A leaf certificate and its private key.
 pub struct Leaf {
     pub der: Vec<u8>,
     pub pem: String,
-    pub key: p256::ecdsa::SigningKey,
+    pub key: LeafKey,
 }
 
 impl Leaf {
+    /// ECDSA signature (DER) over `msg`: SHA-256 with P-256, SHA-384 with P-384.
     pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        let s: p256::ecdsa::Signature = self.key.sign(msg);
-        s.to_der().as_bytes().to_vec()
+        match &self.key {
+            LeafKey::P256(k) => {
+                let s: p256::ecdsa::Signature = k.sign(msg);
+                s.to_der().as_bytes().to_vec()
+            }
+            LeafKey::P384(k) => {
+                let s: p384::ecdsa::Signature = k.sign(msg);
+                s.to_der().as_bytes().to_vec()
+            }
+        }
     }
+
+    /// The digest of `msg` the leaf's signatures hash with, and its
+    /// Sigstore (bundle, Rekor) names.
+    pub fn digest(&self, msg: &[u8]) -> (Vec<u8>, &'static str, &'static str) {
+        match &self.key {
+            LeafKey::P256(_) => (sha256(msg).to_vec(), "SHA2_256", "sha256"),
+            LeafKey::P384(_) => (sha2::Sha384::digest(msg).to_vec(), "SHA2_384", "sha384"),
+        }
+    }
+}
+
+/// The TBSCertificate of a DER certificate: the first element of its
+/// outer SEQUENCE, read by hand (two DER headers) so that the test
+/// Sigstore needs nothing of what kubemirror verifies with.
+fn tbs_of(cert: &[u8]) -> Vec<u8> {
+    // (header length, content length) of the DER element at the start of `b`.
+    fn header(b: &[u8]) -> (usize, usize) {
+        assert_eq!(b[0], 0x30, "a SEQUENCE");
+        match b[1] {
+            n if n < 0x80 => (2, usize::from(n)),
+            0x81 => (3, usize::from(b[2])),
+            0x82 => (4, usize::from(u16::from_be_bytes([b[2], b[3]]))),
+            n => panic!("DER length form {n:#x} in a test certificate"),
+        }
+    }
+    let (outer, _) = header(cert);
+    let (h, n) = header(&cert[outer..]);
+    cert[outer..outer + h + n].to_vec()
+}
+
+/// An SCT (RFC 6962 §3.2) by `log` over the precertificate `tbs` issued by
+/// the CA whose SPKI is `issuer_spki`, at `timestamp_ms`: the TLS bytes of
+/// a one-SCT SignedCertificateTimestampList.
+pub fn sct_list(
+    log: &p256::ecdsa::SigningKey,
+    issuer_spki: &[u8],
+    tbs: &[u8],
+    timestamp_ms: u64,
+) -> Vec<u8> {
+    let mut signed = vec![0u8, 0u8];
+    signed.extend_from_slice(&timestamp_ms.to_be_bytes());
+    signed.extend_from_slice(&[0, 1]);
+    signed.extend_from_slice(&sha256(issuer_spki));
+    signed.extend_from_slice(&(tbs.len() as u32).to_be_bytes()[1..]);
+    signed.extend_from_slice(tbs);
+    signed.extend_from_slice(&[0, 0]);
+    let sig: p256::ecdsa::Signature = log.sign(&signed);
+    let sig = sig.to_der();
+    let mut sct = vec![0u8];
+    sct.extend_from_slice(&sha256(&spki(log)));
+    sct.extend_from_slice(&timestamp_ms.to_be_bytes());
+    sct.extend_from_slice(&[0, 0, 4, 3]);
+    sct.extend_from_slice(&(sig.as_bytes().len() as u16).to_be_bytes());
+    sct.extend_from_slice(sig.as_bytes());
+    let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
+    list.extend_from_slice(&(sct.len() as u16).to_be_bytes());
+    list.extend_from_slice(&sct);
+    list
 }
 
 pub struct Ca {
@@ -230,8 +334,20 @@ impl TestSigstore {
     pub fn leaf(&self, spec: &LeafSpec) -> Leaf {
         let seed = self.leaf_seed.get();
         self.leaf_seed.set(seed.wrapping_add(1));
-        let key = p256_key(100u8.wrapping_add(seed));
-        let pkcs8 = key.to_pkcs8_der().unwrap();
+        let (key, pkcs8) = match spec.curve {
+            Curve::P256 => {
+                let k = p256_key(100u8.wrapping_add(seed));
+                let der = k.to_pkcs8_der().unwrap();
+                (LeafKey::P256(k), der)
+            }
+            Curve::P384 => {
+                let mut bytes = [0x42u8; 48];
+                bytes[0] = 100u8.wrapping_add(seed);
+                let k = p384::ecdsa::SigningKey::from_bytes(&bytes.into()).unwrap();
+                let der = k.to_pkcs8_der().unwrap();
+                (LeafKey::P384(k), der)
+            }
+        };
         let kp = KeyPair::try_from(pkcs8.as_bytes()).unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
@@ -265,9 +381,48 @@ impl TestSigstore {
             }
             IssuerExt::None => {}
         }
-        let cert = p
+        // The precertificate dance: the log signs the TBS without the SCT
+        // extension (rcgen writes custom extensions last and derives the
+        // serial from the key, so the final TBS is this one plus the SCT).
+        let precert = p
+            .clone()
             .signed_by(&kp, &self.intermediate.cert, &self.intermediate.key)
             .unwrap();
+        let log = match spec.sct {
+            SctSpec::UnknownLog => p256_key(9),
+            _ => self.ct.clone(),
+        };
+        let issuer_spki = self.intermediate.key.public_key_der();
+        let mut list = sct_list(
+            &log,
+            &issuer_spki,
+            &tbs_of(precert.der()),
+            (spec.not_before as u64) * 1000,
+        );
+        if spec.sct == SctSpec::Tampered {
+            list[4 + 1 + 32 + 7] ^= 1; // the timestamp's last byte
+        }
+        let cert = if spec.sct == SctSpec::Missing {
+            precert
+        } else {
+            // The extension's value: a DER OCTET STRING holding the TLS list.
+            let mut v = vec![0x04];
+            match list.len() {
+                n if n < 0x80 => v.push(n as u8),
+                n if n < 0x100 => v.extend_from_slice(&[0x81, n as u8]),
+                n => {
+                    v.push(0x82);
+                    v.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+            }
+            v.extend_from_slice(&list);
+            p.custom_extensions.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+                v,
+            ));
+            p.signed_by(&kp, &self.intermediate.cert, &self.intermediate.key)
+                .unwrap()
+        };
         Leaf {
             der: cert.der().to_vec(),
             pem: cert.pem(),
@@ -298,10 +453,20 @@ impl TestSigstore {
 
     /// A `hashedrekord` body for `sig` over an artifact of SHA-256 `digest` by `signer_pem`.
     pub fn hashedrekord(digest: &[u8], sig: &[u8], signer_pem: &str) -> serde_json::Value {
+        Self::hashedrekord_with("sha256", digest, sig, signer_pem)
+    }
+
+    /// A `hashedrekord` body whose artifact digest is of `algorithm` (Rekor's name).
+    pub fn hashedrekord_with(
+        algorithm: &str,
+        digest: &[u8],
+        sig: &[u8],
+        signer_pem: &str,
+    ) -> serde_json::Value {
         serde_json::json!({
             "apiVersion": "0.0.1", "kind": "hashedrekord",
             "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
+                "data": {"hash": {"algorithm": algorithm, "value": hex::encode(digest)}},
                 "signature": {"content": B64.encode(sig),
                               "publicKey": {"content": B64.encode(signer_pem)}}
             }
@@ -399,15 +564,16 @@ impl TestSigstore {
             )
         } else {
             let sig = leaf.sign(artifact);
+            let (digest, bundle_alg, rekor_alg) = leaf.digest(artifact);
             (
                 (
                     "messageSignature",
                     serde_json::json!({
-                        "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(digest)},
+                        "messageDigest": {"algorithm": bundle_alg, "digest": B64.encode(&digest)},
                         "signature": B64.encode(&sig)
                     }),
                 ),
-                Self::hashedrekord(&digest, &sig, &leaf.pem),
+                Self::hashedrekord_with(rekor_alg, &digest, &sig, &leaf.pem),
             )
         };
         let e = self.log(&body, T0 + 60, 1);

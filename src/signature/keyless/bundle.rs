@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::keys::VerifyKey;
-use super::rekor::{InclusionProof, LogEntry};
+use super::rekor::{InclusionProof, LogEntry, LoggedDigest};
 use super::trusted_root::TrustedRoot;
 use super::{KeylessError, KeylessTrust, Verified};
 
@@ -36,13 +36,58 @@ pub const MEDIA_TYPES: [&str; 4] = [
 /// The in-toto payload type of DSSE envelopes.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 
+/// A hash a bundle's `messageDigest` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    fn from_bundle(name: &str) -> Option<Self> {
+        match name {
+            "SHA2_256" => Some(Hash::Sha256),
+            "SHA2_384" => Some(Hash::Sha384),
+            "SHA2_512" => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The bundle's name of the hash.
+    pub fn bundle_name(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "SHA2_256",
+            Hash::Sha384 => "SHA2_384",
+            Hash::Sha512 => "SHA2_512",
+        }
+    }
+
+    /// Rekor's name of the hash.
+    pub fn rekor_name(self) -> &'static str {
+        match self {
+            Hash::Sha256 => "sha256",
+            Hash::Sha384 => "sha384",
+            Hash::Sha512 => "sha512",
+        }
+    }
+
+    fn of(self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => Sha256::digest(b).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(b).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(b).to_vec(),
+        }
+    }
+}
+
 /// What was signed.
 #[derive(Clone, Debug)]
 pub enum Content {
     /// A signature over the artifact's bytes.
     Message {
-        /// `messageDigest` (SHA2_256 only), when given.
-        digest: Option<Vec<u8>>,
+        /// `messageDigest` (SHA2_256, SHA2_384 or SHA2_512), when given.
+        digest: Option<(Hash, Vec<u8>)>,
         signature: Vec<u8>,
     },
     /// A DSSE envelope (in-toto statements).
@@ -70,6 +115,8 @@ pub struct Bundle {
 #[derive(Clone, Copy, Debug)]
 pub enum Artifact<'a> {
     Bytes(&'a [u8]),
+    /// Its digests, hashed from a stream ([`Hasher`]).
+    Digests(&'a Digests),
     /// Only its SHA-256 (`sha256:HEX` on the command line).
     Sha256(&'a [u8; 32]),
 }
@@ -78,8 +125,55 @@ impl Artifact<'_> {
     fn sha256(&self) -> [u8; 32] {
         match self {
             Artifact::Bytes(b) => Sha256::digest(b).into(),
+            Artifact::Digests(d) => d.sha256,
             Artifact::Sha256(d) => **d,
         }
+    }
+}
+
+/// An artifact's SHA-256, SHA-384 and SHA-512, as message signatures of
+/// P-256 and P-384 keys and bundles' `messageDigest` need them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: [u8; 32],
+    pub sha384: [u8; 48],
+    pub sha512: [u8; 64],
+}
+
+impl Digests {
+    fn of(&self, h: Hash) -> Vec<u8> {
+        match h {
+            Hash::Sha256 => self.sha256.to_vec(),
+            Hash::Sha384 => self.sha384.to_vec(),
+            Hash::Sha512 => self.sha512.to_vec(),
+        }
+    }
+}
+
+/// [`Digests`] of a stream, in one pass (`std::io::Write`).
+#[derive(Clone, Default)]
+pub struct Hasher(Sha256, sha2::Sha384, sha2::Sha512);
+
+impl Hasher {
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: self.0.finalize().into(),
+            sha384: self.1.finalize().into(),
+            sha512: self.2.finalize().into(),
+        }
+    }
+}
+
+impl std::io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        self.1.update(buf);
+        self.2.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -297,13 +391,15 @@ impl Bundle {
         let content = match (raw.message_signature, raw.dsse_envelope) {
             (Some(ms), None) => Content::Message {
                 digest: match ms.message_digest {
-                    Some(d) if d.algorithm == "SHA2_256" => Some(b64(&d.digest, "messageDigest")?),
-                    Some(d) => {
-                        return Err(malformed(format!(
-                            "messageDigest algorithm {:?} is not supported (want SHA2_256)",
-                            d.algorithm
-                        )));
-                    }
+                    Some(d) => match Hash::from_bundle(&d.algorithm) {
+                        Some(h) => Some((h, b64(&d.digest, "messageDigest")?)),
+                        None => {
+                            return Err(malformed(format!(
+                                "messageDigest algorithm {:?} is not supported (want SHA2_256, SHA2_384 or SHA2_512)",
+                                d.algorithm
+                            )));
+                        }
+                    },
                     None => None,
                 },
                 signature: b64(&ms.signature, "messageSignature.signature")?,
@@ -380,10 +476,23 @@ impl Bundle {
         }
         let artifact_sha = artifact.sha256();
         // What the signature covers, and the digest the log entry records.
-        let (signed, logged_sha, signature): (Signed<'_>, [u8; 32], &[u8]) = match &self.content {
+        let (signed, logged, signature): (Signed<'_>, (Hash, Vec<u8>), &[u8]) = match &self.content
+        {
             Content::Message { digest, signature } => {
-                if let Some(d) = digest
-                    && d.as_slice() != artifact_sha.as_slice()
+                let hash = digest.as_ref().map_or(Hash::Sha256, |d| d.0);
+                let ours = match (artifact, hash) {
+                    (_, Hash::Sha256) => artifact_sha.to_vec(),
+                    (Artifact::Bytes(b), h) => h.of(b),
+                    (Artifact::Digests(d), h) => d.of(h),
+                    (Artifact::Sha256(_), h) => {
+                        return Err(KeylessError::Malformed(format!(
+                            "the bundle's messageDigest is {}: give the artifact's file, not its sha256 digest",
+                            h.bundle_name()
+                        )));
+                    }
+                };
+                if let Some((_, d)) = digest
+                    && *d != ours
                 {
                     return Err(KeylessError::Signature(
                         "bundle signs another artifact (messageDigest differs)".into(),
@@ -391,7 +500,7 @@ impl Bundle {
                 }
                 (
                     Signed::Artifact(artifact, artifact_sha),
-                    artifact_sha,
+                    (hash, ours),
                     signature,
                 )
             }
@@ -403,10 +512,14 @@ impl Bundle {
                 check_statement(payload_type, payload, &artifact_sha)?;
                 (
                     Signed::Bytes(pae(payload_type, payload)),
-                    Sha256::digest(payload).into(),
+                    (Hash::Sha256, Sha256::digest(payload).to_vec()),
                     signature,
                 )
             }
+        };
+        let logged_digest = LoggedDigest {
+            algorithm: logged.0.rekor_name(),
+            digest: &logged.1,
         };
         match signer {
             Signer::Keyless(trust) => {
@@ -416,13 +529,15 @@ impl Bundle {
                     )
                 })?;
                 let leaf = super::cert::parse_leaf(cert)?;
-                entry.check_body(&logged_sha, signature, cert)?;
+                signed.fits(&leaf.key)?;
+                entry.check_body(&logged_digest, signature, cert)?;
                 super::verify_signed(leaf, entry, trust, |leaf| {
                     signed.verifies(&leaf.key, signature)
                 })
             }
             Signer::Key(key, _) => {
-                entry.check_body(&logged_sha, signature, &key.spki_der())?;
+                signed.fits(key)?;
+                entry.check_body(&logged_digest, signature, &key.spki_der())?;
                 if !signed.verifies(key, signature) {
                     return Err(KeylessError::Signature(
                         "signature does not verify with the key".into(),
@@ -445,11 +560,27 @@ enum Signed<'a> {
 }
 
 impl Signed<'_> {
+    /// Whether `key` can verify what was signed: with only the artifact's
+    /// SHA-256, a P-384 key (which signs SHA-384 digests) cannot.
+    fn fits(&self, key: &VerifyKey) -> Result<(), KeylessError> {
+        match (self, key) {
+            (Signed::Artifact(Artifact::Sha256(_), _), VerifyKey::P384(_)) => {
+                Err(KeylessError::Malformed(
+                    "the signing key is ECDSA P-384, which signs the artifact's SHA-384: give the artifact's file, not its sha256 digest".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn verifies(&self, key: &VerifyKey, sig: &[u8]) -> bool {
         match self {
             Signed::Bytes(b) => key.verifies(b, sig),
             Signed::Artifact(Artifact::Bytes(b), _) => key.verifies(b, sig),
             Signed::Artifact(Artifact::Sha256(_), d) => key.verifies_sha256_prehash(d, sig),
+            Signed::Artifact(Artifact::Digests(d), _) => {
+                key.verifies_prehash(&d.sha256, &d.sha384, sig)
+            }
         }
     }
 }

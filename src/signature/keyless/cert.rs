@@ -140,9 +140,24 @@ pub fn is_self_issued(der: &[u8]) -> bool {
     parse(der).is_ok_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject)
 }
 
+/// The DER SubjectPublicKeyInfo of the certificate of `chain` whose subject
+/// is `leaf`'s issuer (the CA that signed it, for SCTs' issuer key hash).
+fn issuer_spki(leaf: &Leaf, chain: &[Vec<u8>]) -> Result<Vec<u8>, KeylessError> {
+    let leaf = parse(&leaf.der)?;
+    chain
+        .iter()
+        .filter_map(|c| Certificate::from_der(c).ok())
+        .find(|c| c.tbs_certificate.subject == leaf.tbs_certificate.issuer)
+        .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der().ok())
+        .ok_or_else(|| {
+            KeylessError::Untrusted("the certificate's issuer is not in its CA chain".into())
+        })
+}
+
 /// Check that `leaf` chains to a CA of `root` that was valid at `time`
-/// (Unix seconds), every certificate of the path valid then too.
-pub fn verify_chain(leaf: &Leaf, root: &TrustedRoot, time: i64) -> Result<(), KeylessError> {
+/// (Unix seconds), every certificate of the path valid then too. Returns
+/// the issuing CA's DER SubjectPublicKeyInfo.
+pub fn verify_chain(leaf: &Leaf, root: &TrustedRoot, time: i64) -> Result<Vec<u8>, KeylessError> {
     if time < 0 {
         return Err(KeylessError::Malformed(format!(
             "integrated time {time} is before 1970"
@@ -182,7 +197,7 @@ pub fn verify_chain(leaf: &Leaf, root: &TrustedRoot, time: i64) -> Result<(), Ke
             None,
             None,
         ) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return issuer_spki(leaf, &ca.chain),
             Err(e) => last = Some(e),
         }
     }

@@ -67,6 +67,18 @@ impl VerifyKey {
         }
     }
 
+    /// Whether `sig` is this key's signature over a message whose SHA-256
+    /// is `sha256` and SHA-384 `sha384` (each key uses its own).
+    pub fn verifies_prehash(&self, sha256: &[u8; 32], sha384: &[u8; 48], sig: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        match self {
+            VerifyKey::P256(_) => self.verifies_sha256_prehash(sha256, sig),
+            VerifyKey::P384(k) => p384::ecdsa::Signature::from_der(sig)
+                .or_else(|_| p384::ecdsa::Signature::from_slice(sig))
+                .is_ok_and(|s| k.verify_prehash(sha384, &s).is_ok()),
+        }
+    }
+
     /// Whether `sig` (DER or fixed-size r‖s) is this key's signature over `msg`.
     pub fn verifies(&self, msg: &[u8], sig: &[u8]) -> bool {
         match self {

@@ -8,13 +8,16 @@
 //!    inclusion proof and its signed checkpoint; the logged `hashedrekord`
 //!    entry names this signature, certificate and artifact digest;
 //! 2. the certificate chains to a Fulcio CA of the trust root that was valid
-//!    at the Rekor integrated time, and was itself valid then;
+//!    at the Rekor integrated time, and was itself valid then, and a CT log
+//!    of the trust root vouches for it (an embedded SCT);
 //! 3. the signature verifies with the certificate's key;
 //! 4. the certificate's SAN (email or URI) and OIDC issuer (Fulcio
 //!    extensions .1.8 / .1.1) match one of the [`IdentityRule`]s.
 //!
-//! Embedded SCTs are not verified (the certificate's chain and the log entry
-//! are): the CT log keys are read from the trust root but not used yet.
+//!
+//! The SCT is needed (as cosign needs it by default) when the trust root
+//! lists CT logs, as the public-good one does; roots built from a CA file
+//! and Rekor keys (policy.json `fulcio`) list none, and need none.
 //!
 //! Crates: `x509-cert` reads certificates, `webpki` builds and checks the
 //! chain, `p256`/`p384` verify. The `sigstore` crate (sigstore-rs 0.15) was
@@ -25,7 +28,7 @@
 //! hand-written here is Sigstore's own logic: see each file's header.
 //!
 //! Files: [`trusted_root`] (trust roots), [`cert`] (Fulcio certificates and
-//! chains), [`rekor`] (SETs, inclusion proofs, checkpoints), [`bundle`]
+//! chains), [`sct`] (embedded SCTs), [`rekor`] (SETs, inclusion proofs, checkpoints), [`bundle`]
 //! (Sigstore bundles v0.1–v0.3), [`keys`] (public keys), [`identity`]
 //! (who may have signed).
 
@@ -34,6 +37,7 @@ pub mod cert;
 pub mod identity;
 pub mod keys;
 pub mod rekor;
+pub mod sct;
 pub mod trusted_root;
 
 use std::collections::BTreeMap;
@@ -69,6 +73,9 @@ pub enum KeylessError {
     /// The transparency-log evidence is missing, unknown or does not verify.
     #[error("{0}")]
     Tlog(String),
+    /// No embedded SCT of the certificate verifies with a CT log key.
+    #[error("{0}")]
+    Sct(String),
     /// The signature does not verify with the certificate's key.
     #[error("{0}")]
     Signature(String),
@@ -165,7 +172,11 @@ pub fn verify_cosign(
     )?;
     entry.verify_set(&set, &trust.root)?;
     let payload_sha = trusted_root::digest_bytes(payload);
-    entry.check_body(&payload_sha, signature, &cert_der)?;
+    entry.check_body(
+        &rekor::LoggedDigest::sha256(&payload_sha),
+        signature,
+        &cert_der,
+    )?;
     verify_signed(leaf, &entry, trust, |leaf| {
         leaf.key.verifies(payload, signature)
     })
@@ -179,7 +190,10 @@ pub(crate) fn verify_signed(
     trust: &KeylessTrust,
     verifies: impl FnOnce(&cert::Leaf) -> bool,
 ) -> Result<Verified, KeylessError> {
-    cert::verify_chain(&leaf, &trust.root, entry.integrated_time)?;
+    let issuer_spki = cert::verify_chain(&leaf, &trust.root, entry.integrated_time)?;
+    if !trust.root.ctlogs.is_empty() {
+        sct::verify(&leaf.der, &issuer_spki, &trust.root.ctlogs)?;
+    }
     if !verifies(&leaf) {
         return Err(KeylessError::Signature(
             "signature does not verify with the certificate's key".into(),

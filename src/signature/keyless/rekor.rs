@@ -22,6 +22,24 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Most hashes in an inclusion proof (a tree of 2^64 leaves needs 64).
 pub const MAX_PROOF_HASHES: usize = 64;
 
+/// The digest a log entry records for what was signed: the artifact's (a
+/// `hashedrekord`) or the DSSE payload's.
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedDigest<'a> {
+    /// Rekor's name of the hash: `sha256`, `sha384` or `sha512`.
+    pub algorithm: &'a str,
+    pub digest: &'a [u8],
+}
+
+impl<'a> LoggedDigest<'a> {
+    pub fn sha256(digest: &'a [u8]) -> Self {
+        LoggedDigest {
+            algorithm: "sha256",
+            digest,
+        }
+    }
+}
+
 /// A logged entry, as a SET or inclusion proof vouches for it.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
@@ -135,13 +153,13 @@ impl LogEntry {
     }
 
     /// Check that the logged entry is this signature: a `hashedrekord` of
-    /// `signature` over an artifact whose SHA-256 is `artifact_sha256` by
+    /// `signature` over an artifact whose digest is `artifact` by
     /// `signer_der` (the certificate, or with a public key its SPKI), or a
     /// `dsse` / `intoto` entry of a DSSE envelope whose payload has that
-    /// SHA-256 and that holds `signature`.
+    /// digest and that holds `signature`.
     pub fn check_body(
         &self,
-        artifact_sha256: &[u8],
+        artifact: &LoggedDigest<'_>,
         signature: &[u8],
         signer_der: &[u8],
     ) -> Result<(), KeylessError> {
@@ -191,8 +209,8 @@ impl LogEntry {
                 )));
             }
         };
-        if hash["algorithm"] != "sha256"
-            || hex::decode(s(&hash["value"])).ok().as_deref() != Some(artifact_sha256)
+        if hash["algorithm"] != artifact.algorithm
+            || hex::decode(s(&hash["value"])).ok().as_deref() != Some(artifact.digest)
         {
             return Err(mismatch("artifact digest"));
         }

@@ -13,7 +13,7 @@ mod test_sigstore;
 
 use super::bundle::{Artifact, Bundle, Signer};
 use super::*;
-use test_sigstore::{EMAIL, ISSUER, IssuerExt, LeafSpec, T0, TestSigstore};
+use test_sigstore::{Curve, EMAIL, ISSUER, IssuerExt, LeafSpec, SctSpec, T0, TestSigstore};
 
 fn trust(s: &TestSigstore, rules: Vec<IdentityRule>) -> KeylessTrust {
     KeylessTrust {
@@ -338,4 +338,119 @@ fn bundle_refusals() {
     let mut b = good.clone();
     b["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
     assert!(reason(&b).contains("no transparency log entry"));
+}
+
+/// Embedded SCTs: one verifying with a CT log of the trust root is needed
+/// when the root lists CT logs; a tampered one, one of an unknown log, or
+/// none is refused, as cosign does.
+#[test]
+fn embedded_scts() {
+    let s = TestSigstore::new();
+    let t = trust(&s, vec![email_rule()]);
+    let good = s.leaf(&LeafSpec::default());
+    let good_a = s.cosign_annotations(&good, b"payload", T0 + 60);
+    verify(b"payload", &good_a, &t).unwrap();
+    let b = s.bundle(&good, b"artifact", V03, false, false, true);
+    check_bundle(&s, &b, b"artifact").unwrap();
+    for (spec, why) in [
+        (
+            SctSpec::Tampered,
+            "signature does not verify with its CT log's key",
+        ),
+        (SctSpec::UnknownLog, "its CT log is not in the trust root"),
+        (SctSpec::Missing, "embeds no signed certificate timestamp"),
+    ] {
+        let leaf = s.leaf(&LeafSpec {
+            sct: spec,
+            ..Default::default()
+        });
+        let a = s.cosign_annotations(&leaf, b"payload", T0 + 60);
+        let e = verify(b"payload", &a, &t).unwrap_err();
+        assert!(matches!(e, KeylessError::Sct(_)), "{spec:?}: {e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("no valid SCT: ") && e.contains(why),
+            "{spec:?}: {e}"
+        );
+        let b = s.bundle(&leaf, b"artifact", V03, false, false, true);
+        let e = check_bundle(&s, &b, b"artifact").unwrap_err().to_string();
+        assert!(e.contains("no valid SCT"), "{spec:?}: {e}");
+    }
+    // The CT log's key was not valid yet at the SCT's time.
+    let mut root: serde_json::Value = serde_json::from_slice(&s.trusted_root_json()).unwrap();
+    root["ctlogs"][0]["publicKey"]["validFor"]["start"] = "2026-06-01T00:00:00Z".into();
+    let late = KeylessTrust {
+        root: Arc::new(TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap()),
+        identities: vec![email_rule()],
+    };
+    let e = verify(b"payload", &good_a, &late).unwrap_err().to_string();
+    assert!(e.contains("was not valid at the SCT's time"), "{e}");
+    // A root without CT logs (policy.json's caPath) needs no SCT.
+    root["ctlogs"] = serde_json::json!([]);
+    let no_ct = KeylessTrust {
+        root: Arc::new(TrustedRoot::from_json(&serde_json::to_vec(&root).unwrap()).unwrap()),
+        identities: vec![email_rule()],
+    };
+    let bare = s.leaf(&LeafSpec {
+        sct: SctSpec::Missing,
+        ..Default::default()
+    });
+    let a = s.cosign_annotations(&bare, b"payload", T0 + 60);
+    verify(b"payload", &a, &no_ct).unwrap();
+}
+
+/// Message signatures of a P-384 leaf (ECDSA P-384 over SHA-384, the
+/// bundle's messageDigest SHA2_384) and of a P-256 leaf (SHA-256).
+#[test]
+fn bundles_by_curve() {
+    let s = TestSigstore::new();
+    let t = trust(&s, vec![email_rule()]);
+    for curve in [Curve::P256, Curve::P384] {
+        let leaf = s.leaf(&LeafSpec {
+            curve,
+            ..Default::default()
+        });
+        let b = s.bundle(&leaf, b"artifact", V03, false, false, true);
+        let want = if curve == Curve::P384 {
+            "SHA2_384"
+        } else {
+            "SHA2_256"
+        };
+        assert_eq!(b["messageSignature"]["messageDigest"]["algorithm"], want);
+        check_bundle(&s, &b, b"artifact").unwrap_or_else(|e| panic!("{curve:?}: {e}"));
+        let e = check_bundle(&s, &b, b"other").unwrap_err().to_string();
+        assert!(e.contains("another artifact"), "{curve:?}: {e}");
+        // The DSSE form too.
+        let b = s.bundle(&leaf, b"artifact", V03, true, false, true);
+        check_bundle(&s, &b, b"artifact").unwrap_or_else(|e| panic!("{curve:?} dsse: {e}"));
+        // By SHA-256 only: fine for P-256, a clear refusal for P-384.
+        let b = s.bundle(&leaf, b"artifact", V03, false, false, true);
+        let d: [u8; 32] = sha2::Sha256::digest(b"artifact").into();
+        let r = Bundle::parse(&serde_json::to_vec(&b).unwrap())
+            .unwrap()
+            .verify(Artifact::Sha256(&d), Signer::Keyless(&t));
+        match curve {
+            Curve::P256 => {
+                r.unwrap();
+            }
+            Curve::P384 => {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("give the artifact's file"), "{e}");
+            }
+        }
+    }
+    // A P-384 signature checked as if SHA-256 were its hash: the digest
+    // says SHA2_256 but the key signs SHA-384 — refused by the log entry.
+    let leaf = s.leaf(&LeafSpec {
+        curve: Curve::P384,
+        ..Default::default()
+    });
+    let mut b = s.bundle(&leaf, b"artifact", V03, false, false, true);
+    b["messageSignature"]["messageDigest"] = serde_json::json!({
+        "algorithm": "SHA2_256", "digest": B64.encode(sha2::Sha256::digest(b"artifact"))});
+    let e = check_bundle(&s, &b, b"artifact").unwrap_err().to_string();
+    assert!(e.contains("artifact digest differs"), "{e}");
+    b["messageSignature"]["messageDigest"]["algorithm"] = "MD5".into();
+    let e = check_bundle(&s, &b, b"artifact").unwrap_err().to_string();
+    assert!(e.contains("not supported"), "{e}");
 }
