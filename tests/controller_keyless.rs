@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::attach::Target;
 use support::cluster::Cluster;
 use support::controller_proc::ControllerProc;
 use support::cosign;

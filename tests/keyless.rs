@@ -8,8 +8,8 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use support::attach::Target;
 use support::cmd::{err, ok};
+use support::referrers::Pusher;
 use support::registry::Registry;
 use support::test_sigstore::{Curve, EMAIL, ISSUER, LeafSpec, SctSpec, T0, TestSigstore};
 use support::{cosign, kubemirror};
@@ -435,7 +435,7 @@ fn copy_policy_fulcio_counts_referrer_bundles() {
     let s = TestSigstore::new();
     let pol = policy(&reg, tmp.path(), "good", (&s, EMAIL, &s.rekor_pem()));
     let attach = |repo: &str, seed: &str, spec: Option<LeafSpec>| {
-        let digest = cosign::push_image(&reg.host, &format!("{repo}:v1"), seed, tmp.path());
+        cosign::push_image(&reg.host, &format!("{repo}:v1"), seed, tmp.path());
         let manifest = cosign::raw_manifest(&reg.host, &format!("{repo}:v1"));
         if let Some(spec) = spec {
             let leaf = s.leaf(&spec);
@@ -447,13 +447,14 @@ fn copy_policy_fulcio_counts_referrer_bundles() {
                 false,
                 true,
             );
-            Target::plain(&reg.host).attach_bundle(
+            let push = Pusher::plain(&reg.host);
+            let artifact = push.attach(
                 repo,
-                &digest,
                 &manifest,
+                "application/vnd.dev.sigstore.bundle.v0.3+json",
                 &serde_json::to_vec(&b).unwrap(),
-                true,
             );
+            push.referrers_tag(repo, &manifest, &[&artifact]);
         }
         reg.image(&format!("{repo}:v1"))
     };

@@ -4,7 +4,6 @@
 //! (a test that cannot run its real parts fails; it never skips).
 #![allow(dead_code, unused_imports)]
 
-pub mod attach;
 pub mod cluster;
 pub mod cmd;
 pub mod controller_proc;
