@@ -493,6 +493,15 @@ fn bad_input_is_one_line_errors() {
         &write("lying.sif", &b),
         "corrupted or invalid squashfs image",
     );
+    // A fragment table entry pointing outside its block (found by the fuzz
+    // target; the squashfs reader panicked on it): a one-line error, no
+    // "panicked" on stderr.
+    let corpus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sif/fragment-out-of-range");
+    check(
+        &format!("sif:{}", corpus.display()),
+        "corrupt data (its tables point outside its blocks)",
+    );
     // No primary system partition (a plain system partition only).
     let sys = make_sif(tmp.path(), &root, "sys", "gzip", None, "1");
     check(

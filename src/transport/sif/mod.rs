@@ -18,6 +18,7 @@
 //! removed with the source (the digest must be in the manifest before any
 //! blob is read). The SIF header and descriptors are parsed by [`header`].
 
+mod contain;
 pub mod deffile;
 pub mod header;
 pub mod squash;
@@ -236,8 +237,8 @@ fn convert(path: &Path) -> Result<Converted> {
         )));
     }
 
-    let temp =
-        tempfile::NamedTempFile::new().map_err(|e| Error::io(&loc, "create temporary file", e))?;
+    let temp = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io(&loc, crate::image::temp_file_op(), e))?;
     let (out, layer_file) = temp.into_parts();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

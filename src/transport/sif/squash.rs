@@ -195,6 +195,18 @@ where
     R: Read + Seek + Send,
     W: Write,
 {
+    super::contain::quietly(
+        "reading the squashfs partition: corrupt data (its tables point outside its blocks)",
+        || build_layer(squashfs, out, inject),
+    )
+}
+
+/// [`write_layer`]'s work, outside the panic containment.
+fn build_layer<R, W>(squashfs: R, out: W, inject: Option<Injected<'_>>) -> Result<Layer, String>
+where
+    R: Read + Seek + Send,
+    W: Write,
+{
     let kind = Kind::new_v4_with_const(&CODECS, LE_V4_0);
     let fs = FilesystemReader::from_reader_with_offset_and_kind(BufReader::new(squashfs), 0, kind)
         .map_err(|e| format!("reading the squashfs partition: {}", one_line(&e)))?;
