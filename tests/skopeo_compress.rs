@@ -348,3 +348,41 @@ fn recompression_memory_does_not_grow_with_the_layer() {
         diff_ids(&format!("oci:{}:v1", layout.display()), &[])
     );
 }
+
+/// Global `--tmpdir` (skopeo's): recompression stages its layers there. A
+/// directory that does not exist fails the recompressing copy with a
+/// one-line error naming it, while a copy that needs no temporary file
+/// does not care; an existing directory works and is left empty.
+#[test]
+fn tmpdir_holds_the_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().display().to_string();
+    let layout = tmp.path().join("img");
+    support::mkimage(
+        &layout,
+        &["--tag", "v1", "--layers", "1", "--layer-size", "16K"],
+    );
+    let src = format!("oci:{}:v1", layout.display());
+    let copy = |tmpdir: &str, extra: &[&str], to: &str| {
+        run({
+            let mut c = km();
+            c.args(["--tmpdir", tmpdir, "copy", "-q"])
+                .args(extra)
+                .args([&src, &format!("dir:{t}/{to}")]);
+            c
+        })
+    };
+    let missing = format!("{t}/no-such-dir");
+    let zstd = ["--dest-compress-format", "zstd"];
+    let e = err(&copy(&missing, &zstd, "a"));
+    assert!(
+        e.contains(&format!("create a temporary file in {missing}")),
+        "{e}"
+    );
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    ok(&copy(&missing, &[], "b"));
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    ok(&copy(&scratch.display().to_string(), &zstd, "c"));
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}

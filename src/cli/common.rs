@@ -41,7 +41,7 @@ pub struct GlobalArgs {
     /// Timeout for the command execution (Go duration, e.g. 30s, 5m)
     #[arg(long, global = true, value_name = "DURATION", value_parser = crate::api::v1alpha1::parse_go_duration)]
     pub command_timeout: Option<std::time::Duration>,
-    /// Accepted for skopeo compatibility: kubemirror keeps temporary files beside their destination
+    /// Directory for temporary files (recompressed layers, decompressed archives, sif: layers); default TMPDIR
     #[arg(long, global = true, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
     /// This run's registry context (sessions, 429 cool-off, blob windows),

@@ -103,6 +103,10 @@ pub fn main() -> ExitCode {
             g.override_variant.clone(),
         );
     }
+    if let Some(dir) = &g.tmpdir {
+        // Before any temporary file exists: the first override is the one kept.
+        let _ = tempfile::env::override_temp_dir(dir);
+    }
     let timeout = g.command_timeout;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

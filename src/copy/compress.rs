@@ -233,8 +233,8 @@ async fn transcode(
     let verified = VerifyingStream::new(blob.stream, info.digest.clone(), info.size.or(blob.size));
     let reader = StreamReader::new(verified.map_err(std::io::Error::other));
     let mut bridge = SyncIoBridge::new(reader);
-    let file =
-        tempfile::NamedTempFile::new().map_err(|e| Error::io(&loc, "create temporary file", e))?;
+    let file = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io(&loc, crate::image::temp_file_op(), e))?;
     let loc2 = loc.clone();
     let out = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         let (file, path) = file.into_parts();

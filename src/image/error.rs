@@ -275,3 +275,12 @@ mod tests {
         assert!(!e.is_retryable());
     }
 }
+
+/// The operation named when a temporary file cannot be made: it says
+/// where (global `--tmpdir`, else `TMPDIR`), so the fix is plain.
+pub fn temp_file_op() -> String {
+    format!(
+        "create a temporary file in {} (--tmpdir or TMPDIR)",
+        tempfile::env::temp_dir().display()
+    )
+}

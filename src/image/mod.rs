@@ -32,7 +32,7 @@ use futures::stream::BoxStream;
 use oci_spec::image::Descriptor;
 
 pub use cached::Image;
-pub use error::{Error, ErrorKind, Result, one_line};
+pub use error::{Error, ErrorKind, Result, one_line, temp_file_op};
 pub use inspect::{ImageInspectInfo, InspectLayer};
 pub use registry_context::RegistryContext;
 

@@ -72,7 +72,7 @@ fn decompress_blocking(path: &Path) -> Result<Option<tempfile::TempPath>> {
     };
     let input = std::io::BufReader::with_capacity(1 << 16, head[..n].chain(file));
     let tmp = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::io(&show, "create a temporary file to decompress into", e))?;
+        .map_err(|e| Error::io(&show, crate::image::temp_file_op(), e))?;
     let (out, tmp_path) = tmp.into_parts();
     let mut out = Capped {
         inner: std::io::BufWriter::with_capacity(1 << 16, out),
