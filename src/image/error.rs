@@ -253,6 +253,15 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     msg.replace('\n', " ")
 }
 
+/// The operation named when a temporary file cannot be made: it says
+/// where (global `--tmpdir`, else `TMPDIR`), so the fix is plain.
+pub fn temp_file_op() -> String {
+    format!(
+        "create a temporary file in {} (--tmpdir or TMPDIR)",
+        tempfile::env::temp_dir().display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,13 +283,4 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unauthorized);
         assert!(!e.is_retryable());
     }
-}
-
-/// The operation named when a temporary file cannot be made: it says
-/// where (global `--tmpdir`, else `TMPDIR`), so the fix is plain.
-pub fn temp_file_op() -> String {
-    format!(
-        "create a temporary file in {} (--tmpdir or TMPDIR)",
-        tempfile::env::temp_dir().display()
-    )
 }
