@@ -32,6 +32,17 @@ async fn kubectl(kubeconfig: &Path, args: &[&str], input: &str) -> (bool, String
     (out.ok, out.stdout, out.stderr)
 }
 
+/// `kubectl -n mirrors create KIND... sigstore-root --from-file=FILE` (the
+/// trust root as a Secret or ConfigMap, as README's commands make it).
+async fn create_root(kubeconfig: &Path, kind: &[&str], file: &Path) {
+    let from = format!("--from-file={}", file.display());
+    let mut args = vec!["-n", "mirrors", "create"];
+    args.extend_from_slice(kind);
+    args.extend(["sigstore-root", from.as_str()]);
+    let (ok, _, err) = kubectl(kubeconfig, &args, "").await;
+    assert!(ok, "{err}");
+}
+
 /// `kubectl get KIND NAME -o json` in `mirrors`, polled until `done` holds.
 async fn wait_for(
     kc: &Path,
@@ -155,21 +166,7 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
     // The command the example's comment gives.
     let root = tmp.path().join("trusted_root.json");
     std::fs::write(&root, s.trusted_root_json()).unwrap();
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "-n",
-            "mirrors",
-            "create",
-            "secret",
-            "generic",
-            "sigstore-root",
-            &format!("--from-file={}", root.display()),
-        ],
-        "",
-    )
-    .await;
-    assert!(ok, "{err}");
+    create_root(&kc, &["secret", "generic"], &root).await;
 
     let o = wait_for(&kc, "imagemirror", "keyless", &ctl, |o| {
         o["status"]["tags"].as_array().is_some_and(|t| t.len() == 4)
@@ -299,21 +296,7 @@ async fn referrers_api_bundles_are_verified() {
     std::fs::write(&root, s.trusted_root_json()).unwrap();
     let (ok, _, err) = kubectl(&kc, &["create", "namespace", "mirrors"], "").await;
     assert!(ok, "{err}");
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "-n",
-            "mirrors",
-            "create",
-            "secret",
-            "generic",
-            "sigstore-root",
-            &format!("--from-file={}", root.display()),
-        ],
-        "",
-    )
-    .await;
-    assert!(ok, "{err}");
+    create_root(&kc, &["secret", "generic"], &root).await;
     api.proxy.clear_log();
     let inspection = format!(
         r#"apiVersion: kubemirror.dev/v1alpha1
@@ -473,20 +456,7 @@ async fn config_map_trust_root_is_read_and_watched() {
     )
     .await;
     assert!(ok, "{err}");
-    let (ok, _, err) = kubectl(
-        &kc,
-        &[
-            "-n",
-            "mirrors",
-            "create",
-            "configmap",
-            "sigstore-root",
-            &format!("--from-file={}", root.display()),
-        ],
-        "",
-    )
-    .await;
-    assert!(ok, "{err}");
+    create_root(&kc, &["configmap"], &root).await;
     let verified = |want: bool| move |o: &Value| o["status"]["signatures"][0]["verified"] == want;
     let o = wait_for(&kc, "imageinspection", "private-root", &ctl, verified(true)).await;
     let sig = &o["status"]["signatures"][0];
