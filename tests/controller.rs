@@ -32,14 +32,7 @@ impl Cluster {
     }
 
     async fn kubectl_in(&self, args: &[&str], stdin: &str) -> Out {
-        let dir = self.dir.path();
-        support::kubectl::run(
-            &dir.join("kubeconfig"),
-            Some(&dir.join("cache")),
-            args,
-            stdin,
-        )
-        .await
+        support::kubectl::in_dir(self.dir.path(), args, stdin).await
     }
 
     async fn kubectl(&self, args: &[&str]) -> Out {

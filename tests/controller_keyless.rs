@@ -43,6 +43,15 @@ async fn create_root(kubeconfig: &Path, kind: &[&str], file: &Path) {
     assert!(ok, "{err}");
 }
 
+/// The leaf the examples trust: the release workflow, from the test issuer.
+fn workflow_leaf() -> LeafSpec {
+    LeafSpec {
+        subject: WORKFLOW.into(),
+        issuer: ISSUER.into(),
+        ..Default::default()
+    }
+}
+
 /// `kubectl get KIND NAME -o json` in `mirrors`, polled until `done` holds.
 async fn wait_for(
     kc: &Path,
@@ -92,11 +101,7 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
     let reg = Registry::tls();
     let h = reg.host.clone();
     let s = TestSigstore::new();
-    let ours = LeafSpec {
-        subject: WORKFLOW.into(),
-        issuer: ISSUER.into(),
-        ..Default::default()
-    };
+    let ours = workflow_leaf();
     let signed = push_signed(&s, &h, "1.0.0", "21", &ours, tmp.path());
     cosign::push_image(&h, "team/app:1.1.0", "22", tmp.path());
     let forked = LeafSpec {
@@ -262,21 +267,10 @@ async fn referrers_api_bundles_are_verified() {
     let api = support::referrers::ReferrersApi::start(&format!("http://{}", reg.host)).await;
     let h = api.host();
     let s = TestSigstore::new();
-    let ours = LeafSpec {
-        subject: WORKFLOW.into(),
-        issuer: ISSUER.into(),
-        ..Default::default()
-    };
+    let ours = workflow_leaf();
     let digest = cosign::push_image(&h, "team/app:2.0.0", "31", tmp.path());
     let manifest = cosign::raw_manifest(&h, "team/app:2.0.0");
-    let bundle = s.bundle(
-        &s.leaf(&ours),
-        &manifest,
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
-        false,
-        false,
-        true,
-    );
+    let bundle = s.bundle_v03(&s.leaf(&ours), &manifest);
     let artifact = Pusher::plain(&h).attach(
         "team/app",
         &manifest,
@@ -357,11 +351,7 @@ async fn config_map_trust_root_is_read_and_watched() {
     let reg = Registry::tls();
     let h = reg.host.clone();
     let s = TestSigstore::new();
-    let ours = LeafSpec {
-        subject: WORKFLOW.into(),
-        issuer: ISSUER.into(),
-        ..Default::default()
-    };
+    let ours = workflow_leaf();
     let signed = push_signed(&s, &h, "1.0.0", "41", &ours, tmp.path());
 
     let cluster = Cluster::start().await;

@@ -286,14 +286,7 @@ fn verify_blob_checks_bundles_of_every_version() {
             assert!(String::from_utf8_lossy(&o.stderr).contains("Verified OK"));
         }
     }
-    let good = s.bundle(
-        &leaf,
-        b"release artifact\n",
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
-        false,
-        false,
-        true,
-    );
+    let good = s.bundle_v03(&leaf, b"release artifact\n");
     let g = write("good.json", &good);
     // The embedded public-good root does not know the test log.
     let e = err(&km(&[
@@ -367,14 +360,7 @@ fn verify_blob_checks_scts_and_p384_leaves() {
     let p = |n: &str| dir.join(n).display().to_string();
     let verify = |spec: LeafSpec, name: &str, artifact: &str| {
         let leaf = s.leaf(&spec);
-        let b = s.bundle(
-            &leaf,
-            b"release artifact\n",
-            "application/vnd.dev.sigstore.bundle.v0.3+json",
-            false,
-            false,
-            true,
-        );
+        let b = s.bundle_v03(&leaf, b"release artifact\n");
         std::fs::write(dir.join(name), serde_json::to_vec(&b).unwrap()).unwrap();
         km(&[
             "verify-blob",
@@ -439,14 +425,7 @@ fn copy_policy_fulcio_counts_referrer_bundles() {
         let manifest = cosign::raw_manifest(&reg.host, &format!("{repo}:v1"));
         if let Some(spec) = spec {
             let leaf = s.leaf(&spec);
-            let b = s.bundle(
-                &leaf,
-                &manifest,
-                "application/vnd.dev.sigstore.bundle.v0.3+json",
-                false,
-                false,
-                true,
-            );
+            let b = s.bundle_v03(&leaf, &manifest);
             let push = Pusher::plain(&reg.host);
             let artifact = push.attach(
                 repo,

@@ -16,6 +16,18 @@ pub struct Out {
     pub stderr: String,
 }
 
+/// [`run`] for a test cluster kept in `dir`: `dir/kubeconfig`, with
+/// kubectl's discovery cache in `dir/cache`.
+pub async fn in_dir(dir: &Path, args: &[&str], stdin: &str) -> Out {
+    run(
+        &dir.join("kubeconfig"),
+        Some(&dir.join("cache")),
+        args,
+        stdin,
+    )
+    .await
+}
+
 /// `kubectl --kubeconfig KUBECONFIG [--cache-dir CACHE] ARGS`, `stdin` on its
 /// standard input.
 pub async fn run(kubeconfig: &Path, cache_dir: Option<&Path>, args: &[&str], stdin: &str) -> Out {

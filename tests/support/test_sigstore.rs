@@ -518,6 +518,19 @@ impl TestSigstore {
         format!("{body}\n\u{2014} rekor.test.example {}\n", B64.encode(raw))
     }
 
+    /// What cosign 3 writes: a v0.3 message-signature bundle for
+    /// `artifact`, signed by `leaf`, with an inclusion proof and checkpoint.
+    pub fn bundle_v03(&self, leaf: &Leaf, artifact: &[u8]) -> serde_json::Value {
+        self.bundle(
+            leaf,
+            artifact,
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
+            false,
+            false,
+            true,
+        )
+    }
+
     /// A bundle of media type `media_type` for `artifact`, signed by
     /// `leaf`; `dsse` wraps an in-toto statement naming the artifact.
     /// With `promise` the SET is included, with `proof` an inclusion proof
