@@ -35,7 +35,9 @@ scale benchmark (issue 8)
   --latency D          added to every registry request by the proxies, e.g.
                        20ms (default 0)
   --lease-duration D   the replicas' lease duration (default 15s; renew
-                       deadline 2/3 and retry period 2/15 of it)";
+                       deadline 2/3 and retry period 2/15 of it)
+  --logs DIR           keep every controller's log (RUST_LOG=info) in DIR,
+                       one file per process: OBJECTS-objects-[R-replicas-I-round-K|controller-K].log";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +59,7 @@ fn main() {
         interval_secs: Some(10),
         deadline: Duration::from_secs(900),
         latency: Duration::ZERO,
+        logs: None,
     };
     let mut json = false;
     let mut replicas: Vec<usize> = Vec::new();
@@ -97,6 +100,10 @@ fn main() {
             "--shards" => shards = num(a).clamp(1, 256) as u32,
             "--latency" => opts.latency = duration(it.next()),
             "--lease-duration" => lease = duration(it.next()),
+            "--logs" => {
+                let dir = it.next().unwrap_or_else(|| die("--logs wants a directory"));
+                opts.logs = Some(dir.into());
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;

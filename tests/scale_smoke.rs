@@ -21,6 +21,7 @@ async fn twenty_mirrors_settle_and_a_warm_resync_costs_two_heads_a_tag() {
         interval_secs: None,
         deadline: Duration::from_secs(40),
         latency: Duration::ZERO,
+        logs: None,
     })
     .await;
     // `run` panics unless every object settled as expected; check the split.
@@ -86,6 +87,7 @@ async fn two_replicas_share_the_work_and_take_over() {
             interval_secs: None,
             deadline: Duration::from_secs(60),
             latency: Duration::from_millis(5),
+            logs: None,
         },
         Replicas {
             count: 2,

@@ -80,6 +80,7 @@ where
         identity: identity.to_string(),
         timing: config.lease_timing,
         observed: None,
+        expires_in: None,
     };
     ready.store(true, Ordering::Relaxed);
     tracing::info!(lease = %lease.name, %namespace, %identity, "waiting for leadership");
@@ -90,8 +91,16 @@ where
             Ok(Round::HeldByOther | Round::Conflict) => {}
             Err(e) => tracing::warn!(lease = %lease.name, error = %e, "leader election"),
         }
+        // Again after the retry period, or the moment the holder's Lease
+        // expires (1 ms past it) if that comes first.
+        let wait = lease
+            .expires_in
+            .take()
+            .map_or(lease.timing.retry_period, |d| {
+                (d + Duration::from_millis(1)).min(lease.timing.retry_period)
+            });
         tokio::select! {
-            _ = tokio::time::sleep(lease.timing.retry_period) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
     };
@@ -158,6 +167,10 @@ struct Elector {
     timing: Timing,
     /// The last record seen (holder, renewTime, transitions) and when it was first seen.
     observed: Option<(Record, Instant)>,
+    /// After a round that found the Lease held by another: how long until
+    /// it expires by this candidate's clock (the standby tries again then,
+    /// if that is sooner than the retry period).
+    expires_in: Option<Duration>,
 }
 
 /// What one round of [`Elector::try_acquire_or_renew`] found.
@@ -227,6 +240,7 @@ impl Elector {
                     Duration::from_secs(u64::try_from(s).unwrap_or(0))
                 });
             if record.holder.is_some() && seen_at.elapsed() < held_for {
+                self.expires_in = Some(held_for.saturating_sub(seen_at.elapsed()));
                 return Ok(Round::HeldByOther);
             }
             spec.acquire_time = Some(now.clone());
@@ -296,6 +310,7 @@ mod tests {
             identity: identity.into(),
             timing,
             observed: None,
+            expires_in: None,
         }
     }
 
@@ -352,6 +367,14 @@ mod tests {
         assert_eq!(a.try_acquire_or_renew().await.unwrap(), Round::Held);
         let first_seen = Instant::now();
         assert_eq!(b.try_acquire_or_renew().await.unwrap(), Round::HeldByOther);
+        // It knows when to look again: when the Lease expires by its clock.
+        let left = b
+            .expires_in
+            .expect("the standby knows when the Lease expires");
+        assert!(
+            left <= t.lease_duration && left > t.lease_duration / 2,
+            "{left:?}"
+        );
         // The holder goes silent; the standby polls.
         loop {
             match b.try_acquire_or_renew().await.unwrap() {

@@ -19,6 +19,7 @@ mod guard;
 mod http;
 mod inspection;
 pub mod leader;
+mod memory;
 pub mod metrics;
 mod mirror;
 mod recorder;
@@ -228,7 +229,8 @@ pub async fn run(
         shutdown.cancel();
         result
     };
-    let (http_result, work_result) = tokio::join!(http, work);
+    let (http_result, work_result, ()) =
+        tokio::join!(http, work, memory::trim_until(shutdown.clone()));
     work_result?;
     http_result.map_err(|e| format!("HTTP server: {e}"))?;
     Ok(())

@@ -59,6 +59,9 @@ pub struct Options {
     pub deadline: Duration,
     /// Added to every registry request by the proxies (a far-away registry).
     pub latency: Duration,
+    /// Keep the controllers' logs (`RUST_LOG=info`) here, under
+    /// `<run>-<name>.log`; `None`: in the rig's temporary directory, gone with it.
+    pub logs: Option<PathBuf>,
 }
 
 /// What a mirror is expected to end as.
@@ -239,6 +242,20 @@ pub struct Rig {
 }
 
 impl Rig {
+    /// Where a controller's log goes: `--logs DIR` (kept, named after the
+    /// run: objects and, for scale-out, replicas) or the rig's temporary
+    /// directory.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        match &self.opts.logs {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .unwrap_or_else(|e| panic!("--logs {}: {e}", dir.display()));
+                dir.join(format!("{}-objects-{name}.log", self.opts.objects))
+            }
+            None => self.cluster.dir.path().join(format!("{name}.log")),
+        }
+    }
+
     /// Emulator + CRDs, both registries + proxies, the source images, and
     /// the case list (objects are created by [`Rig::create_mirrors`]).
     pub async fn start(opts: Options) -> Rig {
@@ -622,7 +639,7 @@ pub async fn run(opts: Options) -> Report {
     rig.take_api_writes();
 
     // Cold.
-    let log = |n: usize| rig.cluster.dir.path().join(format!("controller-{n}.log"));
+    let log = |n: usize| rig.log_path(&format!("controller-{n}"));
     let started = Instant::now();
     let rig_cpu = cpu_seconds("self");
     let mut ctl = ControllerProc::spawn(

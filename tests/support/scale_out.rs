@@ -91,11 +91,7 @@ fn start_all(rig: &Rig, opts: &Options, r: Replicas, round: usize) -> Vec<Contro
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     (0..replicas)
         .map(|i| {
-            let log = rig
-                .cluster
-                .dir
-                .path()
-                .join(format!("replica-{i}-{round}.log"));
+            let log = rig.log_path(&format!("{replicas}-replicas-{i}-round-{round}"));
             ControllerProc::spawn(
                 &opts.controller_bin,
                 &rig.kubeconfig(),

@@ -99,8 +99,13 @@ where
                 Ok(Err(e)) => tracing::warn!(error = %e, "shard Leases"),
                 Err(_) => tracing::warn!("shard Leases: no answer within the renew deadline"),
             }
+            // The next round: after the retry period, or as soon as a
+            // Lease another replica holds expires (1 ms past it).
+            let wait = c.next_expiry().map_or(timing.retry_period, |d| {
+                (d + Duration::from_millis(1)).min(timing.retry_period)
+            });
             tokio::select! {
-                _ = tokio::time::sleep(timing.retry_period) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = done.cancelled() => return,
             }
         }
@@ -198,16 +203,36 @@ impl Coordinator {
         if rec.holder.is_none() || rec.holder.as_deref() == Some(self.identity.as_str()) {
             return false;
         }
-        let duration = l
-            .spec
+        let duration = self.duration_of(l);
+        self.observed
+            .get(name)
+            .is_none_or(|(_, at)| at.elapsed() < duration)
+    }
+
+    /// A Lease's `leaseDurationSeconds`, or this replica's lease duration.
+    fn duration_of(&self, l: &Lease) -> Duration {
+        l.spec
             .as_ref()
             .and_then(|s| s.lease_duration_seconds)
             .map_or(self.timing.lease_duration, |s| {
                 Duration::from_secs(u64::try_from(s).unwrap_or(0))
-            });
-        self.observed
-            .get(name)
-            .is_none_or(|(_, at)| at.elapsed() < duration)
+            })
+    }
+
+    /// How long until the first Lease now held by another replica expires
+    /// by this replica's clock (`None`: no other holder). The next round
+    /// starts then if that is sooner than the retry period, so a dead
+    /// replica's shards are taken when they expire, not up to a retry
+    /// period later.
+    fn next_expiry(&self) -> Option<Duration> {
+        self.leases
+            .iter()
+            .filter(|(name, _)| self.held_by_other(name))
+            .filter_map(|(name, l)| {
+                let (_, at) = self.observed.get(name)?;
+                Some((*at + self.duration_of(l)).saturating_duration_since(Instant::now()))
+            })
+            .min()
     }
 
     fn set_renewed(&self, shard: u32, at: Instant) {
@@ -476,6 +501,53 @@ fn is_conflict(e: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn coordinator(emu: &kube_emulator::Emulator, identity: &str, timing: Timing) -> Coordinator {
+        let client = kube::Client::try_from(kube::Config::new(emu.url().parse().expect("url")))
+            .expect("client");
+        Coordinator {
+            api: Api::namespaced(client, "default"),
+            group: "g".into(),
+            identity: identity.into(),
+            member: member_lease_name("g", identity),
+            timing,
+            shards: Shards::new(4, Arc::new(crate::controller::Metrics::new())),
+            observed: HashMap::new(),
+            renewed: Arc::new(Mutex::new(BTreeMap::new())),
+            leases: HashMap::new(),
+        }
+    }
+
+    /// The next round of a replica that sees another's Leases comes when
+    /// they expire by its clock, not a retry period later; with no other
+    /// holder there is nothing to wake for.
+    #[tokio::test]
+    async fn next_round_comes_when_another_replicas_lease_expires() {
+        let emu = kube_emulator::Emulator::start("127.0.0.1:0").await.unwrap();
+        let t = Timing {
+            lease_duration: Duration::from_secs(30),
+            renew_deadline: Duration::from_secs(20),
+            retry_period: Duration::from_secs(4),
+        };
+        let mut a = coordinator(&emu, "a", t);
+        a.round(false).await.unwrap();
+        assert_eq!(a.next_expiry(), None, "alone: no other holder");
+        a.round(true).await.unwrap();
+        assert_eq!(a.shards.held().len(), 4, "alone, it takes every shard");
+
+        let mut b = coordinator(&emu, "b", t);
+        b.round(false).await.unwrap();
+        let left = b.next_expiry().expect("a holds Leases");
+        assert!(
+            left <= t.lease_duration && left > t.lease_duration - Duration::from_secs(5),
+            "{left:?}"
+        );
+        // Seen unchanged for a while: the wait shrinks with it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.round(false).await.unwrap();
+        let later = b.next_expiry().expect("a holds Leases");
+        assert!(later < left, "{later:?} !< {left:?}");
+    }
 
     #[test]
     fn member_names_are_object_names() {
