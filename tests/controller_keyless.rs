@@ -135,13 +135,7 @@ async fn example_mirrors_and_inspects_keyless_signed_images() {
     let cluster = Cluster::start().await;
     let kc = cluster.kubeconfig.clone();
     let ca = reg.cert_dir().join("ca.crt");
-    let mut ctl = ControllerProc::start_with_env(
-        &kc,
-        tmp.path(),
-        "keyless",
-        &[],
-        &[("SSL_CERT_FILE", ca.as_path())],
-    );
+    let mut ctl = ControllerProc::start_trusting(&kc, tmp.path(), "keyless", &[], &ca);
 
     let text =
         std::fs::read_to_string(support::repo_root().join("examples/mirror-keyless.yaml")).unwrap();
@@ -357,13 +351,7 @@ async fn config_map_trust_root_is_read_and_watched() {
     let cluster = Cluster::start().await;
     let kc = cluster.kubeconfig.clone();
     let ca = reg.cert_dir().join("ca.crt");
-    let mut ctl = ControllerProc::start_with_env(
-        &kc,
-        tmp.path(),
-        "keyless-configmap",
-        &[],
-        &[("SSL_CERT_FILE", ca.as_path())],
-    );
+    let mut ctl = ControllerProc::start_trusting(&kc, tmp.path(), "keyless-configmap", &[], &ca);
     let text = std::fs::read_to_string(
         support::repo_root().join("examples/mirror-keyless-private-root.yaml"),
     )

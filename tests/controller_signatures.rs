@@ -54,13 +54,7 @@ async fn examples_verify_and_mirror_cosign_signatures_in_the_cluster() {
     let kc = cluster.kubeconfig.clone();
     // The examples set no CA: the registry's is trusted as a system CA.
     let ca = reg.cert_dir().join("ca.crt");
-    let mut ctl = ControllerProc::start_with_env(
-        &kc,
-        tmp.path(),
-        "sig",
-        &[],
-        &[("SSL_CERT_FILE", ca.as_path())],
-    );
+    let mut ctl = ControllerProc::start_trusting(&kc, tmp.path(), "sig", &[], &ca);
 
     let (ok, _, err) = kubectl(
         &kc,
@@ -165,12 +159,12 @@ async fn examples_verify_and_mirror_cosign_signatures_in_the_cluster() {
     // `controller --policy FILE`: every copy must satisfy it too.
     let reject = tmp.path().join("reject.json");
     std::fs::write(&reject, r#"{"default": [{"type": "reject"}]}"#).unwrap();
-    let mut ctl = ControllerProc::start_with_env(
+    let mut ctl = ControllerProc::start_trusting(
         &kc,
         tmp.path(),
         "sig-policy",
         &["--policy", reject.to_str().unwrap()],
-        &[("SSL_CERT_FILE", ca.as_path())],
+        &ca,
     );
     let rejected = example("mirror-signed.yaml", &h, &public)
         .replace("name: signed", "name: rejected")

@@ -291,18 +291,7 @@ async fn controllers(
 
     let mirrors = build(
         api::<ImageMirror>(&client, ns),
-        Named {
-            secrets: api::<PartialObjectMeta<Secret>>(&client, ns),
-            config_maps: api::<PartialObjectMeta<ConfigMap>>(&client, ns),
-            names_secret: |m: &ImageMirror, secret: &str| {
-                secrets::mirror_secret_names(&m.spec)
-                    .iter()
-                    .any(|n| n == secret)
-            },
-            names_config_map: |m: &ImageMirror, name: &str| {
-                secrets::config_map_names(&m.spec).iter().any(|n| n == name)
-            },
-        },
+        Named::new(&client, ns),
         cfg.clone(),
         shards.clone(),
         shutdown.clone(),
@@ -318,18 +307,7 @@ async fn controllers(
     .for_each(log_result);
     let inspections = build(
         api::<ImageInspection>(&client, ns),
-        Named {
-            secrets: api::<PartialObjectMeta<Secret>>(&client, ns),
-            config_maps: api::<PartialObjectMeta<ConfigMap>>(&client, ns),
-            names_secret: |m: &ImageInspection, secret: &str| {
-                secrets::inspection_secret_names(&m.spec)
-                    .iter()
-                    .any(|n| n == secret)
-            },
-            names_config_map: |m: &ImageInspection, name: &str| {
-                secrets::config_map_names(&m.spec).iter().any(|n| n == name)
-            },
-        },
+        Named::new(&client, ns),
         cfg,
         shards.clone(),
         shutdown.clone(),
@@ -443,6 +421,28 @@ struct Named<K> {
     config_maps: Api<PartialObjectMeta<ConfigMap>>,
     names_secret: fn(&K, &str) -> bool,
     names_config_map: fn(&K, &str) -> bool,
+}
+
+impl<K> Named<K>
+where
+    K: kube::core::object::HasSpec,
+    K::Spec: Serialize,
+{
+    /// Secrets and ConfigMaps of `ns` (or all namespaces), and the names
+    /// found in a spec by [`secrets::secret_names`] and
+    /// [`secrets::config_map_names`].
+    fn new(client: &Client, ns: Option<&str>) -> Self {
+        Named {
+            secrets: api(client, ns),
+            config_maps: api(client, ns),
+            names_secret: |o, secret| secrets::secret_names(o.spec()).iter().any(|n| n == secret),
+            names_config_map: |o, name| {
+                secrets::config_map_names(o.spec())
+                    .iter()
+                    .any(|n| n == name)
+            },
+        }
+    }
 }
 
 /// A controller for `K` that reconciles when its spec changes or a

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
-use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec};
 use crate::reconcile::{SecretData, SecretSource};
 
 /// Secrets of one namespace through the API.
@@ -116,19 +115,10 @@ fn ref_names<S: serde::Serialize>(spec: &S, kind: &str) -> Vec<String> {
     out
 }
 
-/// Every Secret an `ImageMirror` names.
-pub fn mirror_secret_names(spec: &ImageMirrorSpec) -> Vec<String> {
-    secret_names(spec)
-}
-
-/// Every Secret an `ImageInspection` names.
-pub fn inspection_secret_names(spec: &ImageInspectionSpec) -> Vec<String> {
-    secret_names(spec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::v1alpha1::{ImageInspectionSpec, ImageMirrorSpec};
 
     #[test]
     fn every_secret_ref_of_a_spec_is_found() {
@@ -143,7 +133,7 @@ mod tests {
             ]}
         }))
         .unwrap();
-        let mut names = mirror_secret_names(&spec);
+        let mut names = secret_names(&spec);
         names.sort();
         assert_eq!(names, ["cosign-pub", "dst-push", "src-ca", "src-pull"]);
         let spec: ImageInspectionSpec = serde_json::from_value(serde_json::json!({
@@ -151,7 +141,7 @@ mod tests {
             "caSecretRef": {"name": "ca", "key": "ca.crt"}
         }))
         .unwrap();
-        let mut names = inspection_secret_names(&spec);
+        let mut names = secret_names(&spec);
         names.sort();
         assert_eq!(names, ["ca", "pull"]);
     }

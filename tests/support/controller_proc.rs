@@ -33,14 +33,15 @@ impl ControllerProc {
         )
     }
 
-    /// [`ControllerProc::start`] with extra environment variables (a CA
-    /// bundle as `SSL_CERT_FILE`, …).
-    pub fn start_with_env(
+    /// [`ControllerProc::start`] trusting the CA certificate `ca` as a system
+    /// CA (`SSL_CERT_FILE`), as a cluster trusts a registry's CA in its image:
+    /// the examples set no CA of their own.
+    pub fn start_trusting(
         kubeconfig: &Path,
         dir: &Path,
         identity: &str,
         args: &[&str],
-        env: &[(&str, &Path)],
+        ca: &Path,
     ) -> ControllerProc {
         let log = dir.join(format!("{identity}.log"));
         Self::spawn_env(
@@ -49,7 +50,7 @@ impl ControllerProc {
             log,
             identity,
             args,
-            env,
+            &[("SSL_CERT_FILE", ca)],
         )
     }
 
